@@ -1,0 +1,1 @@
+//! ruckus benchmarks support
