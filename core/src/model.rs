@@ -142,7 +142,10 @@ pub struct TopicPartition {
 impl TopicPartition {
     /// Creates a topic-partition.
     pub fn new(topic: impl Into<Topic>, partition: i32) -> Self {
-        Self { topic: topic.into(), partition: Partition(partition) }
+        Self {
+            topic: topic.into(),
+            partition: Partition(partition),
+        }
     }
 }
 
@@ -406,7 +409,10 @@ mod tests {
     fn instant_arithmetic_saturates() {
         let t = Instant::from_millis(5);
         assert_eq!((t - Duration::from_secs(1)).as_millis(), 0);
-        assert_eq!(t.saturating_duration_since(Instant::from_millis(9)), Duration::ZERO);
+        assert_eq!(
+            t.saturating_duration_since(Instant::from_millis(9)),
+            Duration::ZERO
+        );
         assert_eq!((t + Duration::from_millis(10)).as_millis(), 15);
     }
 }

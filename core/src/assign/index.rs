@@ -64,7 +64,9 @@ impl<'a> Indexed<'a> {
             // Look back a few lists only, so that all-distinct subscriptions
             // stay linear; a missed share just indexes a list twice.
             let lookback = lists.len().saturating_sub(8);
-            let found = (lookback..lists.len()).rev().find(|&i| lists[i] == m.topics.as_slice());
+            let found = (lookback..lists.len())
+                .rev()
+                .find(|&i| lists[i] == m.topics.as_slice());
             let id = found.unwrap_or_else(|| {
                 lists.push(&m.topics);
                 lists.len() - 1
@@ -80,8 +82,11 @@ impl<'a> Indexed<'a> {
         subscribed.sort_unstable();
         subscribed.dedup();
 
-        let lookup: FxHashMap<&str, u32> =
-            subscribed.iter().enumerate().map(|(i, t)| (t.as_str(), i as u32)).collect();
+        let lookup: FxHashMap<&str, u32> = subscribed
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.as_str(), i as u32))
+            .collect();
 
         let mut topic_start = Vec::with_capacity(subscribed.len() + 1);
         let mut total: u64 = 0;
@@ -91,14 +96,19 @@ impl<'a> Indexed<'a> {
         }
         // Global indices are u32; NONE is reserved. Kafka's own limits are far
         // below this, so a bigger input is a caller bug, not data.
-        assert!(total < u64::from(NONE), "more than 2^32-1 partitions in one assignment");
+        assert!(
+            total < u64::from(NONE),
+            "more than 2^32-1 partitions in one assignment"
+        );
         topic_start.push(total as u32);
 
         let list_subs: Vec<Vec<u32>> = lists
             .iter()
             .map(|l| {
-                let mut s: Vec<u32> =
-                    l.iter().filter_map(|t| lookup.get(t.as_str()).copied()).collect();
+                let mut s: Vec<u32> = l
+                    .iter()
+                    .filter_map(|t| lookup.get(t.as_str()).copied())
+                    .collect();
                 s.sort_unstable();
                 s.dedup();
                 s
@@ -112,7 +122,15 @@ impl<'a> Indexed<'a> {
         }
         let uniform = list_subs.windows(2).all(|w| w[0] == w[1]);
 
-        Indexed { topics: subscribed, topic_start, members, list_of, list_subs, subscribers, uniform }
+        Indexed {
+            topics: subscribed,
+            topic_start,
+            members,
+            list_of,
+            list_subs,
+            subscribers,
+            uniform,
+        }
     }
 
     pub(super) fn total_partitions(&self) -> u32 {
@@ -124,7 +142,9 @@ impl<'a> Indexed<'a> {
     }
 
     pub(super) fn subscribes(&self, member: u32, topic: u32) -> bool {
-        self.list_subs[self.list_of[member as usize] as usize].binary_search(&topic).is_ok()
+        self.list_subs[self.list_of[member as usize] as usize]
+            .binary_search(&topic)
+            .is_ok()
     }
 
     /// Whether every member subscribes to the same topics.
@@ -164,7 +184,9 @@ impl<'a> Indexed<'a> {
             }
             let mut hint = 0;
             for tp in &m.owned {
-                let Some(t) = self.topic_of(&tp.topic, &mut hint) else { continue };
+                let Some(t) = self.topic_of(&tp.topic, &mut hint) else {
+                    continue;
+                };
                 if !self.subscribes(mi as u32, t) {
                     continue;
                 }
@@ -202,6 +224,10 @@ impl<'a> Indexed<'a> {
                 }
             }
         }
-        self.members.iter().map(|m| m.member_id.clone()).zip(per_member).collect()
+        self.members
+            .iter()
+            .map(|m| m.member_id.clone())
+            .zip(per_member)
+            .collect()
     }
 }

@@ -35,6 +35,16 @@ impl Assignor for Sticky {
 ///
 /// Contested claims (two current members) and stale claims (an older
 /// generation) are not current ownership, so they are never withheld.
+///
+/// With equal subscriptions the follow-up round hands every withheld
+/// partition to its planned owner and moves nothing else. With unequal
+/// subscriptions, balance in Kafka's sense (no improving single move) has
+/// several fixpoints and which one is reached depends on the starting
+/// ownership, as in Kafka's general sticky assignor; a follow-up round can
+/// therefore find a better balance and revoke more. Rounds still converge,
+/// and no round ever hands a partition directly from one owner to another.
+/// Reaching the best balance in one round would need multi-hop move chains
+/// (a min-cost flow); that is not done here.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CooperativeSticky;
 
@@ -140,6 +150,7 @@ fn constrained(ix: &Indexed<'_>, mut owner: Vec<u32>) -> Vec<u32> {
 /// two differ by two or more. Each move lowers `Σ count²`, so this ends, and
 /// it ends balanced in Kafka's sense. Only moves balance requires are made.
 fn general(ix: &Indexed<'_>, mut owner: Vec<u32>) -> Vec<u32> {
+    let claimed = owner.clone();
     let n = ix.members.len();
     let mut count = vec![0u32; n];
     for &o in &owner {
@@ -156,8 +167,10 @@ fn general(ix: &Indexed<'_>, mut owner: Vec<u32>) -> Vec<u32> {
         if !owner[range.start as usize..range.end as usize].contains(&NONE) {
             continue;
         }
-        let mut heap: BinaryHeap<Reverse<(u32, u32)>> =
-            ix.subscribers[t as usize].iter().map(|&m| Reverse((count[m as usize], m))).collect();
+        let mut heap: BinaryHeap<Reverse<(u32, u32)>> = ix.subscribers[t as usize]
+            .iter()
+            .map(|&m| Reverse((count[m as usize], m)))
+            .collect();
         for g in range {
             if owner[g as usize] != NONE {
                 continue;
@@ -172,7 +185,7 @@ fn general(ix: &Indexed<'_>, mut owner: Vec<u32>) -> Vec<u32> {
     loop {
         let mut moved = false;
         for t in 0..topics {
-            moved |= balance_topic(ix, t, &mut owner, &mut count);
+            moved |= balance_topic(ix, t, &claimed, &mut owner, &mut count);
         }
         if !moved {
             return owner;
@@ -181,37 +194,59 @@ fn general(ix: &Indexed<'_>, mut owner: Vec<u32>) -> Vec<u32> {
 }
 
 /// Moves partitions of topic `t` from the most-loaded holder to the
-/// least-loaded subscriber while they differ by two or more. Heaps hold
+/// least-loaded subscriber while they differ by two or more. A holder gives
+/// up partitions it did not own before this assignment first: moving those
+/// costs no revocation, so balance never takes an owned partition while a
+/// fresh one would do. Heaps hold
 /// `(count, member)` entries that may be stale; an entry is trusted only if
 /// its count is the member's current count, and every count change pushes a
 /// fresh entry.
-fn balance_topic(ix: &Indexed<'_>, t: u32, owner: &mut [u32], count: &mut [u32]) -> bool {
+fn balance_topic(
+    ix: &Indexed<'_>,
+    t: u32,
+    claimed: &[u32],
+    owner: &mut [u32],
+    count: &mut [u32],
+) -> bool {
     let subscribers = &ix.subscribers[t as usize];
     if subscribers.len() < 2 {
         return false;
     }
     let range = ix.topic_start[t as usize]..ix.topic_start[t as usize + 1];
+    // Each holder's partitions of `t`, popped from the end: fresh ones last
+    // in the list so they go first.
     let mut held: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
     for g in range {
         if owner[g as usize] != NONE {
             held.entry(owner[g as usize]).or_default().push(g);
         }
     }
-    let mut lows: BinaryHeap<Reverse<(u32, u32)>> =
-        subscribers.iter().map(|&m| Reverse((count[m as usize], m))).collect();
-    let mut highs: BinaryHeap<(u32, Reverse<u32>)> =
-        held.keys().map(|&m| (count[m as usize], Reverse(m))).collect();
+    for (m, list) in &mut held {
+        list.sort_by_key(|&g| (claimed[g as usize] != *m, g));
+    }
+    let mut lows: BinaryHeap<Reverse<(u32, u32)>> = subscribers
+        .iter()
+        .map(|&m| Reverse((count[m as usize], m)))
+        .collect();
+    let mut highs: BinaryHeap<(u32, Reverse<u32>)> = held
+        .keys()
+        .map(|&m| (count[m as usize], Reverse(m)))
+        .collect();
     let mut moved = false;
     loop {
         let lo = loop {
-            let Some(&Reverse((c, m))) = lows.peek() else { return moved };
+            let Some(&Reverse((c, m))) = lows.peek() else {
+                return moved;
+            };
             if c == count[m as usize] {
                 break m;
             }
             lows.pop();
         };
         let hi = loop {
-            let Some(&(c, Reverse(m))) = highs.peek() else { return moved };
+            let Some(&(c, Reverse(m))) = highs.peek() else {
+                return moved;
+            };
             if c == count[m as usize] && held.get(&m).is_some_and(|v| !v.is_empty()) {
                 break m;
             }
@@ -220,7 +255,10 @@ fn balance_topic(ix: &Indexed<'_>, t: u32, owner: &mut [u32], count: &mut [u32])
         if count[hi as usize] < count[lo as usize] + 2 {
             return moved;
         }
-        let g = held.get_mut(&hi).and_then(Vec::pop).expect("hi holds a partition of t");
+        let g = held
+            .get_mut(&hi)
+            .and_then(Vec::pop)
+            .expect("hi holds a partition of t");
         owner[g as usize] = lo;
         held.entry(lo).or_default().push(g);
         count[hi as usize] -= 1;
