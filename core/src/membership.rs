@@ -1,1 +1,964 @@
-//! building
+//! The client side of Kafka's classic group protocol, sans-IO: what Kafka's
+//! `ConsumerCoordinator` (over `AbstractCoordinator`) does, as a state
+//! machine that emits requests and events as data.
+//!
+//! ```text
+//! Unjoined ─FindCoordinator─▶ (coordinator known) ─JoinGroup─▶ Joining ─▶ Syncing ─▶ Stable ⟲ Heartbeat
+//!     ▲                                   ▲                                   │
+//!     └── coordinator lost ───────────────┴─── REBALANCE_IN_PROGRESS, revoke ─┘
+//! ```
+//!
+//! ## Rebalance protocols
+//!
+//! - **Eager**: before rejoining, every owned partition is revoked
+//!   ([`MembershipEvent::Revoked`]); the new assignment arrives whole.
+//! - **Cooperative** (KIP-429): the member rejoins keeping its partitions
+//!   and reports them in its subscription; after SyncGroup it revokes only
+//!   the partitions it lost and, if it revoked any, rejoins at once so the
+//!   follow-up rebalance can hand them to their new owner.
+//!
+//! The protocol is cooperative when every configured assignor supports it,
+//! as in Kafka.
+//!
+//! ## Revocation is acknowledged
+//!
+//! A [`MembershipEvent::Revoked`] holds the state machine until the
+//! application calls [`Membership::handle_revoke_done`]: that is where a
+//! consumer finishes or abandons in-flight work and commits, using
+//! [`Membership::generation`], which stays the generation that owned the
+//! partitions until the next JoinGroup response.
+//!
+//! ## Losing partitions
+//!
+//! [`MembershipEvent::Lost`] means the partitions may already belong to
+//! someone else: nothing from them may be committed. It is emitted when the
+//! coordinator says the member or its generation is gone
+//! (UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION, FENCED_INSTANCE_ID) and,
+//! deliberately more cautious than Kafka's Java client, as soon as no
+//! heartbeat has succeeded for a whole session timeout: by then the
+//! coordinator has removed the member, and a paused or partitioned member
+//! (a zombie) must stop before it learns so from a response.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::assign::{Assignor, GroupSubscription, MemberSubscription, RebalanceProtocol};
+use crate::coordinator::{
+    HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
+    LeaveGroupResponse, LeavingMember, ProtocolMetadata, SyncGroupRequest, SyncGroupResponse,
+};
+use crate::model::{
+    ErrorCode, Generation, GroupId, InstanceId, Instant, MemberId, Topic, TopicPartition,
+};
+use crate::protocol::{Assignment, DecodeError, Subscription};
+
+/// Client-side settings, named after the Kafka consumer configs they mirror.
+#[derive(Clone)]
+pub struct MembershipConfig {
+    /// `group.id`.
+    pub group_id: GroupId,
+    /// `group.instance.id`, for static membership (KIP-345).
+    pub instance_id: Option<InstanceId>,
+    /// `client.id`.
+    pub client_id: String,
+    /// Subscribed topics.
+    pub topics: Vec<Topic>,
+    /// `partition.assignment.strategy`, most preferred first.
+    pub assignors: Vec<Arc<dyn Assignor>>,
+    /// `session.timeout.ms`.
+    pub session_timeout: Duration,
+    /// `max.poll.interval.ms` (the rebalance timeout).
+    pub rebalance_timeout: Duration,
+    /// `heartbeat.interval.ms`.
+    pub heartbeat_interval: Duration,
+    /// `retry.backoff.ms`: the wait before retrying after an error.
+    pub retry_backoff: Duration,
+}
+
+impl std::fmt::Debug for MembershipConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MembershipConfig")
+            .field("group_id", &self.group_id)
+            .field("instance_id", &self.instance_id)
+            .field("client_id", &self.client_id)
+            .field("topics", &self.topics)
+            .field(
+                "assignors",
+                &self
+                    .assignors
+                    .iter()
+                    .map(|a| a.name().to_owned())
+                    .collect::<Vec<_>>(),
+            )
+            .field("session_timeout", &self.session_timeout)
+            .field("rebalance_timeout", &self.rebalance_timeout)
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("retry_backoff", &self.retry_backoff)
+            .finish()
+    }
+}
+
+impl MembershipConfig {
+    /// Kafka's client defaults (session 45 s, rebalance 5 min, heartbeat 3 s,
+    /// backoff 100 ms) with the given group, client, topics and assignors.
+    pub fn new(
+        group_id: impl Into<GroupId>,
+        client_id: impl Into<String>,
+        topics: Vec<Topic>,
+        assignors: Vec<Arc<dyn Assignor>>,
+    ) -> Self {
+        Self {
+            group_id: group_id.into(),
+            instance_id: None,
+            client_id: client_id.into(),
+            topics,
+            assignors,
+            session_timeout: Duration::from_secs(45),
+            rebalance_timeout: Duration::from_secs(300),
+            heartbeat_interval: Duration::from_secs(3),
+            retry_backoff: Duration::from_millis(100),
+        }
+    }
+}
+
+/// Identifies a request this state machine emitted; its response must come
+/// back with the same id. Responses with an id no longer awaited are stale
+/// and ignored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RequestId(pub u64);
+
+/// A request for the transport to send to the group coordinator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MemberRequest {
+    /// Find the group's coordinator (FindCoordinator). Answer with
+    /// [`MemberResponse::FindCoordinator`].
+    FindCoordinator {
+        /// The group.
+        group_id: GroupId,
+    },
+    /// JoinGroup.
+    JoinGroup(JoinGroupRequest),
+    /// SyncGroup.
+    SyncGroup(SyncGroupRequest),
+    /// Heartbeat.
+    Heartbeat(HeartbeatRequest),
+    /// LeaveGroup.
+    LeaveGroup(LeaveGroupRequest),
+}
+
+/// A response, as the transport hands it back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MemberResponse {
+    /// The coordinator was found (the transport now routes group requests
+    /// to it), or the lookup failed with an error.
+    FindCoordinator(ErrorCode),
+    /// JoinGroup.
+    JoinGroup(JoinGroupResponse),
+    /// SyncGroup.
+    SyncGroup(SyncGroupResponse),
+    /// Heartbeat.
+    Heartbeat(HeartbeatResponse),
+    /// LeaveGroup.
+    LeaveGroup(LeaveGroupResponse),
+}
+
+/// Why partitions were lost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LostReason {
+    /// The coordinator answered with this error.
+    Error(ErrorCode),
+    /// No heartbeat succeeded for a whole session timeout.
+    SessionExpired,
+}
+
+/// Why the member stopped for good.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FatalError {
+    /// The coordinator answered with an error retrying cannot fix.
+    #[error("group coordinator error {0}")]
+    Coordinator(ErrorCode),
+    /// The assignment from the leader could not be decoded.
+    #[error("undecodable assignment: {0}")]
+    BadAssignment(DecodeError),
+}
+
+/// What the application must know.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MembershipEvent {
+    /// A join completed: this member is in `generation`.
+    Joined {
+        /// This member's id.
+        member_id: MemberId,
+        /// The generation joined.
+        generation: Generation,
+        /// Whether this member computed the assignment.
+        leader: bool,
+        /// The selected assignor.
+        protocol: String,
+    },
+    /// Partitions now owned.
+    Assigned {
+        /// Newly owned partitions.
+        partitions: Vec<TopicPartition>,
+        /// The generation that owns them.
+        generation: Generation,
+    },
+    /// Partitions to give up. Finish or abandon their work, commit with
+    /// [`Membership::generation`], then call
+    /// [`Membership::handle_revoke_done`].
+    Revoked {
+        /// The partitions.
+        partitions: Vec<TopicPartition>,
+        /// The generation that owned them (still valid for commits).
+        generation: Generation,
+    },
+    /// Partitions that may already belong to another member: drop their
+    /// in-flight work, commit nothing for them.
+    Lost {
+        /// The partitions.
+        partitions: Vec<TopicPartition>,
+        /// Why.
+        reason: LostReason,
+    },
+    /// The member left the group after [`Membership::leave`].
+    Left,
+    /// The member stopped and will do nothing more.
+    Fatal(FatalError),
+}
+
+/// Where the state machine is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MembershipState {
+    /// Not in the group; will look up the coordinator and join.
+    Unjoined,
+    /// Waiting for the application to acknowledge a revocation.
+    Revoking,
+    /// JoinGroup in flight.
+    Joining,
+    /// SyncGroup in flight.
+    Syncing,
+    /// In the group, heartbeating.
+    Stable,
+    /// LeaveGroup in flight.
+    Leaving,
+    /// Left the group.
+    Left,
+    /// Stopped on a fatal error.
+    Failed,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outstanding {
+    FindCoordinator,
+    Join,
+    Sync,
+    Leave,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AfterRevoke {
+    Join,
+    Leave,
+}
+
+/// The client-side group membership state machine.
+#[derive(Debug)]
+pub struct Membership {
+    config: MembershipConfig,
+    protocol: RebalanceProtocol,
+    state: MembershipState,
+    member_id: MemberId,
+    generation: Option<Generation>,
+    leader: bool,
+    selected: Option<String>,
+    coordinator_known: bool,
+    /// Partitions owned now.
+    owned: BTreeSet<TopicPartition>,
+    /// The last assignment received, which eager sticky assignors use for
+    /// stickiness although it was revoked before the rejoin.
+    last_assignment: Vec<TopicPartition>,
+    after_revoke: Option<AfterRevoke>,
+    /// A rejoin was requested while something else was in flight.
+    rejoin_needed: bool,
+    leave_requested: bool,
+    metadata: BTreeMap<Topic, u32>,
+    next_request: u64,
+    outstanding: Option<(RequestId, Outstanding)>,
+    heartbeat_outstanding: Option<RequestId>,
+    /// When the outstanding heartbeat, join or sync was sent.
+    heartbeat_sent: Instant,
+    sync_sent: Instant,
+    next_heartbeat: Option<Instant>,
+    /// When the last request that refreshed our session at the coordinator
+    /// was *sent*. The coordinator saw it later, so its session deadline
+    /// is at least this plus the session timeout: expiring from here, the
+    /// client always notices before the coordinator reassigns.
+    last_heartbeat_ok: Instant,
+    backoff_until: Option<Instant>,
+    requests: VecDeque<(RequestId, MemberRequest)>,
+    events: VecDeque<MembershipEvent>,
+}
+
+impl Membership {
+    /// A member that will look up its coordinator and join on the first
+    /// [`poll_request`](Self::poll_request).
+    pub fn new(config: MembershipConfig, now: Instant) -> Self {
+        let cooperative = !config.assignors.is_empty()
+            && config
+                .assignors
+                .iter()
+                .all(|a| a.protocol() == RebalanceProtocol::Cooperative);
+        Self {
+            protocol: if cooperative {
+                RebalanceProtocol::Cooperative
+            } else {
+                RebalanceProtocol::Eager
+            },
+            config,
+            state: MembershipState::Unjoined,
+            member_id: MemberId::unknown(),
+            generation: None,
+            leader: false,
+            selected: None,
+            coordinator_known: false,
+            owned: BTreeSet::new(),
+            last_assignment: Vec::new(),
+            after_revoke: None,
+            rejoin_needed: true,
+            leave_requested: false,
+            metadata: BTreeMap::new(),
+            next_request: 0,
+            outstanding: None,
+            heartbeat_outstanding: None,
+            heartbeat_sent: now,
+            sync_sent: now,
+            next_heartbeat: None,
+            last_heartbeat_ok: now,
+            backoff_until: None,
+            requests: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &MembershipConfig {
+        &self.config
+    }
+
+    /// The rebalance protocol in use.
+    pub fn protocol(&self) -> RebalanceProtocol {
+        self.protocol
+    }
+
+    /// The state.
+    pub fn state(&self) -> MembershipState {
+        self.state
+    }
+
+    /// The member id (empty until the coordinator hands one out).
+    pub fn member_id(&self) -> &MemberId {
+        &self.member_id
+    }
+
+    /// The generation to commit with: the one that owns the current
+    /// partitions, kept through a revocation until the next join completes.
+    pub fn generation(&self) -> Option<Generation> {
+        self.generation
+    }
+
+    /// Whether this member led the last join.
+    pub fn is_leader(&self) -> bool {
+        self.leader
+    }
+
+    /// Partitions owned now.
+    pub fn owned(&self) -> impl Iterator<Item = &TopicPartition> {
+        self.owned.iter()
+    }
+
+    /// Partition counts the leader assigns from. Call with fresh metadata;
+    /// a leader whose subscribed topics changed partition count rejoins so
+    /// the group is reassigned.
+    pub fn handle_metadata(&mut self, now: Instant, topics: BTreeMap<Topic, u32>) {
+        let changed = self.leader
+            && self.state == MembershipState::Stable
+            && self
+                .config
+                .topics
+                .iter()
+                .any(|t| self.metadata.get(t) != topics.get(t));
+        self.metadata = topics;
+        if changed {
+            self.request_rejoin(now);
+        }
+    }
+
+    /// The next request to send.
+    #[must_use]
+    pub fn poll_request(&mut self) -> Option<(RequestId, MemberRequest)> {
+        self.requests.pop_front()
+    }
+
+    /// The next event.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<MembershipEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) next has work.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let session = self
+            .has_session()
+            .then(|| self.last_heartbeat_ok + self.config.session_timeout);
+        let heartbeat = self
+            .next_heartbeat
+            .filter(|_| self.heartbeat_outstanding.is_none() && self.can_heartbeat());
+        [session, heartbeat, self.backoff_until]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Fires due timers: client-side session expiry, heartbeats, retries.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.has_session() && now >= self.last_heartbeat_ok + self.config.session_timeout {
+            self.lose_all(LostReason::SessionExpired);
+            self.generation = None;
+            self.coordinator_known = false;
+            self.outstanding = None;
+            self.heartbeat_outstanding = None;
+            self.next_heartbeat = None;
+            self.state = MembershipState::Unjoined;
+            self.rejoin_needed = true;
+        }
+        if self.backoff_until.is_some_and(|t| t <= now) {
+            self.backoff_until = None;
+        }
+        if self.next_heartbeat.is_some_and(|t| t <= now)
+            && self.heartbeat_outstanding.is_none()
+            && self.can_heartbeat()
+        {
+            let id = self.next_id();
+            self.heartbeat_outstanding = Some(id);
+            self.heartbeat_sent = now;
+            self.next_heartbeat = None;
+            self.requests.push_back((
+                id,
+                MemberRequest::Heartbeat(HeartbeatRequest {
+                    group_id: self.config.group_id.clone(),
+                    generation: self.generation.unwrap_or(Generation::NONE),
+                    member_id: self.member_id.clone(),
+                    instance_id: self.config.instance_id.clone(),
+                }),
+            ));
+        }
+        self.advance(now);
+    }
+
+    /// The application finished the revocation it was given.
+    pub fn handle_revoke_done(&mut self, now: Instant) {
+        if self.state != MembershipState::Revoking {
+            return;
+        }
+        let then = self.after_revoke.take();
+        if self.leave_requested || then == Some(AfterRevoke::Leave) {
+            if self.owned.is_empty() {
+                self.send_leave();
+            } else {
+                // leave() came during a cooperative revocation: give up the rest too.
+                self.start_revoke(self.owned.iter().cloned().collect(), AfterRevoke::Leave);
+            }
+            return;
+        }
+        // Every revocation ends in a rejoin: eager revokes before joining,
+        // cooperative revokes what moved and rejoins for the follow-up.
+        self.state = MembershipState::Unjoined;
+        self.rejoin_needed = true;
+        self.advance(now);
+    }
+
+    /// Leave the group: revoke what is owned (wait for
+    /// [`handle_revoke_done`](Self::handle_revoke_done)), then send
+    /// LeaveGroup — except for a static member, which, as in Kafka, does
+    /// not leave on close so that a restart within the session keeps its
+    /// partitions without a rebalance.
+    pub fn leave(&mut self, now: Instant) {
+        if matches!(
+            self.state,
+            MembershipState::Left | MembershipState::Failed | MembershipState::Leaving
+        ) {
+            return;
+        }
+        self.leave_requested = true;
+        if self.state == MembershipState::Revoking {
+            return; // continued in handle_revoke_done
+        }
+        // Abandon a join or sync in flight; its response will be ignored.
+        self.outstanding = None;
+        if self.owned.is_empty() {
+            self.send_leave();
+        } else {
+            self.start_revoke(self.owned.iter().cloned().collect(), AfterRevoke::Leave);
+        }
+        let _ = now;
+    }
+
+    /// A response arrived.
+    pub fn handle_response(&mut self, now: Instant, id: RequestId, response: MemberResponse) {
+        if let MemberResponse::Heartbeat(h) = response {
+            if self.heartbeat_outstanding == Some(id) {
+                self.heartbeat_outstanding = None;
+                self.on_heartbeat(now, h.error);
+                self.advance(now);
+            }
+            return;
+        }
+        let Some((expected, kind)) = self.outstanding else {
+            return;
+        };
+        if expected != id {
+            return;
+        }
+        self.outstanding = None;
+        match (kind, response) {
+            (Outstanding::FindCoordinator, MemberResponse::FindCoordinator(error)) => {
+                if error.is_ok() {
+                    self.coordinator_known = true;
+                    if self.has_session() && self.heartbeat_outstanding.is_none() {
+                        self.schedule_heartbeat(now);
+                    }
+                } else {
+                    self.backoff(now);
+                }
+            }
+            (Outstanding::Join, MemberResponse::JoinGroup(r)) => self.on_join(now, r),
+            (Outstanding::Sync, MemberResponse::SyncGroup(r)) => self.on_sync(now, r),
+            (Outstanding::Leave, MemberResponse::LeaveGroup(_)) => self.finish_leave(),
+            // A response of the wrong kind for the id: treat as a failure.
+            _ => self.coordinator_lost(now),
+        }
+        self.advance(now);
+    }
+
+    /// A request failed in transport (timeout, disconnect). As in Kafka, the
+    /// coordinator is then presumed unknown and looked up again.
+    pub fn handle_request_failed(&mut self, now: Instant, id: RequestId) {
+        if self.heartbeat_outstanding == Some(id) {
+            self.heartbeat_outstanding = None;
+            self.coordinator_lost(now);
+            self.schedule_heartbeat(now + self.config.retry_backoff);
+        } else if self.outstanding.is_some_and(|(o, _)| o == id) {
+            let leaving = self
+                .outstanding
+                .is_some_and(|(_, k)| k == Outstanding::Leave);
+            self.outstanding = None;
+            if leaving {
+                // Best effort, as in Kafka: the session will expire instead.
+                self.finish_leave();
+            } else {
+                self.coordinator_lost(now);
+            }
+        }
+        self.advance(now);
+    }
+
+    fn next_id(&mut self) -> RequestId {
+        self.next_request += 1;
+        RequestId(self.next_request)
+    }
+
+    fn has_session(&self) -> bool {
+        matches!(
+            self.state,
+            MembershipState::Stable | MembershipState::Revoking
+        ) && self.generation.is_some()
+    }
+
+    fn can_heartbeat(&self) -> bool {
+        self.has_session() && self.coordinator_known
+    }
+
+    fn schedule_heartbeat(&mut self, at: Instant) {
+        self.next_heartbeat = Some(at);
+    }
+
+    fn backoff(&mut self, now: Instant) {
+        self.backoff_until = Some(now + self.config.retry_backoff);
+    }
+
+    fn coordinator_lost(&mut self, now: Instant) {
+        self.coordinator_known = false;
+        if matches!(
+            self.state,
+            MembershipState::Joining | MembershipState::Syncing
+        ) {
+            self.state = MembershipState::Unjoined;
+            self.rejoin_needed = true;
+        }
+        self.backoff(now);
+    }
+
+    fn request_rejoin(&mut self, now: Instant) {
+        self.rejoin_needed = true;
+        if self.state == MembershipState::Stable {
+            self.state = MembershipState::Unjoined;
+        }
+        self.advance(now);
+    }
+
+    /// Emits Lost for everything owned and forgets it.
+    fn lose_all(&mut self, reason: LostReason) {
+        if !self.owned.is_empty() {
+            let partitions = std::mem::take(&mut self.owned).into_iter().collect();
+            self.events
+                .push_back(MembershipEvent::Lost { partitions, reason });
+        }
+        if self.state == MembershipState::Revoking {
+            // The revocation in progress is moot: those partitions are lost.
+            self.after_revoke = if self.leave_requested {
+                Some(AfterRevoke::Leave)
+            } else {
+                None
+            };
+        }
+    }
+
+    fn start_revoke(&mut self, partitions: Vec<TopicPartition>, then: AfterRevoke) {
+        for tp in &partitions {
+            self.owned.remove(tp);
+        }
+        self.events.push_back(MembershipEvent::Revoked {
+            partitions,
+            generation: self.generation.unwrap_or(Generation::NONE),
+        });
+        self.after_revoke = Some(then);
+        self.state = MembershipState::Revoking;
+    }
+
+    fn fail(&mut self, error: FatalError) {
+        self.lose_all(LostReason::Error(match &error {
+            FatalError::Coordinator(c) => *c,
+            FatalError::BadAssignment(_) => ErrorCode::InconsistentGroupProtocol,
+        }));
+        self.state = MembershipState::Failed;
+        self.outstanding = None;
+        self.next_heartbeat = None;
+        self.backoff_until = None;
+        self.events.push_back(MembershipEvent::Fatal(error));
+    }
+
+    /// Moves forward from the current state: look up the coordinator (to
+    /// rejoin, or to keep heartbeating), revoke before an eager rejoin, or
+    /// send the JoinGroup.
+    fn advance(&mut self, _now: Instant) {
+        if self.outstanding.is_some() || self.backoff_until.is_some() {
+            return;
+        }
+        if matches!(
+            self.state,
+            MembershipState::Left | MembershipState::Failed | MembershipState::Leaving
+        ) {
+            return;
+        }
+        let joining = self.state == MembershipState::Unjoined && self.rejoin_needed;
+        if !self.coordinator_known && (joining || self.has_session()) {
+            let id = self.next_id();
+            self.outstanding = Some((id, Outstanding::FindCoordinator));
+            self.requests.push_back((
+                id,
+                MemberRequest::FindCoordinator {
+                    group_id: self.config.group_id.clone(),
+                },
+            ));
+            return;
+        }
+        if self.state == MembershipState::Revoking {
+            return;
+        }
+        if self.leave_requested {
+            return self.send_leave();
+        }
+        if !joining {
+            return;
+        }
+        if self.protocol == RebalanceProtocol::Eager && !self.owned.is_empty() {
+            // Kafka's onJoinPrepare: eager members give up everything first.
+            return self.start_revoke(self.owned.iter().cloned().collect(), AfterRevoke::Join);
+        }
+        self.send_join();
+    }
+
+    fn subscription(&self) -> Subscription {
+        let owned = match self.protocol {
+            RebalanceProtocol::Cooperative => self.owned.iter().cloned().collect(),
+            RebalanceProtocol::Eager => self.last_assignment.clone(),
+        };
+        Subscription {
+            topics: self.config.topics.clone(),
+            user_data: None,
+            owned,
+            generation: self.generation,
+            rack: None,
+        }
+    }
+
+    fn send_join(&mut self) {
+        let metadata = self.subscription().encode();
+        let protocols = self
+            .config
+            .assignors
+            .iter()
+            .map(|a| ProtocolMetadata {
+                name: a.name().to_owned(),
+                metadata: metadata.clone(),
+            })
+            .collect();
+        let id = self.next_id();
+        self.outstanding = Some((id, Outstanding::Join));
+        self.state = MembershipState::Joining;
+        self.rejoin_needed = false;
+        self.next_heartbeat = None;
+        self.requests.push_back((
+            id,
+            MemberRequest::JoinGroup(JoinGroupRequest {
+                group_id: self.config.group_id.clone(),
+                member_id: self.member_id.clone(),
+                instance_id: self.config.instance_id.clone(),
+                client_id: self.config.client_id.clone(),
+                protocol_type: "consumer".to_owned(),
+                protocols,
+                session_timeout: self.config.session_timeout,
+                rebalance_timeout: self.config.rebalance_timeout,
+            }),
+        ));
+    }
+
+    fn send_leave(&mut self) {
+        self.leave_requested = true;
+        let dynamic = self.config.instance_id.is_none();
+        if dynamic && !self.member_id.is_unknown() && self.coordinator_known {
+            let id = self.next_id();
+            self.outstanding = Some((id, Outstanding::Leave));
+            self.state = MembershipState::Leaving;
+            self.next_heartbeat = None;
+            self.requests.push_back((
+                id,
+                MemberRequest::LeaveGroup(LeaveGroupRequest {
+                    group_id: self.config.group_id.clone(),
+                    members: vec![LeavingMember {
+                        member_id: self.member_id.clone(),
+                        instance_id: None,
+                    }],
+                }),
+            ));
+        } else {
+            self.finish_leave();
+        }
+    }
+
+    fn finish_leave(&mut self) {
+        self.state = MembershipState::Left;
+        self.outstanding = None;
+        self.heartbeat_outstanding = None;
+        self.next_heartbeat = None;
+        self.generation = None;
+        self.events.push_back(MembershipEvent::Left);
+    }
+
+    /// Errors shared by JoinGroup, SyncGroup and Heartbeat responses.
+    /// Returns true if handled.
+    fn on_group_error(&mut self, now: Instant, error: ErrorCode) -> bool {
+        match error {
+            ErrorCode::UnknownMemberId => {
+                self.lose_all(LostReason::Error(error));
+                self.member_id = MemberId::unknown();
+                self.generation = None;
+                self.rejoin(now, false);
+            }
+            ErrorCode::IllegalGeneration => {
+                self.lose_all(LostReason::Error(error));
+                self.generation = None;
+                self.rejoin(now, false);
+            }
+            ErrorCode::FencedInstanceId => self.fail(FatalError::Coordinator(error)),
+            ErrorCode::RebalanceInProgress => self.rejoin(now, false),
+            ErrorCode::NotCoordinator | ErrorCode::CoordinatorNotAvailable => {
+                self.coordinator_lost(now);
+                if !self.has_session() {
+                    self.rejoin(now, true);
+                }
+            }
+            ErrorCode::CoordinatorLoadInProgress => self.rejoin(now, true),
+            e if e.is_retriable() => self.rejoin(now, true),
+            _ => return false,
+        }
+        true
+    }
+
+    fn rejoin(&mut self, now: Instant, with_backoff: bool) {
+        self.rejoin_needed = true;
+        if matches!(
+            self.state,
+            MembershipState::Stable | MembershipState::Joining | MembershipState::Syncing
+        ) {
+            self.state = MembershipState::Unjoined;
+        }
+        self.next_heartbeat = None;
+        if with_backoff {
+            self.backoff(now);
+        }
+    }
+
+    fn on_join(&mut self, now: Instant, r: JoinGroupResponse) {
+        match r.error {
+            ErrorCode::None => {}
+            ErrorCode::MemberIdRequired => {
+                self.member_id = r.member_id;
+                self.state = MembershipState::Unjoined;
+                self.rejoin_needed = true;
+                return;
+            }
+            e => {
+                if !self.on_group_error(now, e) {
+                    self.fail(FatalError::Coordinator(e));
+                }
+                return;
+            }
+        }
+        self.member_id = r.member_id.clone();
+        self.generation = Some(r.generation);
+        self.leader = r.leader == r.member_id;
+        self.selected = r.protocol_name.clone();
+        let protocol = r.protocol_name.clone().unwrap_or_default();
+        self.events.push_back(MembershipEvent::Joined {
+            member_id: self.member_id.clone(),
+            generation: r.generation,
+            leader: self.leader,
+            protocol: protocol.clone(),
+        });
+        let assignments = if self.leader {
+            self.assign(&protocol, &r)
+        } else {
+            Vec::new()
+        };
+        let id = self.next_id();
+        self.sync_sent = now;
+        self.outstanding = Some((id, Outstanding::Sync));
+        self.state = MembershipState::Syncing;
+        self.requests.push_back((
+            id,
+            MemberRequest::SyncGroup(SyncGroupRequest {
+                group_id: self.config.group_id.clone(),
+                generation: r.generation,
+                member_id: self.member_id.clone(),
+                instance_id: self.config.instance_id.clone(),
+                protocol_type: Some("consumer".to_owned()),
+                protocol_name: r.protocol_name,
+                assignments,
+            }),
+        ));
+    }
+
+    /// The leader's duty: run the selected assignor over every member's
+    /// subscription. A subscription that cannot be decoded counts as an
+    /// empty one (that member gets nothing this round) rather than failing
+    /// the whole group.
+    fn assign(&self, protocol: &str, r: &JoinGroupResponse) -> Vec<(MemberId, bytes::Bytes)> {
+        let Some(assignor) = self.config.assignors.iter().find(|a| a.name() == protocol) else {
+            return Vec::new();
+        };
+        let members = r
+            .members
+            .iter()
+            .map(|m| {
+                let sub = Subscription::decode(&m.metadata).unwrap_or_default();
+                MemberSubscription {
+                    member_id: m.member_id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    topics: sub.topics,
+                    owned: sub.owned,
+                    generation: sub.generation,
+                }
+            })
+            .collect();
+        let group = GroupSubscription {
+            members,
+            topics: self.metadata.clone(),
+        };
+        assignor
+            .assign(&group)
+            .into_iter()
+            .map(|(id, partitions)| {
+                (
+                    id,
+                    Assignment {
+                        partitions,
+                        user_data: None,
+                    }
+                    .encode(),
+                )
+            })
+            .collect()
+    }
+
+    fn on_sync(&mut self, now: Instant, r: SyncGroupResponse) {
+        if !r.error.is_ok() {
+            if !self.on_group_error(now, r.error) {
+                self.fail(FatalError::Coordinator(r.error));
+            }
+            return;
+        }
+        let assignment = match Assignment::decode(&r.assignment) {
+            Ok(a) => a,
+            Err(e) => return self.fail(FatalError::BadAssignment(e)),
+        };
+        let generation = self.generation.expect("a sync follows a successful join");
+        let new: BTreeSet<TopicPartition> = assignment.partitions.iter().cloned().collect();
+        self.last_assignment = assignment.partitions;
+        self.state = MembershipState::Stable;
+        self.last_heartbeat_ok = self.sync_sent;
+        self.schedule_heartbeat(now + self.config.heartbeat_interval);
+        let revoked: Vec<TopicPartition> = self.owned.difference(&new).cloned().collect();
+        let added: Vec<TopicPartition> = new.difference(&self.owned).cloned().collect();
+        if !added.is_empty() {
+            self.owned.extend(added.iter().cloned());
+            self.events.push_back(MembershipEvent::Assigned {
+                partitions: added,
+                generation,
+            });
+        }
+        if !revoked.is_empty() {
+            // KIP-429: give up what moved, then rejoin so its new owner gets it.
+            self.start_revoke(revoked, AfterRevoke::Join);
+            self.rejoin_needed = true;
+        }
+    }
+
+    fn on_heartbeat(&mut self, now: Instant, error: ErrorCode) {
+        if !self.has_session() {
+            return;
+        }
+        if error.is_ok() {
+            self.last_heartbeat_ok = self.heartbeat_sent;
+        } else if error == ErrorCode::RebalanceInProgress {
+            // The coordinator still counts us in: the session is alive.
+            self.last_heartbeat_ok = self.heartbeat_sent;
+            if self.state == MembershipState::Stable {
+                self.request_rejoin(now);
+                return;
+            }
+        } else if !self.on_group_error(now, error) {
+            // Other errors: keep heartbeating; the session timer decides.
+        }
+        if self.has_session() {
+            self.schedule_heartbeat(now + self.config.heartbeat_interval);
+        }
+    }
+}
