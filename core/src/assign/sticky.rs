@@ -213,6 +213,22 @@ fn balance_topic(
         return false;
     }
     let range = ix.topic_start[t as usize]..ix.topic_start[t as usize + 1];
+    // Most topics are already balanced: find out with one scan and no
+    // allocation before building heaps.
+    let min_sub = subscribers
+        .iter()
+        .map(|&m| count[m as usize])
+        .min()
+        .unwrap_or(0);
+    let max_holder = owner[range.start as usize..range.end as usize]
+        .iter()
+        .filter(|&&o| o != NONE)
+        .map(|&o| count[o as usize])
+        .max()
+        .unwrap_or(0);
+    if max_holder < min_sub + 2 {
+        return false;
+    }
     // Each holder's partitions of `t`, popped from the end: fresh ones last
     // in the list so they go first.
     let mut held: BTreeMap<u32, Vec<u32>> = BTreeMap::new();

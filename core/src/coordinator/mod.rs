@@ -226,6 +226,13 @@ struct Group {
     static_members: BTreeMap<InstanceId, MemberId>,
     join_timer: Option<JoinTimer>,
     offsets: BTreeMap<TopicPartition, CommittedOffset>,
+    /// How many members offer each protocol (Kafka's `supportedProtocols`),
+    /// kept by `attach`/`detach`/`set_protocols` so a join need not scan
+    /// every member.
+    protocol_support: BTreeMap<String, usize>,
+    /// How many members wait for a JoinGroup response (Kafka's
+    /// `numMembersAwaitingJoin`).
+    awaiting_join: usize,
 }
 
 impl Group {
@@ -242,6 +249,89 @@ impl Group {
             static_members: BTreeMap::new(),
             join_timer: None,
             offsets: BTreeMap::new(),
+            protocol_support: BTreeMap::new(),
+            awaiting_join: 0,
+        }
+    }
+
+    fn support(&mut self, protocols: &[ProtocolMetadata], add: bool) {
+        let names: std::collections::BTreeSet<&str> =
+            protocols.iter().map(|p| p.name.as_str()).collect();
+        for n in names {
+            if add {
+                *self.protocol_support.entry(n.to_owned()).or_default() += 1;
+            } else if let Some(c) = self.protocol_support.get_mut(n) {
+                *c -= 1;
+                if *c == 0 {
+                    self.protocol_support.remove(n);
+                }
+            }
+        }
+    }
+
+    /// Adds a member, keeping the counters.
+    fn attach(&mut self, id: MemberId, m: Member) {
+        self.support(&m.protocols, true);
+        self.awaiting_join += usize::from(m.awaiting_join.is_some());
+        self.members.insert(id, m);
+    }
+
+    /// Removes a member, keeping the counters.
+    fn detach(&mut self, id: &MemberId) -> Option<Member> {
+        let m = self.members.remove(id)?;
+        self.support(&m.protocols, false);
+        self.awaiting_join -= usize::from(m.awaiting_join.is_some());
+        Some(m)
+    }
+
+    fn set_protocols(&mut self, id: &MemberId, protocols: Vec<ProtocolMetadata>) {
+        let old = std::mem::take(&mut self.members.get_mut(id).expect("member").protocols);
+        self.support(&old, false);
+        self.support(&protocols, true);
+        self.members.get_mut(id).expect("member").protocols = protocols;
+    }
+
+    /// Parks a JoinGroup; an earlier parked one is dropped unanswered, as
+    /// Kafka does.
+    fn set_awaiting_join(&mut self, id: &MemberId, reply: ReplyTo) {
+        let m = self.members.get_mut(id).expect("member");
+        if m.awaiting_join.replace(reply).is_none() {
+            self.awaiting_join += 1;
+        }
+    }
+
+    fn take_awaiting_join(&mut self, id: &MemberId) -> Option<ReplyTo> {
+        let r = self.members.get_mut(id)?.awaiting_join.take();
+        self.awaiting_join -= usize::from(r.is_some());
+        r
+    }
+
+    /// The counters agree with the members (checked in debug builds).
+    fn check_counters(&self) {
+        if cfg!(debug_assertions) {
+            let waiting = self
+                .members
+                .values()
+                .filter(|m| m.awaiting_join.is_some())
+                .count();
+            assert_eq!(
+                self.awaiting_join, waiting,
+                "group {}: awaiting-join counter drifted",
+                self.id
+            );
+            let mut support: BTreeMap<String, usize> = BTreeMap::new();
+            for m in self.members.values() {
+                let names: std::collections::BTreeSet<&str> =
+                    m.protocols.iter().map(|p| p.name.as_str()).collect();
+                for n in names {
+                    *support.entry(n.to_owned()).or_default() += 1;
+                }
+            }
+            assert_eq!(
+                self.protocol_support, support,
+                "group {}: protocol counters drifted",
+                self.id
+            );
         }
     }
 
@@ -256,11 +346,9 @@ impl Group {
             return !protocol_type.is_empty() && !protocols.is_empty();
         }
         self.protocol_type.as_deref() == Some(protocol_type)
-            && protocols.iter().any(|p| {
-                self.members
-                    .values()
-                    .all(|m| m.protocols.iter().any(|q| q.name == p.name))
-            })
+            && protocols
+                .iter()
+                .any(|p| self.protocol_support.get(&p.name) == Some(&self.members.len()))
     }
 
     /// Kafka's `selectProtocol`: among protocols every member supports, each
@@ -274,11 +362,7 @@ impl Group {
             .protocols
             .iter()
             .map(|p| p.name.as_str())
-            .filter(|n| {
-                self.members
-                    .values()
-                    .all(|m| m.protocols.iter().any(|q| q.name == *n))
-            })
+            .filter(|n| self.protocol_support.get(*n) == Some(&self.members.len()))
             .collect();
         let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
         for m in self.members.values() {
@@ -298,7 +382,7 @@ impl Group {
     }
 
     fn all_joined(&self) -> bool {
-        self.pending.is_empty() && self.members.values().all(|m| m.awaiting_join.is_some())
+        self.pending.is_empty() && self.awaiting_join == self.members.len()
     }
 
     fn max_rebalance_timeout(&self) -> Duration {
@@ -451,6 +535,7 @@ impl Coordinator {
             for m in expired {
                 self.remove_member_and_update(now, &mut g, &m, RemovalReason::SessionExpired);
             }
+            g.check_counters();
             self.groups.insert(id, g);
         }
     }
@@ -530,6 +615,7 @@ impl Coordinator {
         {
             return;
         }
+        g.check_counters();
         self.groups.insert(g.id.clone(), g);
     }
 
@@ -585,8 +671,7 @@ impl Coordinator {
     ) {
         let old_id = g.static_members[&instance].clone();
         let mut member = g
-            .members
-            .remove(&old_id)
+            .detach(&old_id)
             .expect("static member index points at a member");
         if let Some(r) = member.awaiting_join.take() {
             self.join_error(r, ErrorCode::FencedInstanceId, old_id.clone());
@@ -607,7 +692,7 @@ impl Coordinator {
         member.rebalance_timeout = req.rebalance_timeout;
         member.session_deadline = now + member.session_timeout;
         member.awaiting_join = Some(reply);
-        g.members.insert(new_id.clone(), member);
+        g.attach(new_id.clone(), member);
         g.static_members.insert(instance.clone(), new_id.clone());
         self.events
             .push_back(CoordinatorEvent::StaticMemberReplaced {
@@ -621,8 +706,7 @@ impl Coordinator {
                 // Kafka answers with the *old* leader id so that a restarted
                 // leader does not compute an assignment a Stable group would
                 // never distribute.
-                let member = g.members.get_mut(&new_id).expect("just inserted");
-                member.awaiting_join = None;
+                g.take_awaiting_join(&new_id);
                 let resp = JoinGroupResponse {
                     error: ErrorCode::None,
                     generation: g.generation,
@@ -667,7 +751,7 @@ impl Coordinator {
             assignment: Bytes::new(),
             session_deadline: now + req.session_timeout,
         };
-        g.members.insert(id.clone(), member);
+        g.attach(id.clone(), member);
         if g.leader.is_none() {
             g.leader = Some(id.clone());
         }
@@ -758,16 +842,15 @@ impl Coordinator {
         g: &mut Group,
         req: JoinGroupRequest,
     ) {
+        g.set_protocols(&req.member_id, req.protocols);
         let member = g
             .members
             .get_mut(&req.member_id)
             .expect("caller checked membership");
-        member.protocols = req.protocols;
         member.protocol_type = req.protocol_type;
         member.session_timeout = req.session_timeout;
         member.rebalance_timeout = req.rebalance_timeout;
-        // Kafka replaces an earlier pending callback without answering it.
-        member.awaiting_join = Some(reply);
+        g.set_awaiting_join(&req.member_id, reply);
         self.maybe_prepare_rebalance(now, g);
     }
 
@@ -882,7 +965,7 @@ impl Coordinator {
         for id in ids {
             let member = g.members.get_mut(&id).expect("listed");
             member.session_deadline = now + member.session_timeout;
-            if let Some(r) = member.awaiting_join.take() {
+            if let Some(r) = g.take_awaiting_join(&id) {
                 let resp = self.join_response(g, &id);
                 self.respond(r, Response::JoinGroup(resp));
             }
@@ -891,7 +974,7 @@ impl Coordinator {
 
     /// Removes a member, answering its waiting requests with UNKNOWN_MEMBER_ID.
     fn remove_member(&mut self, g: &mut Group, id: &MemberId, reason: RemovalReason) {
-        let Some(mut m) = g.members.remove(id) else {
+        let Some(mut m) = g.detach(id) else {
             return;
         };
         if let Some(r) = m.awaiting_join.take() {
