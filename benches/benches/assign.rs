@@ -3,6 +3,9 @@
 //!
 //! `cargo bench -p ruckus-benches --bench assign`
 
+// criterion_group! generates an undocumented public function.
+#![allow(missing_docs)]
+
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};

@@ -3,6 +3,9 @@
 //!
 //! `cargo bench -p ruckus-benches --bench coordinator`
 
+// criterion_group! generates an undocumented public function.
+#![allow(missing_docs)]
+
 use std::time::Duration;
 
 use bytes::Bytes;

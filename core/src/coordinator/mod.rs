@@ -291,13 +291,14 @@ impl Group {
         self.members.get_mut(id).expect("member").protocols = protocols;
     }
 
-    /// Parks a JoinGroup; an earlier parked one is dropped unanswered, as
-    /// Kafka does.
-    fn set_awaiting_join(&mut self, id: &MemberId, reply: ReplyTo) {
+    /// Parks a JoinGroup; returns an earlier parked one it supersedes.
+    fn set_awaiting_join(&mut self, id: &MemberId, reply: ReplyTo) -> Option<ReplyTo> {
         let m = self.members.get_mut(id).expect("member");
-        if m.awaiting_join.replace(reply).is_none() {
+        let old = m.awaiting_join.replace(reply);
+        if old.is_none() {
             self.awaiting_join += 1;
         }
+        old
     }
 
     fn take_awaiting_join(&mut self, id: &MemberId) -> Option<ReplyTo> {
@@ -850,7 +851,12 @@ impl Coordinator {
         member.protocol_type = req.protocol_type;
         member.session_timeout = req.session_timeout;
         member.rebalance_timeout = req.rebalance_timeout;
-        g.set_awaiting_join(&req.member_id, reply);
+        // Kafka drops a superseded JoinGroup unanswered (its client gave up
+        // on it); we answer it, so that every request gets exactly one
+        // response and no caller waits for a timeout.
+        if let Some(old) = g.set_awaiting_join(&req.member_id, reply) {
+            self.join_error(old, ErrorCode::RebalanceInProgress, req.member_id.clone());
+        }
         self.maybe_prepare_rebalance(now, g);
     }
 
@@ -1063,7 +1069,16 @@ impl Coordinator {
                 self.respond(reply, Response::SyncGroup(resp));
             }
             GroupState::CompletingRebalance => {
-                member.awaiting_sync = Some(reply);
+                if let Some(old) = member.awaiting_sync.replace(reply) {
+                    // A repeated SyncGroup supersedes the parked one; answer
+                    // the old one rather than leave it hanging.
+                    self.respond(
+                        old,
+                        Response::SyncGroup(SyncGroupResponse::error(
+                            ErrorCode::RebalanceInProgress,
+                        )),
+                    );
+                }
                 if g.leader.as_ref() == Some(&req.member_id) {
                     let mut given: BTreeMap<MemberId, Bytes> =
                         req.assignments.into_iter().collect();

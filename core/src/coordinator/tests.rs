@@ -986,3 +986,131 @@ fn only_an_empty_group_can_be_deleted() {
         Err(ErrorCode::GroupIdNotFound)
     );
 }
+
+mod sequences {
+    //! Arbitrary sequences of requests from a handful of members, with the
+    //! clock moving between them, as quinn-proto fuzzes its state machine
+    //! with `Operation` sequences. Whatever the order, the coordinator must
+    //! not panic, must answer every request exactly once (unless the group
+    //! was unloaded), must change state only along Kafka's transitions and
+    //! must only ever increase the generation, one at a time.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        JoinNew { static_id: Option<u8> },
+        Rejoin { who: u8, change_protocols: bool },
+        Sync { who: u8, stale: bool },
+        Heartbeat { who: u8, stale: bool },
+        Leave { who: u8 },
+        Commit { who: u8, generation: i8 },
+        Fetch,
+        Advance { millis: u16 },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            proptest::option::of(0u8..3).prop_map(|static_id| Op::JoinNew { static_id }),
+            (0u8..6, any::<bool>()).prop_map(|(who, change_protocols)| Op::Rejoin {
+                who,
+                change_protocols
+            }),
+            (0u8..6, any::<bool>()).prop_map(|(who, stale)| Op::Sync { who, stale }),
+            (0u8..6, any::<bool>()).prop_map(|(who, stale)| Op::Heartbeat { who, stale }),
+            (0u8..6).prop_map(|who| Op::Leave { who }),
+            (0u8..6, -2i8..4).prop_map(|(who, generation)| Op::Commit { who, generation }),
+            Just(Op::Fetch),
+            (0u16..15_000).prop_map(|millis| Op::Advance { millis }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_request_sequence_keeps_the_coordinator_consistent(ops in proptest::collection::vec(op(), 1..80), delay in prop_oneof![Just(0u64), Just(3_000)]) {
+            let mut t = t_with(Duration::from_millis(delay));
+            // Ids the coordinator handed out (some later fenced or expired).
+            let mut known: Vec<(MemberId, Option<String>)> = Vec::new();
+            let mut sent = std::collections::BTreeSet::new();
+            let pick = |known: &Vec<(MemberId, Option<String>)>, who: u8| known.get(who as usize % known.len().max(1)).cloned();
+            for op in ops {
+                let g = t.c.generation(&t.group).unwrap_or(Generation(0));
+                match op {
+                    Op::JoinNew { static_id } => {
+                        let inst = static_id.map(|i| format!("s{i}"));
+                        let r = t.join(&MemberId::unknown(), inst.as_deref());
+                        sent.insert(r);
+                    }
+                    Op::Rejoin { who, change_protocols } => {
+                        if let Some((m, inst)) = pick(&known, who) {
+                            let mut req = t.join_req(&m, inst.as_deref());
+                            if change_protocols { req.protocols = protocols(&["range", "roundrobin"]); }
+                            sent.insert(t.send_join(req));
+                        }
+                    }
+                    Op::Sync { who, stale } => {
+                        if let Some((m, _)) = pick(&known, who) {
+                            let gen = if stale { Generation(g.0 - 1) } else { g };
+                            let all = known.iter().map(|(id, _)| (id.clone(), Bytes::from_static(b"x"))).collect();
+                            sent.insert(t.sync(&m, gen, all));
+                        }
+                    }
+                    Op::Heartbeat { who, stale } => {
+                        if let Some((m, inst)) = pick(&known, who) {
+                            let gen = if stale { Generation(g.0 - 1) } else { g };
+                            let _ = t.heartbeat_as(&m, inst.as_deref(), gen);
+                        }
+                    }
+                    Op::Leave { who } => {
+                        if let Some((m, _)) = pick(&known, who) { let _ = t.leave(&m); }
+                    }
+                    Op::Commit { who, generation } => {
+                        let (m, inst) = pick(&known, who).unwrap_or((MemberId::unknown(), None));
+                        let gen = if generation < 0 { Generation::NONE } else { Generation(g.0 - 1 + i32::from(generation)) };
+                        let _ = t.commit_as(&m, inst.as_deref(), gen, 1);
+                    }
+                    Op::Fetch => {
+                        let r = t.reply();
+                        t.c.handle_offset_fetch(t.now, r, OffsetFetchRequest { group_id: t.group.clone(), partitions: None });
+                        prop_assert!(matches!(t.response(r), Some(Response::OffsetFetch(_))));
+                    }
+                    Op::Advance { millis } => t.advance(Duration::from_millis(u64::from(millis))),
+                }
+                // Learn ids from every response (MEMBER_ID_REQUIRED and joins).
+                t.drain();
+                for (r, resp) in &t.inbox {
+                    prop_assert!(sent.contains(r) || !matches!(resp, Response::JoinGroup(_) | Response::SyncGroup(_)), "a response to nothing");
+                    if let Response::JoinGroup(j) = resp {
+                        if !j.member_id.is_unknown() && !known.iter().any(|(m, _)| *m == j.member_id) {
+                            let inst = j.member_id.as_str().split('-').next().filter(|p| p.starts_with('s')).map(str::to_owned);
+                            known.push((j.member_id.clone(), inst));
+                        }
+                    }
+                }
+                for (r, _) in std::mem::take(&mut t.inbox) {
+                    sent.remove(&r);
+                }
+            }
+            // Transitions valid, generation monotone by ones.
+            let mut last = Generation(0);
+            for e in events(&mut t.c) {
+                if let CoordinatorEvent::StateChanged { from, to, generation, .. } = e {
+                    prop_assert!(from.can_transition_to(to), "{:?} -> {:?}", from, to);
+                    prop_assert!(generation == last || generation.0 == last.0 + 1, "{:?} after {:?}", generation, last);
+                    last = generation;
+                }
+            }
+            // Everything parked is eventually answered once the group drains:
+            // stop all traffic and let sessions and timers run out.
+            t.advance(Duration::from_secs(3_600));
+            t.drain();
+            for (r, _) in std::mem::take(&mut t.inbox) {
+                sent.remove(&r);
+            }
+            prop_assert!(sent.is_empty(), "never answered: {:?}", sent);
+        }
+    }
+}
