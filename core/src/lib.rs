@@ -27,12 +27,19 @@
 //!   encoded as Kafka encodes them inside JoinGroup and SyncGroup.
 //! - [`coordinator`]: the broker side of the classic group protocol.
 //! - [`membership`]: the client side of the classic group protocol.
+//! - [`consumer`]: the reference consumer engine — offset tracking,
+//!   retry, dead-letter queue, backpressure, commits, revocation, shutdown.
+//! - [`events`]: the [`Event`](events::Event)s a run's history is made of.
+//! - [`rng`]: randomness as an argument.
 //! - [`testing`]: a deterministic driver that wires members to a
 //!   coordinator through in-memory queues on a virtual clock.
 
 pub mod assign;
+pub mod consumer;
 pub mod coordinator;
+pub mod events;
 pub mod membership;
 pub mod model;
 pub mod protocol;
+pub mod rng;
 pub mod testing;
