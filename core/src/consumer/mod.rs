@@ -51,7 +51,9 @@ mod retry;
 mod tests;
 
 use bytes::Bytes;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 pub use config::{CommitStrategy, ConfigError, ConsumerConfig, OffsetReset, Ordering};
 pub use dlq::{DeadLetter, DeadLetterConfig, DlqLimit};
@@ -217,8 +219,9 @@ struct Part {
     tracker: OffsetTracker,
     buffer: VecDeque<Record>,
     in_flight: u32,
-    /// Keys in processing or waiting for a retry (key ordering).
-    busy_keys: BTreeMap<Option<Bytes>, u32>,
+    /// Keys in processing or waiting for a retry (key ordering). Only
+    /// looked up and cleared, never iterated, so hash order cannot leak.
+    busy_keys: FxHashMap<Option<Bytes>, u32>,
     /// Records waiting for their retry: (due, record, next attempt).
     retries: VecDeque<(Instant, Record, u32)>,
     /// Retries that are due, dispatched before anything else.
@@ -498,7 +501,7 @@ impl Consumer {
                 tracker: OffsetTracker::new(start),
                 buffer: VecDeque::new(),
                 in_flight: 0,
-                busy_keys: BTreeMap::new(),
+                busy_keys: FxHashMap::default(),
                 retries: VecDeque::new(),
                 ready: VecDeque::new(),
                 failures: BTreeMap::new(),
@@ -1139,7 +1142,8 @@ impl Consumer {
         }
         // Then buffered records whose key is free and not behind a skipped
         // record of the same key, scanning a bounded window.
-        let mut skipped: BTreeSet<Option<Bytes>> = BTreeSet::new();
+        // Lookup only, never iterated.
+        let mut skipped: FxHashSet<Option<Bytes>> = FxHashSet::default();
         let mut i = 0;
         let window = (4 * max_pp as usize).max(64);
         while i < part.buffer.len().min(window)
@@ -1147,7 +1151,11 @@ impl Consumer {
             && in_flight < max
         {
             let key = &part.buffer[i].key;
-            if part.busy_keys.contains_key(key) || skipped.contains(key) {
+            if skipped.contains(key) {
+                i += 1;
+                continue;
+            }
+            if part.busy_keys.contains_key(key) {
                 skipped.insert(key.clone());
                 i += 1;
                 continue;
@@ -1375,7 +1383,7 @@ impl Consumer {
     }
 }
 
-fn release_key(busy: &mut BTreeMap<Option<Bytes>, u32>, key: &Option<Bytes>) {
+fn release_key(busy: &mut FxHashMap<Option<Bytes>, u32>, key: &Option<Bytes>) {
     if let Some(c) = busy.get_mut(key) {
         *c -= 1;
         if *c == 0 {
