@@ -29,6 +29,8 @@
 //! - [`membership`]: the client side of the classic group protocol.
 //! - [`consumer`]: the reference consumer engine — offset tracking,
 //!   retry, dead-letter queue, backpressure, commits, revocation, shutdown.
+//! - `driver` (feature `driver`, on by default): the async driver that runs
+//!   the engine with a `MessageProcessor` over a `Transport` on tokio.
 //! - [`events`]: the [`Event`](events::Event)s a run's history is made of.
 //! - [`rng`]: randomness as an argument.
 //! - [`testing`]: a deterministic driver that wires members to a
@@ -37,6 +39,8 @@
 pub mod assign;
 pub mod consumer;
 pub mod coordinator;
+#[cfg(feature = "driver")]
+pub mod driver;
 pub mod events;
 pub mod membership;
 pub mod model;

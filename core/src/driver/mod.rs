@@ -1,0 +1,542 @@
+//! The async driver: runs the sans-IO [`Consumer`] engine, the user's
+//! [`MessageProcessor`] and a [`Transport`] together on tokio.
+//!
+//! The driver is the only part of ruckus-core that reads a clock, and the
+//! clock it reads is tokio's: under turmoil or tokio's paused test clock,
+//! time is simulated and runs are deterministic.
+//!
+//! One loop does everything, in one task: it carries out the engine's
+//! actions (commits and dead-letter writes are awaited in order, so they
+//! never reorder), runs processing futures concurrently, and waits for
+//! whichever comes first of a processing result, the engine's next timer, a
+//! transport event, or shutdown.
+//!
+//! ## Observability
+//!
+//! Every engine [`Event`] goes to the [`EventSink`]. Through the `metrics`
+//! facade the driver records `ruckus_consumer_consumed_total`,
+//! `_processed_total`, `_failed_total{class}`, `_retried_total`,
+//! `_dead_lettered_total`, `_commits_total`, `_commit_failures_total`,
+//! `_rebalances_total`, the histograms `ruckus_consumer_processing_seconds`
+//! and `ruckus_consumer_commit_seconds` (a recorder such as
+//! metrics-exporter-prometheus derives p50/p95/p99 from them), and the
+//! gauges `ruckus_consumer_in_flight` and
+//! `ruckus_consumer_lag{topic,partition}`. Each record is processed inside a
+//! `tracing` span `ruckus.record` with topic, partition, offset and attempt.
+
+pub mod memory;
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::FutureExt;
+use tracing::Instrument;
+
+use crate::consumer::{
+    Action, ConfigError, Consumer, ConsumerConfig, DeadLetter, Dispatch, ProcessingError,
+    StartPosition, StopReason,
+};
+use crate::events::Event;
+use crate::model::{
+    ErrorCode, Generation, Instant, MemberId, Offset, Record, Topic, TopicPartition,
+};
+use crate::rng::Rng;
+
+/// What a record's processing knows besides the record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecordContext {
+    /// Which attempt (1 for the first).
+    pub attempt: u32,
+    /// The consumer's member id.
+    pub member_id: MemberId,
+}
+
+/// The user's business logic.
+///
+/// `process` returns `Ok` or a [`ProcessingError`] carrying its class. A
+/// panic inside `process` is caught and treated as a transient failure of
+/// that record (retried, then dead-lettered); the consumer keeps running.
+/// Write `async fn process(...)` in an implementation.
+pub trait MessageProcessor: Send + Sync + 'static {
+    /// Processes one record.
+    fn process(
+        &self,
+        record: &Record,
+        ctx: &RecordContext,
+    ) -> impl Future<Output = Result<(), ProcessingError>> + Send;
+
+    /// Called after a record was processed successfully.
+    fn on_success(&self, _record: &Record) {}
+
+    /// Called after a processing attempt failed.
+    fn on_failure(&self, _record: &Record, _error: &ProcessingError) {}
+
+    /// Called after a record's dead-letter write was acknowledged.
+    fn on_dead_letter(&self, _letter: &DeadLetter) {}
+}
+
+/// A transport failure.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// The cluster answered with a Kafka error.
+    #[error("kafka error {0}")]
+    Kafka(ErrorCode),
+    /// The connection failed.
+    #[error("transport failure: {0}")]
+    Io(String),
+    /// The transport is closed.
+    #[error("transport closed")]
+    Closed,
+}
+
+/// What a transport reports while polling.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TransportEvent {
+    /// Records, in offset order per partition.
+    Records(Vec<Record>),
+    /// The consumer joined a generation.
+    Joined {
+        /// Member id.
+        member_id: MemberId,
+        /// Generation.
+        generation: Generation,
+    },
+    /// Partitions assigned.
+    Assigned {
+        /// The partitions.
+        partitions: Vec<TopicPartition>,
+        /// The owning generation.
+        generation: Generation,
+    },
+    /// Partitions to revoke; answer with [`Transport::revocation_done`].
+    Revoked {
+        /// The partitions.
+        partitions: Vec<TopicPartition>,
+    },
+    /// Partitions lost.
+    Lost {
+        /// The partitions.
+        partitions: Vec<TopicPartition>,
+    },
+}
+
+/// What the consumer needs from a cluster. The simulated transport
+/// (turmoil) and the rdkafka transport implement it.
+///
+/// [`poll`](Transport::poll) must be cancel-safe: the driver races it
+/// against processing results and timers and may drop it before it
+/// completes, and nothing it would have returned may be lost.
+pub trait Transport: Send {
+    /// Subscribes to topics and joins the group.
+    fn subscribe(
+        &mut self,
+        topics: &[Topic],
+    ) -> impl Future<Output = Result<(), TransportError>> + Send;
+
+    /// Waits up to `max_wait` for records or group events.
+    fn poll(
+        &mut self,
+        max_wait: Duration,
+    ) -> impl Future<Output = Result<Vec<TransportEvent>, TransportError>> + Send;
+
+    /// Committed offsets and log bounds of newly assigned partitions.
+    fn start_positions(
+        &mut self,
+        partitions: &[TopicPartition],
+    ) -> impl Future<Output = Result<Vec<(TopicPartition, StartPosition)>, TransportError>> + Send;
+
+    /// Fetch `tp` from `offset` on.
+    fn seek(&mut self, tp: &TopicPartition, offset: Offset);
+
+    /// Stop fetching `tp`.
+    fn pause(&mut self, tp: &TopicPartition);
+
+    /// Fetch `tp` again.
+    fn resume(&mut self, tp: &TopicPartition);
+
+    /// Commits offsets with the group generation.
+    fn commit(
+        &mut self,
+        generation: Generation,
+        member_id: &MemberId,
+        offsets: &[(TopicPartition, Offset)],
+    ) -> impl Future<Output = Result<(), ErrorCode>> + Send;
+
+    /// Writes a record to the dead-letter topic (acks=all).
+    fn produce_dead_letter(
+        &mut self,
+        topic: &Topic,
+        letter: &DeadLetter,
+    ) -> impl Future<Output = Result<(), ErrorCode>> + Send;
+
+    /// Low and high watermarks of a partition, for lag.
+    fn watermarks(
+        &mut self,
+        tp: &TopicPartition,
+    ) -> impl Future<Output = Result<(Offset, Offset), TransportError>> + Send;
+
+    /// The consumer finished revoking these partitions.
+    fn revocation_done(&mut self, partitions: &[TopicPartition])
+        -> impl Future<Output = ()> + Send;
+
+    /// Leaves the group and closes.
+    fn leave(&mut self) -> impl Future<Output = Result<(), TransportError>> + Send;
+}
+
+/// Where events go. Implementations must be cheap: this is on the hot path.
+pub trait EventSink: Send + Sync {
+    /// One event at a time on the driver's clock.
+    fn emit(&self, at: Instant, event: &Event);
+}
+
+/// Discards events.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoSink;
+
+impl EventSink for NoSink {
+    fn emit(&self, _at: Instant, _event: &Event) {}
+}
+
+/// Keeps every event in memory, in order.
+#[derive(Debug, Default)]
+pub struct VecSink(Mutex<Vec<(Instant, Event)>>);
+
+impl VecSink {
+    /// A copy of the events so far.
+    pub fn events(&self) -> Vec<(Instant, Event)> {
+        self.0.lock().expect("sink lock").clone()
+    }
+}
+
+impl EventSink for VecSink {
+    fn emit(&self, at: Instant, event: &Event) {
+        self.0.lock().expect("sink lock").push((at, event.clone()));
+    }
+}
+
+/// Asks a running driver to shut down gracefully.
+#[derive(Clone, Debug)]
+pub struct ShutdownHandle(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl ShutdownHandle {
+    /// Starts the graceful shutdown (idempotent).
+    pub fn shutdown(&self) {
+        self.0.send_replace(true);
+    }
+}
+
+/// Why the driver ended.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DriverError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The transport failed in a way the consumer cannot handle.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+}
+
+type Running = Pin<
+    Box<dyn Future<Output = (Dispatch, Result<(), ProcessingError>, tokio::time::Instant)> + Send>,
+>;
+
+/// Runs a consumer. Build with [`Driver::new`], then [`Driver::run`].
+pub struct Driver<T: Transport, P: MessageProcessor> {
+    engine: Consumer,
+    transport: T,
+    processor: Arc<P>,
+    sink: Arc<dyn EventSink>,
+    start: tokio::time::Instant,
+    member_id: MemberId,
+    shutdown_rx: tokio::sync::watch::Receiver<bool>,
+    shutdown_tx: Arc<tokio::sync::watch::Sender<bool>>,
+    poll_wait: Duration,
+    lag_interval: Duration,
+}
+
+impl<T: Transport, P: MessageProcessor> Driver<T, P> {
+    /// A driver for `config` over `transport` with `processor`. `rng` draws
+    /// retry jitter.
+    ///
+    /// # Errors
+    /// An invalid configuration, naming the field.
+    pub fn new(
+        config: ConsumerConfig,
+        transport: T,
+        processor: P,
+        rng: Box<dyn Rng + Send>,
+        sink: Arc<dyn EventSink>,
+    ) -> Result<Self, DriverError> {
+        let engine = Consumer::new(config, rng, Instant::ZERO)?;
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        Ok(Self {
+            engine,
+            transport,
+            processor: Arc::new(processor),
+            sink,
+            start: tokio::time::Instant::now(),
+            member_id: MemberId::unknown(),
+            shutdown_rx: rx,
+            shutdown_tx: Arc::new(tx),
+            poll_wait: Duration::from_millis(100),
+            lag_interval: Duration::from_secs(5),
+        })
+    }
+
+    /// A handle that starts a graceful shutdown.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle(self.shutdown_tx.clone())
+    }
+
+    /// How long one transport poll may wait (default 100 ms).
+    pub fn set_poll_wait(&mut self, d: Duration) -> &mut Self {
+        self.poll_wait = d;
+        self
+    }
+
+    /// How often lag is measured (default 5 s).
+    pub fn set_lag_interval(&mut self, d: Duration) -> &mut Self {
+        self.lag_interval = d;
+        self
+    }
+
+    fn now(&self) -> Instant {
+        let ms = tokio::time::Instant::now()
+            .saturating_duration_since(self.start)
+            .as_millis();
+        Instant::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
+    }
+
+    fn to_tokio(&self, at: Instant) -> tokio::time::Instant {
+        self.start + Duration::from_millis(at.as_millis())
+    }
+
+    fn flush_events(&mut self) {
+        let now = self.now();
+        while let Some(e) = self.engine.poll_event() {
+            record_metrics(&e);
+            self.sink.emit(now, &e);
+        }
+        metrics::gauge!("ruckus_consumer_in_flight").set(self.engine.in_flight() as f64);
+    }
+
+    /// Runs until the consumer stops: after a graceful shutdown, a fatal
+    /// processing error, or an exceeded dead-letter limit.
+    ///
+    /// # Errors
+    /// A transport failure the consumer cannot continue from.
+    pub async fn run(mut self) -> Result<StopReason, DriverError> {
+        let topics = self.engine.config().topics.clone();
+        self.transport.subscribe(&topics).await?;
+        let mut running: FuturesUnordered<Running> = FuturesUnordered::new();
+        let mut next_lag = tokio::time::Instant::now() + self.lag_interval;
+        loop {
+            if let Some(reason) = self.act(&mut running).await? {
+                return Ok(reason);
+            }
+            let timer = self.engine.poll_timeout().map(|t| self.to_tokio(t));
+            let stopping = *self.shutdown_rx.borrow();
+            tokio::select! {
+                biased;
+                changed = self.shutdown_rx.changed(), if !stopping => {
+                    if changed.is_err() || *self.shutdown_rx.borrow() {
+                        let now = self.now();
+                        self.engine.shutdown(now);
+                    }
+                }
+                Some((d, result, started)) = running.next(), if !running.is_empty() => {
+                    metrics::histogram!("ruckus_consumer_processing_seconds").record(started.elapsed().as_secs_f64());
+                    match &result {
+                        Ok(()) => self.processor.on_success(&d.record),
+                        Err(e) => self.processor.on_failure(&d.record, e),
+                    }
+                    let now = self.now();
+                    self.engine.handle_processed(now, d, result);
+                }
+                () = sleep_until(timer) => {
+                    let now = self.now();
+                    self.engine.handle_timeout(now);
+                }
+                () = tokio::time::sleep_until(next_lag) => {
+                    self.measure_lag().await;
+                    next_lag = tokio::time::Instant::now() + self.lag_interval;
+                }
+                polled = self.transport.poll(self.poll_wait) => {
+                    for event in polled? {
+                        self.handle_transport_event(event).await?;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Carries out the engine's actions; returns the stop reason once stopped.
+    async fn act(
+        &mut self,
+        running: &mut FuturesUnordered<Running>,
+    ) -> Result<Option<StopReason>, DriverError> {
+        loop {
+            self.flush_events();
+            let Some(action) = self.engine.poll_action() else {
+                return Ok(None);
+            };
+            match action {
+                Action::Seek { tp, offset } => self.transport.seek(&tp, offset),
+                Action::Pause(tp) => self.transport.pause(&tp),
+                Action::Resume(tp) => self.transport.resume(&tp),
+                Action::Process(d) => running.push(self.start_processing(d)),
+                Action::Commit(c) => {
+                    let started = tokio::time::Instant::now();
+                    let result = self
+                        .transport
+                        .commit(c.generation, &c.member_id, &c.offsets)
+                        .await;
+                    metrics::histogram!("ruckus_consumer_commit_seconds")
+                        .record(started.elapsed().as_secs_f64());
+                    let now = self.now();
+                    self.engine.handle_commit_result(now, c.id, result);
+                }
+                Action::DeadLetter(w) => {
+                    let result = self
+                        .transport
+                        .produce_dead_letter(&w.topic, &w.letter)
+                        .await;
+                    if result.is_ok() {
+                        self.processor.on_dead_letter(&w.letter);
+                    }
+                    let now = self.now();
+                    self.engine.handle_dead_letter_result(now, w.id, result);
+                }
+                Action::RevocationDone(tps) => self.transport.revocation_done(&tps).await,
+                Action::Stopped(reason) => {
+                    self.flush_events();
+                    let left = self.transport.leave().await;
+                    self.engine.handle_left();
+                    self.flush_events();
+                    left?;
+                    return Ok(Some(reason));
+                }
+            }
+        }
+    }
+
+    fn start_processing(&self, d: Dispatch) -> Running {
+        let processor = self.processor.clone();
+        let ctx = RecordContext {
+            attempt: d.ticket.attempt(),
+            member_id: self.member_id.clone(),
+        };
+        let span = tracing::info_span!(
+            "ruckus.record",
+            topic = %d.record.topic_partition.topic,
+            partition = d.record.topic_partition.partition.0,
+            offset = d.record.offset.0,
+            attempt = ctx.attempt,
+        );
+        Box::pin(
+            async move {
+                let started = tokio::time::Instant::now();
+                let result = AssertUnwindSafe(processor.process(&d.record, &ctx))
+                    .catch_unwind()
+                    .await;
+                let result = result.unwrap_or_else(|panic| {
+                    let msg = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "non-string panic payload".to_owned());
+                    // A panic is a failure of this record, not of the consumer.
+                    Err(ProcessingError::transient(format!(
+                        "processor panicked: {msg}"
+                    )))
+                });
+                (d, result, started)
+            }
+            .instrument(span),
+        )
+    }
+
+    async fn handle_transport_event(&mut self, event: TransportEvent) -> Result<(), DriverError> {
+        let now = self.now();
+        match event {
+            TransportEvent::Records(records) => {
+                metrics::counter!("ruckus_consumer_consumed_total").increment(records.len() as u64);
+                self.engine.handle_fetched(now, records);
+            }
+            TransportEvent::Joined {
+                member_id,
+                generation,
+            } => {
+                self.member_id = member_id.clone();
+                self.engine.handle_joined(member_id, generation);
+            }
+            TransportEvent::Assigned {
+                partitions,
+                generation,
+            } => {
+                let positions = self.transport.start_positions(&partitions).await?;
+                let now = self.now();
+                self.engine.handle_assigned(now, generation, positions);
+            }
+            TransportEvent::Revoked { partitions } => self.engine.handle_revoked(now, partitions),
+            TransportEvent::Lost { partitions } => self.engine.handle_lost(now, partitions),
+        }
+        Ok(())
+    }
+
+    async fn measure_lag(&mut self) {
+        for tp in self.engine.assignment() {
+            let Some(position) = self.engine.committable(&tp) else {
+                continue;
+            };
+            if let Ok((_, high)) = self.transport.watermarks(&tp).await {
+                let lag = (high.0 - position.0).max(0);
+                metrics::gauge!(
+                    "ruckus_consumer_lag",
+                    "topic" => tp.topic.to_string(),
+                    "partition" => tp.partition.0.to_string()
+                )
+                .set(lag as f64);
+            }
+        }
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn record_metrics(e: &Event) {
+    match e {
+        Event::ProcessingSucceeded { .. } => {
+            metrics::counter!("ruckus_consumer_processed_total").increment(1)
+        }
+        Event::ProcessingFailed { class, .. } => {
+            metrics::counter!("ruckus_consumer_failed_total", "class" => class.as_str())
+                .increment(1)
+        }
+        Event::Retried { .. } => metrics::counter!("ruckus_consumer_retried_total").increment(1),
+        Event::DeadLettered { .. } => {
+            metrics::counter!("ruckus_consumer_dead_lettered_total").increment(1)
+        }
+        Event::Committed { .. } => metrics::counter!("ruckus_consumer_commits_total").increment(1),
+        Event::CommitFailed { .. } => {
+            metrics::counter!("ruckus_consumer_commit_failures_total").increment(1)
+        }
+        Event::Assigned { .. } | Event::Revoked { .. } | Event::Lost { .. } => {
+            metrics::counter!("ruckus_consumer_rebalances_total").increment(1)
+        }
+        _ => {}
+    }
+}
