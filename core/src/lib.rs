@@ -47,3 +47,8 @@ pub mod model;
 pub mod protocol;
 pub mod rng;
 pub mod testing;
+
+/// The workspace README's examples, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
