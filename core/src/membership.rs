@@ -962,3 +962,391 @@ impl Membership {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The client state machine alone, fed responses by hand.
+
+    use super::*;
+    use crate::assign::{CooperativeSticky, Range};
+    use crate::protocol::Assignment;
+
+    const T0: Instant = Instant::ZERO;
+
+    fn member(assignor: Arc<dyn Assignor>, instance: Option<&str>) -> Membership {
+        let mut c = MembershipConfig::new("g", "c", vec![Topic::new("t")], vec![assignor]);
+        c.instance_id = instance.map(InstanceId::new);
+        c.session_timeout = Duration::from_secs(10);
+        c.heartbeat_interval = Duration::from_secs(1);
+        let mut m = Membership::new(c, T0);
+        m.handle_metadata(T0, [(Topic::new("t"), 4)].into_iter().collect());
+        m.handle_timeout(T0);
+        m
+    }
+
+    fn requests(m: &mut Membership) -> Vec<(RequestId, MemberRequest)> {
+        std::iter::from_fn(|| m.poll_request()).collect()
+    }
+
+    fn events(m: &mut Membership) -> Vec<MembershipEvent> {
+        std::iter::from_fn(|| m.poll_event()).collect()
+    }
+
+    fn one(m: &mut Membership) -> (RequestId, MemberRequest) {
+        let mut r = requests(m);
+        assert_eq!(r.len(), 1, "expected one request, got {r:?}");
+        r.remove(0)
+    }
+
+    fn join_ok(
+        m: &mut Membership,
+        now: Instant,
+        id: RequestId,
+        generation: i32,
+        partitions: &[i32],
+    ) {
+        let resp = JoinGroupResponse {
+            error: ErrorCode::None,
+            generation: Generation(generation),
+            protocol_type: Some("consumer".into()),
+            protocol_name: Some(m.config().assignors[0].name().to_owned()),
+            leader: MemberId::new("other"),
+            member_id: MemberId::new("me"),
+            members: vec![],
+        };
+        m.handle_response(now, id, MemberResponse::JoinGroup(resp));
+        let (sid, req) = one(m);
+        assert!(matches!(req, MemberRequest::SyncGroup(_)));
+        let a = Assignment {
+            partitions: partitions
+                .iter()
+                .map(|&p| TopicPartition::new("t", p))
+                .collect(),
+            user_data: None,
+        };
+        let resp = SyncGroupResponse {
+            error: ErrorCode::None,
+            protocol_type: None,
+            protocol_name: None,
+            assignment: a.encode(),
+        };
+        m.handle_response(now, sid, MemberResponse::SyncGroup(resp));
+    }
+
+    /// A member through FindCoordinator, JoinGroup and SyncGroup, Stable
+    /// owning `partitions`.
+    fn stable(
+        assignor: Arc<dyn Assignor>,
+        instance: Option<&str>,
+        partitions: &[i32],
+    ) -> Membership {
+        let mut m = member(assignor, instance);
+        let (id, req) = one(&mut m);
+        assert!(matches!(req, MemberRequest::FindCoordinator { .. }));
+        m.handle_response(T0, id, MemberResponse::FindCoordinator(ErrorCode::None));
+        let (id, req) = one(&mut m);
+        assert!(matches!(req, MemberRequest::JoinGroup(_)));
+        join_ok(&mut m, T0, id, 1, partitions);
+        assert_eq!(m.state(), MembershipState::Stable);
+        events(&mut m);
+        m
+    }
+
+    fn heartbeat(m: &mut Membership, now: Instant) -> RequestId {
+        m.handle_timeout(now);
+        let (id, req) = one(m);
+        assert!(matches!(req, MemberRequest::Heartbeat(_)), "{req:?}");
+        id
+    }
+
+    fn hb_error(m: &mut Membership, now: Instant, e: ErrorCode) {
+        let id = heartbeat(m, now);
+        m.handle_response(
+            now,
+            id,
+            MemberResponse::Heartbeat(HeartbeatResponse { error: e }),
+        );
+    }
+
+    #[test]
+    fn member_id_required_rejoins_with_the_given_id() {
+        let mut m = member(Arc::new(Range), None);
+        let (id, _) = one(&mut m);
+        m.handle_response(T0, id, MemberResponse::FindCoordinator(ErrorCode::None));
+        let (id, _) = one(&mut m);
+        let mut resp =
+            JoinGroupResponse::error(ErrorCode::MemberIdRequired, MemberId::new("given"));
+        resp.generation = Generation::NONE;
+        m.handle_response(T0, id, MemberResponse::JoinGroup(resp));
+        let (_, req) = one(&mut m);
+        let MemberRequest::JoinGroup(j) = req else {
+            panic!("{req:?}")
+        };
+        assert_eq!(j.member_id, MemberId::new("given"));
+    }
+
+    #[test]
+    fn fenced_instance_id_is_fatal_and_loses_everything() {
+        let mut m = stable(Arc::new(Range), Some("pod"), &[0, 1]);
+        hb_error(
+            &mut m,
+            Instant::from_millis(1_000),
+            ErrorCode::FencedInstanceId,
+        );
+        let ev = events(&mut m);
+        assert!(
+            matches!(&ev[0], MembershipEvent::Lost { partitions, .. } if partitions.len() == 2)
+        );
+        assert!(matches!(
+            ev[1],
+            MembershipEvent::Fatal(FatalError::Coordinator(ErrorCode::FencedInstanceId))
+        ));
+        assert_eq!(m.state(), MembershipState::Failed);
+        m.handle_timeout(Instant::from_millis(60_000));
+        assert!(
+            requests(&mut m).is_empty(),
+            "a failed member sends nothing more"
+        );
+    }
+
+    #[test]
+    fn unknown_member_id_loses_partitions_and_rejoins_as_new() {
+        let mut m = stable(Arc::new(Range), None, &[0, 1]);
+        hb_error(
+            &mut m,
+            Instant::from_millis(1_000),
+            ErrorCode::UnknownMemberId,
+        );
+        assert!(matches!(
+            &events(&mut m)[0],
+            MembershipEvent::Lost {
+                reason: LostReason::Error(ErrorCode::UnknownMemberId),
+                ..
+            }
+        ));
+        let (_, req) = one(&mut m);
+        let MemberRequest::JoinGroup(j) = req else {
+            panic!("{req:?}")
+        };
+        assert!(j.member_id.is_unknown(), "rejoins without the dead id");
+        assert!(m.generation().is_none());
+    }
+
+    #[test]
+    fn illegal_generation_loses_partitions_but_keeps_the_member_id() {
+        let mut m = stable(Arc::new(CooperativeSticky), None, &[0]);
+        hb_error(
+            &mut m,
+            Instant::from_millis(1_000),
+            ErrorCode::IllegalGeneration,
+        );
+        assert!(matches!(&events(&mut m)[0], MembershipEvent::Lost { .. }));
+        let (_, req) = one(&mut m);
+        let MemberRequest::JoinGroup(j) = req else {
+            panic!("{req:?}")
+        };
+        assert_eq!(j.member_id, MemberId::new("me"));
+        let sub = Subscription::decode(&j.protocols[0].metadata).unwrap();
+        assert!(
+            sub.owned.is_empty() && sub.generation.is_none(),
+            "claims nothing it lost"
+        );
+    }
+
+    #[test]
+    fn not_coordinator_looks_the_coordinator_up_again_and_keeps_the_partitions() {
+        let mut m = stable(Arc::new(Range), None, &[0, 1]);
+        hb_error(
+            &mut m,
+            Instant::from_millis(1_000),
+            ErrorCode::NotCoordinator,
+        );
+        assert!(events(&mut m).is_empty(), "nothing lost");
+        m.handle_timeout(Instant::from_millis(1_100)); // after the retry backoff
+        let (id, req) = one(&mut m);
+        assert!(matches!(req, MemberRequest::FindCoordinator { .. }));
+        m.handle_response(
+            Instant::from_millis(1_100),
+            id,
+            MemberResponse::FindCoordinator(ErrorCode::None),
+        );
+        assert_eq!(
+            m.poll_timeout(),
+            Some(Instant::from_millis(1_100)),
+            "a heartbeat is due at once"
+        );
+        m.handle_timeout(Instant::from_millis(1_100));
+        let (_, req) = one(&mut m);
+        assert!(matches!(req, MemberRequest::Heartbeat(_)), "{req:?}");
+        assert_eq!(m.owned().count(), 2);
+    }
+
+    #[test]
+    fn a_response_to_an_abandoned_request_is_ignored() {
+        let mut m = stable(Arc::new(Range), None, &[0]);
+        let id = heartbeat(&mut m, Instant::from_millis(1_000));
+        m.handle_request_failed(Instant::from_millis(1_500), id);
+        // The late answer to the failed heartbeat must not revive anything.
+        m.handle_response(
+            Instant::from_millis(1_600),
+            id,
+            MemberResponse::Heartbeat(HeartbeatResponse {
+                error: ErrorCode::UnknownMemberId,
+            }),
+        );
+        assert!(events(&mut m).is_empty());
+        assert_eq!(m.member_id(), &MemberId::new("me"));
+    }
+
+    #[test]
+    fn eager_rebalance_revokes_all_and_waits_for_the_ack_before_joining() {
+        let mut m = stable(Arc::new(Range), None, &[0, 1]);
+        hb_error(
+            &mut m,
+            Instant::from_millis(1_000),
+            ErrorCode::RebalanceInProgress,
+        );
+        let ev = events(&mut m);
+        assert!(
+            matches!(&ev[0], MembershipEvent::Revoked { partitions, generation } if partitions.len() == 2 && *generation == Generation(1))
+        );
+        assert!(
+            requests(&mut m)
+                .iter()
+                .all(|(_, r)| !matches!(r, MemberRequest::JoinGroup(_))),
+            "no join before the ack"
+        );
+        assert_eq!(
+            m.generation(),
+            Some(Generation(1)),
+            "still valid for the revoke commit"
+        );
+        m.handle_revoke_done(Instant::from_millis(1_010));
+        let (_, req) = one(&mut m);
+        assert!(matches!(req, MemberRequest::JoinGroup(_)));
+    }
+
+    #[test]
+    fn cooperative_rejoin_keeps_partitions_and_revokes_only_what_moved() {
+        let mut m = stable(Arc::new(CooperativeSticky), None, &[0, 1]);
+        hb_error(
+            &mut m,
+            Instant::from_millis(1_000),
+            ErrorCode::RebalanceInProgress,
+        );
+        assert!(events(&mut m).is_empty(), "nothing revoked up front");
+        let (id, req) = one(&mut m);
+        let MemberRequest::JoinGroup(j) = req else {
+            panic!("{req:?}")
+        };
+        assert_eq!(
+            Subscription::decode(&j.protocols[0].metadata)
+                .unwrap()
+                .owned
+                .len(),
+            2
+        );
+        join_ok(&mut m, Instant::from_millis(1_001), id, 2, &[0]);
+        let ev = events(&mut m);
+        assert!(matches!(&ev[0], MembershipEvent::Joined { .. }));
+        assert!(
+            matches!(&ev[1], MembershipEvent::Revoked { partitions, .. } if partitions == &vec![TopicPartition::new("t", 1)])
+        );
+        m.handle_revoke_done(Instant::from_millis(1_002));
+        let (_, req) = one(&mut m);
+        assert!(
+            matches!(req, MemberRequest::JoinGroup(_)),
+            "rejoins for the follow-up round"
+        );
+    }
+
+    #[test]
+    fn a_static_member_does_not_send_leave_group() {
+        let mut m = stable(Arc::new(Range), Some("pod"), &[0]);
+        m.leave(Instant::from_millis(500));
+        assert!(matches!(
+            &events(&mut m)[0],
+            MembershipEvent::Revoked { .. }
+        ));
+        m.handle_revoke_done(Instant::from_millis(501));
+        assert!(
+            requests(&mut m).is_empty(),
+            "no LeaveGroup: a restart within the session keeps the partitions"
+        );
+        assert_eq!(events(&mut m), vec![MembershipEvent::Left]);
+    }
+
+    #[test]
+    fn a_dynamic_member_leaves_after_revoking() {
+        let mut m = stable(Arc::new(Range), None, &[0]);
+        m.leave(Instant::from_millis(500));
+        events(&mut m);
+        m.handle_revoke_done(Instant::from_millis(501));
+        let (id, req) = one(&mut m);
+        assert!(matches!(req, MemberRequest::LeaveGroup(_)));
+        m.handle_response(
+            Instant::from_millis(502),
+            id,
+            MemberResponse::LeaveGroup(LeaveGroupResponse {
+                error: ErrorCode::None,
+                members: vec![],
+            }),
+        );
+        assert_eq!(events(&mut m), vec![MembershipEvent::Left]);
+        assert_eq!(m.state(), MembershipState::Left);
+    }
+
+    #[test]
+    fn a_silent_session_is_lost_counting_from_the_last_heartbeat_sent() {
+        let mut m = stable(Arc::new(Range), None, &[0]);
+        let id = heartbeat(&mut m, Instant::from_millis(1_000));
+        m.handle_response(
+            Instant::from_millis(4_000),
+            id,
+            MemberResponse::Heartbeat(HeartbeatResponse {
+                error: ErrorCode::None,
+            }),
+        );
+        // Accepted heartbeat was *sent* at 1 s: the session ends at 11 s, not 14 s.
+        let _ = requests(&mut m);
+        m.handle_timeout(Instant::from_millis(10_999));
+        assert!(events(&mut m).is_empty());
+        m.handle_timeout(Instant::from_millis(11_000));
+        assert!(matches!(
+            &events(&mut m)[0],
+            MembershipEvent::Lost {
+                reason: LostReason::SessionExpired,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn an_undecodable_assignment_is_fatal() {
+        let mut m = member(Arc::new(Range), None);
+        let (id, _) = one(&mut m);
+        m.handle_response(T0, id, MemberResponse::FindCoordinator(ErrorCode::None));
+        let (id, _) = one(&mut m);
+        let resp = JoinGroupResponse {
+            error: ErrorCode::None,
+            generation: Generation(1),
+            protocol_type: None,
+            protocol_name: Some("range".into()),
+            leader: MemberId::new("x"),
+            member_id: MemberId::new("me"),
+            members: vec![],
+        };
+        m.handle_response(T0, id, MemberResponse::JoinGroup(resp));
+        let (sid, _) = one(&mut m);
+        let bad = SyncGroupResponse {
+            error: ErrorCode::None,
+            protocol_type: None,
+            protocol_name: None,
+            assignment: bytes::Bytes::from_static(&[0, 0, 0]),
+        };
+        m.handle_response(T0, sid, MemberResponse::SyncGroup(bad));
+        assert!(events(&mut m)
+            .iter()
+            .any(|e| matches!(e, MembershipEvent::Fatal(FatalError::BadAssignment(_)))));
+    }
+}
