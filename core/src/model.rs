@@ -10,6 +10,7 @@ use bytes::Bytes;
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
+        #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
         #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub struct $name(Arc<str>);
 
@@ -82,6 +83,7 @@ impl MemberId {
 }
 
 /// A partition number within a topic.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Partition(pub i32);
 
@@ -93,6 +95,7 @@ impl fmt::Display for Partition {
 
 /// A record offset within a partition. Committed offsets name the *next*
 /// record to consume, as in Kafka.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Offset(pub i64);
 
@@ -115,6 +118,7 @@ impl fmt::Display for Offset {
 }
 
 /// A group generation. It increments each time a join phase completes.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Generation(pub i32);
 
@@ -131,6 +135,7 @@ impl fmt::Display for Generation {
 }
 
 /// A topic and one of its partitions.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TopicPartition {
     /// The topic.
@@ -165,6 +170,7 @@ impl fmt::Display for TopicPartition {
 /// chooses (the start of a simulation, or process start for real runs).
 ///
 /// Core never reads a clock; every time-dependent input takes one of these.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Instant(u64);
 
@@ -211,6 +217,7 @@ impl fmt::Display for Instant {
 }
 
 /// A record header.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Header {
     /// Header name.
@@ -220,10 +227,12 @@ pub struct Header {
 }
 
 /// A record timestamp: milliseconds since the Unix epoch, as Kafka stores it.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(pub i64);
 
 /// A consumed record.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
     /// Where the record lives.
@@ -246,6 +255,7 @@ macro_rules! error_codes {
         ///
         /// Codes this enum does not name are kept as [`ErrorCode::Other`] so
         /// that a broker's answer is never lost or turned into a panic.
+        #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
         #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
         #[non_exhaustive]
         pub enum ErrorCode {

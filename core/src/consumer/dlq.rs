@@ -30,6 +30,7 @@ use super::ErrorClass;
 use crate::model::{GroupId, Header, Instant, MemberId, Offset, Timestamp, Topic, TopicPartition};
 
 /// A record on its way to the dead-letter topic.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeadLetter {
     /// Where the record came from.

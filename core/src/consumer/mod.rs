@@ -69,6 +69,7 @@ use dlq::DlqCounter;
 
 /// Where a newly assigned partition may start: its committed offset, if
 /// any, and the log's bounds for the reset policy.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StartPosition {
     /// The group's committed offset for the partition.
@@ -145,6 +146,7 @@ pub struct DeadLetterWrite {
 }
 
 /// Why the consumer stopped.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StopReason {

@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::rng::Rng;
 
 /// How a processing error is handled.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
 pub enum ErrorClass {

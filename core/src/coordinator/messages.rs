@@ -10,6 +10,7 @@ use crate::model::{ErrorCode, Generation, GroupId, InstanceId, MemberId, Offset,
 
 /// One protocol a member offers: an assignor name and its metadata (for
 /// consumers, an encoded [`Subscription`](crate::protocol::Subscription)).
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProtocolMetadata {
     /// Protocol (assignor) name, e.g. `cooperative-sticky`.
@@ -19,6 +20,7 @@ pub struct ProtocolMetadata {
 }
 
 /// JoinGroup.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JoinGroupRequest {
     /// The group.
@@ -41,6 +43,7 @@ pub struct JoinGroupRequest {
 }
 
 /// A member as the leader sees it in the JoinGroup response.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JoinGroupMember {
     /// Member id.
@@ -52,6 +55,7 @@ pub struct JoinGroupMember {
 }
 
 /// JoinGroup response.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JoinGroupResponse {
     /// Error, or [`ErrorCode::None`].
@@ -71,7 +75,8 @@ pub struct JoinGroupResponse {
 }
 
 impl JoinGroupResponse {
-    pub(crate) fn error(error: ErrorCode, member_id: MemberId) -> Self {
+    /// A response carrying only an error (and the member id, for MEMBER_ID_REQUIRED).
+    pub fn error(error: ErrorCode, member_id: MemberId) -> Self {
         Self {
             error,
             generation: Generation::NONE,
@@ -85,6 +90,7 @@ impl JoinGroupResponse {
 }
 
 /// SyncGroup.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SyncGroupRequest {
     /// The group.
@@ -104,6 +110,7 @@ pub struct SyncGroupRequest {
 }
 
 /// SyncGroup response.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SyncGroupResponse {
     /// Error, or [`ErrorCode::None`].
@@ -117,7 +124,8 @@ pub struct SyncGroupResponse {
 }
 
 impl SyncGroupResponse {
-    pub(crate) fn error(error: ErrorCode) -> Self {
+    /// A response carrying only an error.
+    pub fn error(error: ErrorCode) -> Self {
         Self {
             error,
             protocol_type: None,
@@ -128,6 +136,7 @@ impl SyncGroupResponse {
 }
 
 /// Heartbeat.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HeartbeatRequest {
     /// The group.
@@ -141,6 +150,7 @@ pub struct HeartbeatRequest {
 }
 
 /// Heartbeat response.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HeartbeatResponse {
     /// Error, or [`ErrorCode::None`].
@@ -148,6 +158,7 @@ pub struct HeartbeatResponse {
 }
 
 /// A member leaving, by member id or (for static members) by instance id.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LeavingMember {
     /// Member id; may be empty when `instance_id` is given.
@@ -157,6 +168,7 @@ pub struct LeavingMember {
 }
 
 /// LeaveGroup.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LeaveGroupRequest {
     /// The group.
@@ -166,6 +178,7 @@ pub struct LeaveGroupRequest {
 }
 
 /// LeaveGroup response.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LeaveGroupResponse {
     /// Top-level error.
@@ -175,6 +188,7 @@ pub struct LeaveGroupResponse {
 }
 
 /// A committed offset as stored.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CommittedOffset {
     /// The next offset to consume.
@@ -186,6 +200,7 @@ pub struct CommittedOffset {
 }
 
 /// OffsetCommit.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OffsetCommitRequest {
     /// The group.
@@ -202,6 +217,7 @@ pub struct OffsetCommitRequest {
 }
 
 /// OffsetCommit response.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OffsetCommitResponse {
     /// Per-partition result.
@@ -209,6 +225,7 @@ pub struct OffsetCommitResponse {
 }
 
 /// OffsetFetch.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OffsetFetchRequest {
     /// The group.
@@ -218,6 +235,7 @@ pub struct OffsetFetchRequest {
 }
 
 /// OffsetFetch response.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OffsetFetchResponse {
     /// Top-level error.
@@ -228,6 +246,7 @@ pub struct OffsetFetchResponse {
 }
 
 /// Any request the coordinator handles.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Request {
@@ -246,6 +265,7 @@ pub enum Request {
 }
 
 /// Any response the coordinator gives.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Response {

@@ -1,0 +1,374 @@
+//! The simulated cluster: broker hosts over one shared, perfectly
+//! replicated store (acks=all semantics: an acknowledged record survives any
+//! broker crash), with `ruckus-core`'s group coordinator unchanged.
+//!
+//! Partition `p` is led by broker `p % n`, or the next live broker after it;
+//! the group coordinator is the lowest live broker. A crashed broker's
+//! connections die, so clients get errors or timeouts, ask again, and are
+//! told NOT_LEADER_OR_FOLLOWER / NOT_COORDINATOR by brokers that lead or
+//! coordinate nothing. Group state lives in the shared store too (Kafka
+//! replicates it through `__consumer_offsets`), so coordination moves
+//! without losing members or offsets; JoinGroup/SyncGroup answers parked on
+//! a crashed broker's connections are lost, and clients retry.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use ruckus_core::coordinator::{self as co, Coordinator, CoordinatorConfig, ReplyTo};
+use ruckus_core::model::{ErrorCode, Instant, Offset, Record, Timestamp, Topic, TopicPartition};
+use tokio::sync::mpsc;
+use turmoil::net::{TcpListener, TcpStream};
+
+use crate::wire::{read_frame, write_frame, FetchPartition, Frame, Request, Response};
+
+/// The port every broker listens on.
+pub const PORT: u16 = 9092;
+
+/// The turmoil host name of broker `id`.
+pub fn broker_host(id: u32) -> String {
+    format!("broker-{id}")
+}
+
+/// The simulation's clock: milliseconds since the simulation started, the
+/// same on every host.
+pub fn sim_now() -> Instant {
+    let d = turmoil::sim_elapsed().unwrap_or_default();
+    Instant::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[derive(Debug)]
+struct State {
+    brokers: u32,
+    alive: Vec<bool>,
+    topics: BTreeMap<Topic, u32>,
+    logs: BTreeMap<TopicPartition, Vec<Record>>,
+    coordinator: Coordinator,
+    conns: BTreeMap<u32, (u32, mpsc::UnboundedSender<Frame<Response>>)>,
+    next_conn: u32,
+}
+
+/// The shared cluster state. Clone it into every broker host.
+#[derive(Clone, Debug)]
+pub struct Cluster(Arc<Mutex<State>>);
+
+impl Cluster {
+    /// A cluster of `brokers` brokers with the given topics.
+    pub fn new(brokers: u32, topics: &[(Topic, u32)], coordinator: CoordinatorConfig) -> Self {
+        let mut logs = BTreeMap::new();
+        for (t, n) in topics {
+            for p in 0..*n as i32 {
+                logs.insert(
+                    TopicPartition {
+                        topic: t.clone(),
+                        partition: ruckus_core::model::Partition(p),
+                    },
+                    Vec::new(),
+                );
+            }
+        }
+        Self(Arc::new(Mutex::new(State {
+            brokers,
+            alive: vec![true; brokers as usize],
+            topics: topics.iter().cloned().collect(),
+            logs,
+            coordinator: Coordinator::new(coordinator),
+            conns: BTreeMap::new(),
+            next_conn: 0,
+        })))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.0.lock().expect("cluster lock")
+    }
+
+    /// Marks a broker crashed (call with turmoil's `crash`) or restarted.
+    /// A crashed broker's connections are dropped.
+    pub fn set_alive(&self, id: u32, alive: bool) {
+        let mut s = self.lock();
+        s.alive[id as usize] = alive;
+        if !alive {
+            s.conns.retain(|_, (b, _)| *b != id);
+        }
+    }
+
+    /// The leader of a partition, if any broker is alive.
+    pub fn leader(&self, tp: &TopicPartition) -> Option<u32> {
+        leader(&self.lock(), tp)
+    }
+
+    /// High watermark of a partition.
+    pub fn high_watermark(&self, tp: &TopicPartition) -> Offset {
+        Offset(self.lock().logs.get(tp).map_or(0, Vec::len) as i64)
+    }
+
+    /// Partitions of a topic.
+    pub fn partitions(&self, topic: &Topic) -> Vec<TopicPartition> {
+        self.lock()
+            .logs
+            .keys()
+            .filter(|tp| &tp.topic == topic)
+            .cloned()
+            .collect()
+    }
+
+    /// A group's committed offset for a partition.
+    pub fn committed(
+        &self,
+        group: &ruckus_core::model::GroupId,
+        tp: &TopicPartition,
+    ) -> Option<Offset> {
+        self.lock()
+            .coordinator
+            .committed(group, tp)
+            .map(|c| c.offset)
+    }
+
+    /// Every record of a partition (for checks).
+    pub fn log(&self, tp: &TopicPartition) -> Vec<Record> {
+        self.lock().logs.get(tp).cloned().unwrap_or_default()
+    }
+
+    fn register(&self, broker: u32, tx: mpsc::UnboundedSender<Frame<Response>>) -> u32 {
+        let mut s = self.lock();
+        s.next_conn += 1;
+        let id = s.next_conn;
+        s.conns.insert(id, (broker, tx));
+        id
+    }
+
+    fn unregister(&self, conn: u32) {
+        self.lock().conns.remove(&conn);
+    }
+
+    /// Handles a request; `None` when the answer is delivered later through
+    /// the connection (group requests).
+    fn handle(
+        &self,
+        broker: u32,
+        conn: u32,
+        correlation: u64,
+        request: Request,
+    ) -> Option<Response> {
+        let now = sim_now();
+        let mut s = self.lock();
+        if !s.alive[broker as usize] {
+            return None;
+        }
+        let response = match request {
+            Request::Metadata => Response::Metadata {
+                brokers: (0..s.brokers).filter(|b| s.alive[*b as usize]).collect(),
+                topics: s.topics.iter().map(|(t, n)| (t.clone(), *n)).collect(),
+                leaders: s
+                    .logs
+                    .keys()
+                    .filter_map(|tp| leader(&s, tp).map(|l| (tp.clone(), l)))
+                    .collect(),
+            },
+            Request::Produce { tp, records } => {
+                if leader(&s, &tp) != Some(broker) {
+                    Response::Produce {
+                        error: ErrorCode::NotLeaderOrFollower,
+                        base_offset: Offset::INVALID,
+                    }
+                } else if let Some(log) = s.logs.get_mut(&tp) {
+                    let base = log.len() as i64;
+                    for (i, r) in records.into_iter().enumerate() {
+                        log.push(Record {
+                            topic_partition: tp.clone(),
+                            offset: Offset(base + i as i64),
+                            key: r.key,
+                            value: r.value,
+                            headers: r.headers,
+                            timestamp: Timestamp(now.as_millis() as i64),
+                        });
+                    }
+                    Response::Produce {
+                        error: ErrorCode::None,
+                        base_offset: Offset(base),
+                    }
+                } else {
+                    Response::Produce {
+                        error: ErrorCode::UnknownTopicOrPartition,
+                        base_offset: Offset::INVALID,
+                    }
+                }
+            }
+            Request::Fetch {
+                partitions,
+                max_records,
+            } => Response::Fetch {
+                partitions: partitions
+                    .into_iter()
+                    .map(|(tp, from)| {
+                        let led = leader(&s, &tp) == Some(broker);
+                        match s.logs.get(&tp) {
+                            Some(log) if led => {
+                                let start = (from.0.max(0) as usize).min(log.len());
+                                let end = (start + max_records as usize).min(log.len());
+                                FetchPartition {
+                                    tp,
+                                    error: ErrorCode::None,
+                                    high_watermark: Offset(log.len() as i64),
+                                    records: log[start..end].to_vec(),
+                                }
+                            }
+                            Some(_) => FetchPartition {
+                                tp,
+                                error: ErrorCode::NotLeaderOrFollower,
+                                high_watermark: Offset::INVALID,
+                                records: vec![],
+                            },
+                            None => FetchPartition {
+                                tp,
+                                error: ErrorCode::UnknownTopicOrPartition,
+                                high_watermark: Offset::INVALID,
+                                records: vec![],
+                            },
+                        }
+                    })
+                    .collect(),
+            },
+            Request::ListOffsets { partitions } => Response::ListOffsets {
+                partitions: partitions
+                    .into_iter()
+                    .map(|tp| match s.logs.get(&tp) {
+                        Some(log) => (tp, ErrorCode::None, Offset(0), Offset(log.len() as i64)),
+                        None => (
+                            tp,
+                            ErrorCode::UnknownTopicOrPartition,
+                            Offset::INVALID,
+                            Offset::INVALID,
+                        ),
+                    })
+                    .collect(),
+            },
+            Request::FindCoordinator { .. } => match coordinator(&s) {
+                Some(b) => Response::FindCoordinator {
+                    error: ErrorCode::None,
+                    broker: b,
+                },
+                None => Response::FindCoordinator {
+                    error: ErrorCode::CoordinatorNotAvailable,
+                    broker: 0,
+                },
+            },
+            group => {
+                if coordinator(&s) != Some(broker) {
+                    Response::NotCoordinator
+                } else {
+                    let request = match group {
+                        Request::JoinGroup(r) => co::Request::JoinGroup(r),
+                        Request::SyncGroup(r) => co::Request::SyncGroup(r),
+                        Request::Heartbeat(r) => co::Request::Heartbeat(r),
+                        Request::LeaveGroup(r) => co::Request::LeaveGroup(r),
+                        Request::OffsetCommit(r) => co::Request::OffsetCommit(r),
+                        Request::OffsetFetch(r) => co::Request::OffsetFetch(r),
+                        _ => unreachable!("non-group requests are matched above"),
+                    };
+                    let reply = ReplyTo((u64::from(conn) << 32) | (correlation & 0xFFFF_FFFF));
+                    s.coordinator.handle_request(now, reply, request);
+                    route(&mut s);
+                    return None;
+                }
+            }
+        };
+        Some(response)
+    }
+
+    /// Fires the coordinator's timers if this broker coordinates.
+    fn tick(&self, broker: u32) {
+        let now = sim_now();
+        let mut s = self.lock();
+        if coordinator(&s) != Some(broker) {
+            return;
+        }
+        if s.coordinator.poll_timeout().is_some_and(|t| t <= now) {
+            s.coordinator.handle_timeout(now);
+        }
+        route(&mut s);
+    }
+}
+
+fn leader(s: &State, tp: &TopicPartition) -> Option<u32> {
+    let n = s.brokers;
+    let preferred = tp.partition.0.unsigned_abs() % n;
+    (0..n)
+        .map(|k| (preferred + k) % n)
+        .find(|b| s.alive[*b as usize])
+}
+
+fn coordinator(s: &State) -> Option<u32> {
+    (0..s.brokers).find(|b| s.alive[*b as usize])
+}
+
+/// Delivers the coordinator's responses to the connections that asked.
+fn route(s: &mut State) {
+    while let Some((reply, response)) = s.coordinator.poll_response() {
+        let conn = (reply.0 >> 32) as u32;
+        let correlation = reply.0 & 0xFFFF_FFFF;
+        let body = match response {
+            co::Response::JoinGroup(r) => Response::JoinGroup(r),
+            co::Response::SyncGroup(r) => Response::SyncGroup(r),
+            co::Response::Heartbeat(r) => Response::Heartbeat(r),
+            co::Response::LeaveGroup(r) => Response::LeaveGroup(r),
+            co::Response::OffsetCommit(r) => Response::OffsetCommit(r),
+            co::Response::OffsetFetch(r) => Response::OffsetFetch(r),
+            _ => continue,
+        };
+        if let Some((_, tx)) = s.conns.get(&conn) {
+            let _ = tx.send(Frame { correlation, body });
+        }
+    }
+    while s.coordinator.poll_event().is_some() {}
+}
+
+/// A broker host's software: serve connections, and tick the coordinator
+/// while this broker coordinates.
+///
+/// # Errors
+/// Binding the listener fails.
+pub async fn broker(cluster: Cluster, id: u32) -> turmoil::Result {
+    cluster.set_alive(id, true);
+    let listener = TcpListener::bind((IpAddr::from(Ipv4Addr::UNSPECIFIED), PORT)).await?;
+    let ticker = cluster.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            ticker.tick(id);
+        }
+    });
+    loop {
+        let (stream, _) = listener.accept().await?;
+        tokio::spawn(serve(cluster.clone(), id, stream));
+    }
+}
+
+async fn serve(cluster: Cluster, broker: u32, stream: TcpStream) {
+    let (mut rd, mut wr) = stream.into_split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Frame<Response>>();
+    let conn = cluster.register(broker, tx.clone());
+    let writer = tokio::spawn(async move {
+        while let Some(frame) = rx.recv().await {
+            if write_frame(&mut wr, &frame).await.is_err() {
+                return;
+            }
+        }
+    });
+    while let Ok(frame) = read_frame::<Request, _>(&mut rd).await {
+        if let Some(body) = cluster.handle(broker, conn, frame.correlation, frame.body) {
+            if tx
+                .send(Frame {
+                    correlation: frame.correlation,
+                    body,
+                })
+                .is_err()
+            {
+                break;
+            }
+        }
+    }
+    cluster.unregister(conn);
+    writer.abort();
+}

@@ -1,0 +1,105 @@
+//! A producer host: writes keyed records with acks=all and retries, and
+//! records every acknowledged write in the history.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ruckus_core::events::Event;
+use ruckus_core::model::{ErrorCode, Offset, TopicPartition};
+
+use crate::client::Brokers;
+use crate::history::History;
+use crate::wire::{ProduceRecord, Request, Response};
+
+/// What to produce.
+#[derive(Clone, Debug)]
+pub struct Workload {
+    /// Target partitions, written round-robin.
+    pub partitions: Vec<TopicPartition>,
+    /// Messages in total.
+    pub messages: usize,
+    /// Records per produce request.
+    pub batch: usize,
+}
+
+/// Produces the workload; returns when every record was acknowledged.
+///
+/// A request that times out is retried, so a record may be written twice
+/// (at-least-once, as a Kafka producer without idempotence); only
+/// acknowledged offsets enter the history.
+///
+/// # Errors
+/// Never: it retries until acknowledged.
+pub async fn produce(
+    brokers: Vec<u32>,
+    workload: Workload,
+    history: History,
+    host: String,
+) -> turmoil::Result {
+    let pool = Arc::new(Brokers::default());
+    let mut sent = 0usize;
+    let mut round = 0usize;
+    while sent < workload.messages {
+        let tp = workload.partitions[round % workload.partitions.len()].clone();
+        round += 1;
+        let n = workload.batch.min(workload.messages - sent);
+        let records: Vec<ProduceRecord> = (sent..sent + n)
+            .map(|i| ProduceRecord {
+                key: Some(Bytes::from(format!("key-{}", i % 97))),
+                value: Some(Bytes::from(format!("message-{i}"))),
+                headers: vec![],
+            })
+            .collect();
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let leader = leader_of(&pool, &brokers, &tp).await;
+            let result = match leader {
+                Some(l) => pool
+                    .call(
+                        l,
+                        Request::Produce {
+                            tp: tp.clone(),
+                            records: records.clone(),
+                        },
+                        Duration::from_secs(2),
+                    )
+                    .await
+                    .ok(),
+                None => None,
+            };
+            if let Some(Response::Produce {
+                error: ErrorCode::None,
+                base_offset,
+            }) = result
+            {
+                for k in 0..n as i64 {
+                    history.record(
+                        &host,
+                        Event::Produced {
+                            tp: tp.clone(),
+                            offset: Offset(base_offset.0 + k),
+                        },
+                    );
+                }
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt.min(20)))).await;
+        }
+        sent += n;
+    }
+    Ok(())
+}
+
+async fn leader_of(pool: &Brokers, brokers: &[u32], tp: &TopicPartition) -> Option<u32> {
+    for b in brokers {
+        if let Ok(Response::Metadata { leaders, .. }) = pool
+            .call(*b, Request::Metadata, Duration::from_secs(2))
+            .await
+        {
+            return leaders.into_iter().find(|(t, _)| t == tp).map(|(_, l)| l);
+        }
+    }
+    None
+}

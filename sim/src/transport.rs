@@ -1,0 +1,588 @@
+//! The simulated [`Transport`]: the reference consumer's connection to the
+//! simulated cluster.
+//!
+//! Group membership runs in a background task that drives
+//! `ruckus-core`'s [`Membership`] state machine over the wire and hands its
+//! events (joined, assigned, revoked, lost) to [`Transport::poll`] through a
+//! channel — so `poll` stays cancel-safe. Fetches go to each partition's
+//! leader; positions advance only when a fetch's records are returned.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ruckus_core::consumer::{DeadLetter, StartPosition};
+use ruckus_core::coordinator as co;
+use ruckus_core::driver::{Transport, TransportError, TransportEvent};
+use ruckus_core::membership::{
+    MemberRequest, MemberResponse, Membership, MembershipConfig, MembershipEvent, RequestId,
+};
+use ruckus_core::model::{ErrorCode, Generation, MemberId, Offset, Topic, TopicPartition};
+use tokio::sync::mpsc;
+
+use crate::client::{Brokers, CallError};
+use crate::cluster::sim_now;
+use crate::wire::{ProduceRecord, Request, Response};
+
+/// Settings of the simulated transport.
+#[derive(Clone, Debug)]
+pub struct SimTransportConfig {
+    /// Broker ids to bootstrap from.
+    pub brokers: Vec<u32>,
+    /// Group membership settings (group, assignors, timeouts).
+    pub membership: MembershipConfig,
+    /// Timeout of an ordinary request.
+    pub request_timeout: Duration,
+    /// Records per partition per fetch.
+    pub max_records: u32,
+}
+
+enum Command {
+    RevokeDone,
+    Leave,
+}
+
+/// The transport. Build with [`SimTransport::new`] inside a turmoil host.
+pub struct SimTransport {
+    config: SimTransportConfig,
+    brokers: Brokers,
+    events: Option<mpsc::UnboundedReceiver<TransportEvent>>,
+    commands: Option<mpsc::UnboundedSender<Command>>,
+    group_task: Option<tokio::task::JoinHandle<()>>,
+    positions: BTreeMap<TopicPartition, Offset>,
+    paused: BTreeSet<TopicPartition>,
+    leaders: BTreeMap<TopicPartition, u32>,
+    topics: BTreeMap<Topic, u32>,
+    coordinator: Option<u32>,
+}
+
+impl Drop for SimTransport {
+    fn drop(&mut self) {
+        if let Some(t) = &self.group_task {
+            t.abort();
+        }
+    }
+}
+
+impl SimTransport {
+    /// A transport; nothing is sent until `subscribe`.
+    pub fn new(config: SimTransportConfig) -> Self {
+        Self {
+            config,
+            brokers: Brokers::default(),
+            events: None,
+            commands: None,
+            group_task: None,
+            positions: BTreeMap::new(),
+            paused: BTreeSet::new(),
+            leaders: BTreeMap::new(),
+            topics: BTreeMap::new(),
+            coordinator: None,
+        }
+    }
+
+    /// Asks every bootstrap broker in turn until one answers.
+    async fn any(&mut self, request: Request) -> Result<Response, TransportError> {
+        for b in self.config.brokers.clone() {
+            if let Ok(r) = self
+                .brokers
+                .call(b, request.clone(), self.config.request_timeout)
+                .await
+            {
+                return Ok(r);
+            }
+        }
+        Err(TransportError::Io("no broker reachable".into()))
+    }
+
+    async fn refresh_metadata(&mut self) -> Result<(), TransportError> {
+        if let Response::Metadata {
+            topics, leaders, ..
+        } = self.any(Request::Metadata).await?
+        {
+            self.topics = topics.into_iter().collect();
+            self.leaders = leaders.into_iter().collect();
+        }
+        Ok(())
+    }
+
+    async fn coordinator_call(&mut self, request: Request) -> Result<Response, ErrorCode> {
+        for _ in 0..3 {
+            let c = match self.coordinator {
+                Some(c) => c,
+                None => match self
+                    .any(Request::FindCoordinator {
+                        group: self.config.membership.group_id.clone(),
+                    })
+                    .await
+                {
+                    Ok(Response::FindCoordinator {
+                        error: ErrorCode::None,
+                        broker,
+                    }) => {
+                        self.coordinator = Some(broker);
+                        broker
+                    }
+                    _ => return Err(ErrorCode::CoordinatorNotAvailable),
+                },
+            };
+            match self
+                .brokers
+                .call(c, request.clone(), self.config.request_timeout)
+                .await
+            {
+                Ok(Response::NotCoordinator) | Err(_) => self.coordinator = None,
+                Ok(r) => return Ok(r),
+            }
+        }
+        Err(ErrorCode::NotCoordinator)
+    }
+}
+
+impl Transport for SimTransport {
+    async fn subscribe(&mut self, _topics: &[Topic]) -> Result<(), TransportError> {
+        self.refresh_metadata().await?;
+        let (etx, erx) = mpsc::unbounded_channel();
+        let (ctx, crx) = mpsc::unbounded_channel();
+        let task = GroupTask {
+            brokers: Arc::new(Brokers::default()),
+            bootstrap: self.config.brokers.clone(),
+            coordinator: Arc::default(),
+            request_timeout: self.config.request_timeout,
+            membership: Membership::new(self.config.membership.clone(), sim_now()),
+            events: etx,
+            commands: crx,
+        };
+        let topics = self.topics.clone();
+        self.group_task = Some(tokio::spawn(task.run(topics)));
+        self.events = Some(erx);
+        self.commands = Some(ctx);
+        Ok(())
+    }
+
+    async fn poll(&mut self, max_wait: Duration) -> Result<Vec<TransportEvent>, TransportError> {
+        if let Some(rx) = self.events.as_mut() {
+            if let Ok(e) = rx.try_recv() {
+                return Ok(vec![e]);
+            }
+        }
+        // Fetch from each leader; positions move only once records are returned.
+        let mut by_leader: BTreeMap<u32, Vec<(TopicPartition, Offset)>> = BTreeMap::new();
+        for (tp, pos) in &self.positions {
+            if self.paused.contains(tp) {
+                continue;
+            }
+            if let Some(l) = self.leaders.get(tp) {
+                by_leader.entry(*l).or_default().push((tp.clone(), *pos));
+            }
+        }
+        let mut records = Vec::new();
+        let mut stale_metadata = false;
+        for (leader, partitions) in by_leader {
+            let req = Request::Fetch {
+                partitions,
+                max_records: self.config.max_records,
+            };
+            match self
+                .brokers
+                .call(leader, req, self.config.request_timeout)
+                .await
+            {
+                Ok(Response::Fetch { partitions }) => {
+                    for p in partitions {
+                        if p.error.is_ok() {
+                            records.extend(p.records);
+                        } else {
+                            stale_metadata = true;
+                        }
+                    }
+                }
+                _ => stale_metadata = true,
+            }
+        }
+        if stale_metadata {
+            let _ = self.refresh_metadata().await;
+        }
+        // No await below this line: positions and the result change together.
+        let mut fresh = Vec::with_capacity(records.len());
+        for r in records {
+            if let Some(pos) = self.positions.get_mut(&r.topic_partition) {
+                if r.offset >= *pos {
+                    *pos = r.offset.next();
+                    fresh.push(r);
+                }
+            }
+        }
+        if !fresh.is_empty() {
+            return Ok(vec![TransportEvent::Records(fresh)]);
+        }
+        let wait = max_wait.min(Duration::from_millis(5));
+        match self.events.as_mut() {
+            Some(rx) => match tokio::time::timeout(wait, rx.recv()).await {
+                Ok(Some(e)) => Ok(vec![e]),
+                Ok(None) => Err(TransportError::Closed),
+                Err(_) => Ok(vec![]),
+            },
+            None => {
+                tokio::time::sleep(wait).await;
+                Ok(vec![])
+            }
+        }
+    }
+
+    async fn start_positions(
+        &mut self,
+        partitions: &[TopicPartition],
+    ) -> Result<Vec<(TopicPartition, StartPosition)>, TransportError> {
+        let fetch = Request::OffsetFetch(co::OffsetFetchRequest {
+            group_id: self.config.membership.group_id.clone(),
+            partitions: Some(partitions.to_vec()),
+        });
+        let committed: BTreeMap<TopicPartition, Offset> = match self.coordinator_call(fetch).await {
+            Ok(Response::OffsetFetch(r)) => r
+                .partitions
+                .into_iter()
+                .filter(|(_, o, _)| o.0 >= 0)
+                .map(|(tp, o, _)| (tp, o))
+                .collect(),
+            _ => return Err(TransportError::Kafka(ErrorCode::CoordinatorNotAvailable)),
+        };
+        let mut out = Vec::with_capacity(partitions.len());
+        for tp in partitions {
+            let (low, high) = self.watermarks(tp).await?;
+            out.push((
+                tp.clone(),
+                StartPosition {
+                    committed: committed.get(tp).copied(),
+                    log_start: low,
+                    log_end: high,
+                },
+            ));
+        }
+        Ok(out)
+    }
+
+    fn seek(&mut self, tp: &TopicPartition, offset: Offset) {
+        self.positions.insert(tp.clone(), offset);
+    }
+
+    fn pause(&mut self, tp: &TopicPartition) {
+        self.paused.insert(tp.clone());
+    }
+
+    fn resume(&mut self, tp: &TopicPartition) {
+        self.paused.remove(tp);
+    }
+
+    async fn commit(
+        &mut self,
+        generation: Generation,
+        member_id: &MemberId,
+        offsets: &[(TopicPartition, Offset)],
+    ) -> Result<(), ErrorCode> {
+        let req = Request::OffsetCommit(co::OffsetCommitRequest {
+            group_id: self.config.membership.group_id.clone(),
+            generation,
+            member_id: member_id.clone(),
+            instance_id: self.config.membership.instance_id.clone(),
+            offsets: offsets
+                .iter()
+                .map(|(tp, o)| (tp.clone(), *o, String::new()))
+                .collect(),
+        });
+        match self.coordinator_call(req).await? {
+            Response::OffsetCommit(r) => {
+                match r.partitions.iter().map(|(_, e)| *e).find(|e| !e.is_ok()) {
+                    Some(e) => Err(e),
+                    None => Ok(()),
+                }
+            }
+            _ => Err(ErrorCode::UnknownServerError),
+        }
+    }
+
+    async fn produce_dead_letter(
+        &mut self,
+        topic: &Topic,
+        letter: &DeadLetter,
+    ) -> Result<(), ErrorCode> {
+        let n = self.topics.get(topic).copied().unwrap_or(1).max(1);
+        let tp = TopicPartition {
+            topic: topic.clone(),
+            partition: ruckus_core::model::Partition(
+                (letter.offset.0 as u64 % u64::from(n)) as i32,
+            ),
+        };
+        let leader = self
+            .leaders
+            .get(&tp)
+            .copied()
+            .ok_or(ErrorCode::UnknownTopicOrPartition)?;
+        let record = ProduceRecord {
+            key: letter.key.clone(),
+            value: letter.value.clone(),
+            headers: letter.headers(),
+        };
+        match self
+            .brokers
+            .call(
+                leader,
+                Request::Produce {
+                    tp,
+                    records: vec![record],
+                },
+                self.config.request_timeout,
+            )
+            .await
+        {
+            Ok(Response::Produce {
+                error: ErrorCode::None,
+                ..
+            }) => Ok(()),
+            Ok(Response::Produce { error, .. }) => {
+                let _ = self.refresh_metadata().await;
+                Err(error)
+            }
+            Ok(_) => Err(ErrorCode::UnknownServerError),
+            Err(CallError::TimedOut) => Err(ErrorCode::RequestTimedOut),
+            Err(CallError::Disconnected) => {
+                let _ = self.refresh_metadata().await;
+                Err(ErrorCode::NetworkException)
+            }
+        }
+    }
+
+    async fn watermarks(
+        &mut self,
+        tp: &TopicPartition,
+    ) -> Result<(Offset, Offset), TransportError> {
+        let leader = self
+            .leaders
+            .get(tp)
+            .copied()
+            .ok_or(TransportError::Kafka(ErrorCode::UnknownTopicOrPartition))?;
+        match self
+            .brokers
+            .call(
+                leader,
+                Request::ListOffsets {
+                    partitions: vec![tp.clone()],
+                },
+                self.config.request_timeout,
+            )
+            .await
+        {
+            Ok(Response::ListOffsets { partitions }) => match partitions.first() {
+                Some((_, ErrorCode::None, low, high)) => Ok((*low, *high)),
+                Some((_, e, _, _)) => Err(TransportError::Kafka(*e)),
+                None => Err(TransportError::Kafka(ErrorCode::UnknownServerError)),
+            },
+            Ok(_) => Err(TransportError::Kafka(ErrorCode::UnknownServerError)),
+            Err(_) => {
+                let _ = self.refresh_metadata().await;
+                Err(TransportError::Io("list offsets failed".into()))
+            }
+        }
+    }
+
+    async fn revocation_done(&mut self, partitions: &[TopicPartition]) {
+        for tp in partitions {
+            self.positions.remove(tp);
+            self.paused.remove(tp);
+        }
+        if let Some(c) = &self.commands {
+            let _ = c.send(Command::RevokeDone);
+        }
+    }
+
+    async fn leave(&mut self) -> Result<(), TransportError> {
+        if let Some(c) = &self.commands {
+            let _ = c.send(Command::Leave);
+        }
+        // Wait (bounded) for the group task to finish leaving: its event
+        // channel closes when it does.
+        if let Some(rx) = self.events.as_mut() {
+            let _ = tokio::time::timeout(self.config.request_timeout * 2, async {
+                while rx.recv().await.is_some() {}
+            })
+            .await;
+        }
+        Ok(())
+    }
+}
+
+/// Drives `Membership` over the wire.
+struct GroupTask {
+    brokers: Arc<Brokers>,
+    bootstrap: Vec<u32>,
+    /// The coordinator learned from FindCoordinator; cleared when a broker
+    /// says it is not (or cannot be reached).
+    coordinator: Arc<std::sync::Mutex<Option<u32>>>,
+    request_timeout: Duration,
+    membership: Membership,
+    events: mpsc::UnboundedSender<TransportEvent>,
+    commands: mpsc::UnboundedReceiver<Command>,
+}
+
+impl GroupTask {
+    async fn run(mut self, topics: BTreeMap<Topic, u32>) {
+        let now = sim_now();
+        self.membership.handle_metadata(now, topics);
+        self.membership.handle_timeout(now);
+        let (rtx, mut rrx) = mpsc::unbounded_channel::<(RequestId, Option<MemberResponse>)>();
+        loop {
+            while let Some((id, req)) = self.membership.poll_request() {
+                self.send(id, req, rtx.clone());
+            }
+            while let Some(e) = self.membership.poll_event() {
+                let out = match e {
+                    MembershipEvent::Joined {
+                        member_id,
+                        generation,
+                        ..
+                    } => TransportEvent::Joined {
+                        member_id,
+                        generation,
+                    },
+                    MembershipEvent::Assigned {
+                        partitions,
+                        generation,
+                    } => TransportEvent::Assigned {
+                        partitions,
+                        generation,
+                    },
+                    MembershipEvent::Revoked { partitions, .. } => {
+                        TransportEvent::Revoked { partitions }
+                    }
+                    MembershipEvent::Lost { partitions, .. } => TransportEvent::Lost { partitions },
+                    // Left or failed: the task ends; the channel closing tells `leave`.
+                    _ => return,
+                };
+                if self.events.send(out).is_err() {
+                    return;
+                }
+            }
+            let timer = self.membership.poll_timeout();
+            tokio::select! {
+                Some((id, response)) = rrx.recv() => {
+                    let now = sim_now();
+                    match response {
+                        Some(r) => self.membership.handle_response(now, id, r),
+                        None => self.membership.handle_request_failed(now, id),
+                    }
+                }
+                cmd = self.commands.recv() => {
+                    let now = sim_now();
+                    match cmd {
+                        Some(Command::RevokeDone) => self.membership.handle_revoke_done(now),
+                        Some(Command::Leave) => self.membership.leave(now),
+                        None => return,
+                    }
+                }
+                () = sleep_until_sim(timer) => {
+                    self.membership.handle_timeout(sim_now());
+                }
+            }
+        }
+    }
+
+    /// Sends a membership request on its own task (a JoinGroup may wait a
+    /// whole rebalance while heartbeats go on); the answer comes back
+    /// through `results`, `None` when the call failed.
+    fn send(
+        &mut self,
+        id: RequestId,
+        req: MemberRequest,
+        results: mpsc::UnboundedSender<(RequestId, Option<MemberResponse>)>,
+    ) {
+        let timeout = match &req {
+            MemberRequest::JoinGroup(j) => j.rebalance_timeout + Duration::from_secs(5),
+            _ => self.request_timeout,
+        };
+        let (wire, find) = match req {
+            MemberRequest::FindCoordinator { group_id } => {
+                (Request::FindCoordinator { group: group_id }, true)
+            }
+            MemberRequest::JoinGroup(r) => (Request::JoinGroup(r), false),
+            MemberRequest::SyncGroup(r) => (Request::SyncGroup(r), false),
+            MemberRequest::Heartbeat(r) => (Request::Heartbeat(r), false),
+            MemberRequest::LeaveGroup(r) => (Request::LeaveGroup(r), false),
+            _ => return,
+        };
+        let targets: Vec<u32> = if find {
+            self.bootstrap.clone()
+        } else {
+            self.coordinator
+                .lock()
+                .expect("coordinator")
+                .iter()
+                .copied()
+                .collect()
+        };
+        let brokers = self.brokers.clone();
+        let coordinator = self.coordinator.clone();
+        tokio::spawn(async move {
+            let mut answer = None;
+            for b in targets {
+                let r = brokers.call(b, wire.clone(), timeout).await;
+                answer = match r {
+                    Ok(Response::FindCoordinator {
+                        error: ErrorCode::None,
+                        broker,
+                    }) => {
+                        *coordinator.lock().expect("coordinator") = Some(broker);
+                        Some(MemberResponse::FindCoordinator(ErrorCode::None))
+                    }
+                    Ok(Response::FindCoordinator { error, .. }) => {
+                        Some(MemberResponse::FindCoordinator(error))
+                    }
+                    Ok(Response::NotCoordinator) => {
+                        *coordinator.lock().expect("coordinator") = None;
+                        Some(not_coordinator(&wire))
+                    }
+                    Ok(Response::JoinGroup(r)) => Some(MemberResponse::JoinGroup(r)),
+                    Ok(Response::SyncGroup(r)) => Some(MemberResponse::SyncGroup(r)),
+                    Ok(Response::Heartbeat(r)) => Some(MemberResponse::Heartbeat(r)),
+                    Ok(Response::LeaveGroup(r)) => Some(MemberResponse::LeaveGroup(r)),
+                    Ok(_) => None,
+                    Err(_) => {
+                        if !find {
+                            *coordinator.lock().expect("coordinator") = None;
+                        }
+                        None
+                    }
+                };
+                if answer.is_some() {
+                    break;
+                }
+            }
+            let _ = results.send((id, answer));
+        });
+    }
+}
+
+/// The NOT_COORDINATOR answer for a group request.
+fn not_coordinator(request: &Request) -> MemberResponse {
+    let e = ErrorCode::NotCoordinator;
+    match request {
+        Request::JoinGroup(_) => {
+            MemberResponse::JoinGroup(co::JoinGroupResponse::error(e, MemberId::unknown()))
+        }
+        Request::SyncGroup(_) => MemberResponse::SyncGroup(co::SyncGroupResponse::error(e)),
+        Request::LeaveGroup(_) => MemberResponse::LeaveGroup(co::LeaveGroupResponse {
+            error: e,
+            members: vec![],
+        }),
+        _ => MemberResponse::Heartbeat(co::HeartbeatResponse { error: e }),
+    }
+}
+
+async fn sleep_until_sim(at: Option<ruckus_core::model::Instant>) {
+    match at {
+        Some(at) => {
+            let wait = at.saturating_duration_since(sim_now());
+            tokio::time::sleep(wait).await;
+        }
+        None => std::future::pending().await,
+    }
+}
