@@ -36,6 +36,16 @@ impl History {
         });
     }
 
+    /// Appends an event at a given time (from outside the hosts, where
+    /// there is no current simulated clock).
+    pub fn record_at(&self, at: Instant, host: &str, event: Event) {
+        self.0.lock().expect("history").push(Entry {
+            at,
+            host: host.to_owned(),
+            event,
+        });
+    }
+
     /// A sink for a host's driver.
     pub fn sink(&self, host: &str) -> Arc<dyn EventSink> {
         Arc::new(HostSink {

@@ -16,6 +16,7 @@
 
 pub mod client;
 pub mod cluster;
+pub mod faults;
 pub mod history;
 pub mod producer;
 pub mod transport;

@@ -45,6 +45,16 @@ pub enum CommitStrategy {
     },
     /// Only on revocation and shutdown.
     OnRevokeAndShutdown,
+    /// **KNOWN-BAD — loses messages; exists so the harness can prove it.**
+    /// Every `interval`, commit the *fetched* position, processed or not —
+    /// what `enable.auto.commit` with automatic offset store does, and what
+    /// the user's original designs did with "periodic commit". A consumer
+    /// that crashes after such a commit and before processing those records
+    /// loses them: the next owner starts past them. Never the default.
+    KnownBadAutoCommitFetched {
+        /// Time between commits.
+        interval: Duration,
+    },
 }
 
 /// Everything the consumer engine needs to know.

@@ -967,6 +967,11 @@ impl Consumer {
                 at(self.last_commit_at + interval);
             }
         }
+        if let CommitStrategy::KnownBadAutoCommitFetched { interval } = self.config.commit {
+            if self.running() && !self.index.is_empty() {
+                at(self.last_commit_at + interval);
+            }
+        }
         next
     }
 
@@ -1205,6 +1210,12 @@ impl Consumer {
                     || now >= self.last_commit_at + interval
             }
             CommitStrategy::OnRevokeAndShutdown => false,
+            CommitStrategy::KnownBadAutoCommitFetched { interval } => {
+                if now >= self.last_commit_at + interval {
+                    self.known_bad_commit_fetched(now);
+                }
+                return;
+            }
         };
         if !due {
             return;
@@ -1228,6 +1239,45 @@ impl Consumer {
             self.completed_since_commit = 0;
             self.last_commit_at = now;
         }
+    }
+
+    /// The known-bad auto-commit: the *fetched* position of every partition,
+    /// whatever was processed. See [`CommitStrategy::KnownBadAutoCommitFetched`].
+    fn known_bad_commit_fetched(&mut self, now: Instant) {
+        let Some(generation) = self.generation else {
+            return;
+        };
+        self.last_commit_at = now;
+        let mut parts = Vec::new();
+        for (slot, part) in self.slots.iter_mut().enumerate() {
+            let Some(part) = part.as_mut() else { continue };
+            let offset = part.tracker.next_fetch();
+            if part.commit_in_flight || part.revoke_deadline.is_some() || offset <= part.committed {
+                continue;
+            }
+            part.commit_in_flight = true;
+            parts.push((slot as u32, part.epoch, part.tp.clone(), offset));
+        }
+        if parts.is_empty() {
+            return;
+        }
+        let id = CommitId(self.next_id());
+        for (_, _, tp, offset) in &parts {
+            self.events.push_back(Event::CommitRequested {
+                tp: tp.clone(),
+                offset: *offset,
+                generation,
+            });
+        }
+        let offsets = parts.iter().map(|(_, _, tp, o)| (tp.clone(), *o)).collect();
+        self.actions.push_back(Action::Commit(CommitRequest {
+            id,
+            generation,
+            member_id: self.member_id.clone(),
+            offsets,
+            urgent: false,
+        }));
+        self.commits.insert(id, PendingCommit { generation, parts });
     }
 
     /// Commits the committable offset of each slot that has advanced and

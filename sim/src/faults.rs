@@ -1,0 +1,88 @@
+//! Fault verbs, applied to a running simulation at scheduled simulated
+//! times, each recorded in the history.
+
+use std::time::Duration;
+
+use ruckus_core::events::Event;
+use ruckus_core::model::Instant;
+
+use crate::cluster::{broker_host, Cluster};
+use crate::history::History;
+
+/// A fault.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fault {
+    /// Kill a host's software (its memory is gone).
+    Crash(String),
+    /// Start a crashed host's software again from scratch.
+    Restart(String),
+    /// Crash broker `id`: its partitions and the coordinator move.
+    CrashBroker(u32),
+    /// Restart broker `id`.
+    RestartBroker(u32),
+    /// Drop all traffic between two hosts, both ways.
+    Partition(String, String),
+    /// Heal a partition.
+    Repair(String, String),
+}
+
+impl Fault {
+    /// Whether this fault heals an earlier one.
+    pub fn heals(&self) -> bool {
+        matches!(
+            self,
+            Fault::Restart(_) | Fault::RestartBroker(_) | Fault::Repair(..)
+        )
+    }
+
+    /// Applies the fault to the simulation.
+    pub fn apply(&self, sim: &mut turmoil::Sim<'_>, cluster: &Cluster) {
+        match self {
+            Fault::Crash(h) => sim.crash(h.as_str()),
+            Fault::Restart(h) => sim.bounce(h.as_str()),
+            Fault::CrashBroker(b) => {
+                cluster.set_alive(*b, false);
+                sim.crash(broker_host(*b));
+            }
+            Fault::RestartBroker(b) => {
+                cluster.set_alive(*b, true);
+                sim.bounce(broker_host(*b));
+            }
+            Fault::Partition(a, b) => sim.partition(a.as_str(), b.as_str()),
+            Fault::Repair(a, b) => sim.repair(a.as_str(), b.as_str()),
+        }
+    }
+}
+
+/// Steps `sim` until every client finished, applying `faults` (sorted by
+/// time) as simulated time passes them and recording each in `history`.
+///
+/// # Errors
+/// A host's software failed, or the simulation ran past its duration.
+pub fn run_with_faults(
+    sim: &mut turmoil::Sim<'_>,
+    cluster: &Cluster,
+    history: &History,
+    faults: &[(Duration, Fault)],
+) -> turmoil::Result {
+    let mut next = 0;
+    loop {
+        while next < faults.len() && sim.elapsed() >= faults[next].0 {
+            let (at, fault) = &faults[next];
+            fault.apply(sim, cluster);
+            let at = Instant::from_millis(u64::try_from(at.as_millis()).unwrap_or(u64::MAX));
+            let description = format!("{fault:?}");
+            let event = if fault.heals() {
+                Event::FaultHealed { description }
+            } else {
+                Event::FaultInjected { description }
+            };
+            history.record_at(at, "nemesis", event);
+            next += 1;
+        }
+        if sim.step()? {
+            return Ok(());
+        }
+    }
+}
