@@ -8,6 +8,7 @@
 //! leader; positions advance only when a fetch's records are returned.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,6 +55,14 @@ pub struct SimTransport {
     leaders: BTreeMap<TopicPartition, u32>,
     topics: BTreeMap<Topic, u32>,
     coordinator: Option<u32>,
+    /// The bootstrap broker that answered last (shared with the group task).
+    preferred: Arc<AtomicU32>,
+}
+
+/// `brokers` starting at `first` (if present), then the rest in order.
+fn rotate(brokers: &[u32], first: u32) -> Vec<u32> {
+    let k = brokers.iter().position(|b| *b == first).unwrap_or(0);
+    brokers[k..].iter().chain(&brokers[..k]).copied().collect()
 }
 
 impl Drop for SimTransport {
@@ -78,17 +87,18 @@ impl SimTransport {
             leaders: BTreeMap::new(),
             topics: BTreeMap::new(),
             coordinator: None,
+            preferred: Arc::default(),
         }
     }
 
     /// Asks every bootstrap broker in turn until one answers.
     async fn any(&mut self, request: Request) -> Result<Response, TransportError> {
-        for b in self.config.brokers.clone() {
-            if let Ok(r) = self
-                .brokers
-                .call(b, request.clone(), self.config.request_timeout)
-                .await
-            {
+        // Start with the broker that answered last: a dead broker costs one
+        // timeout, once, instead of on every lookup.
+        for b in rotate(&self.config.brokers, self.preferred.load(Ordering::SeqCst)) {
+            let timeout = self.config.request_timeout;
+            if let Ok(r) = self.brokers.call(b, request.clone(), timeout).await {
+                self.preferred.store(b, Ordering::SeqCst);
                 return Ok(r);
             }
         }
@@ -147,6 +157,7 @@ impl Transport for SimTransport {
         let task = GroupTask {
             brokers: Arc::new(Brokers::default()),
             bootstrap: self.config.brokers.clone(),
+            preferred: self.preferred.clone(),
             coordinator: Arc::default(),
             request_timeout: self.config.request_timeout,
             membership: Membership::new(self.config.membership.clone(), sim_now()),
@@ -356,33 +367,33 @@ impl Transport for SimTransport {
         &mut self,
         tp: &TopicPartition,
     ) -> Result<(Offset, Offset), TransportError> {
-        let leader = self
-            .leaders
-            .get(tp)
-            .copied()
-            .ok_or(TransportError::Kafka(ErrorCode::UnknownTopicOrPartition))?;
-        match self
-            .brokers
-            .call(
-                leader,
-                Request::ListOffsets {
-                    partitions: vec![tp.clone()],
-                },
-                self.config.request_timeout,
-            )
-            .await
-        {
-            Ok(Response::ListOffsets { partitions }) => match partitions.first() {
-                Some((_, ErrorCode::None, low, high)) => Ok((*low, *high)),
-                Some((_, e, _, _)) => Err(TransportError::Kafka(*e)),
-                None => Err(TransportError::Kafka(ErrorCode::UnknownServerError)),
-            },
-            Ok(_) => Err(TransportError::Kafka(ErrorCode::UnknownServerError)),
-            Err(_) => {
+        // Once with the metadata we have, once more after refreshing it.
+        for attempt in 0..2 {
+            if attempt > 0 {
                 let _ = self.refresh_metadata().await;
-                Err(TransportError::Io("list offsets failed".into()))
+            }
+            let Some(leader) = self.leaders.get(tp).copied() else {
+                continue;
+            };
+            let request = Request::ListOffsets {
+                partitions: vec![tp.clone()],
+            };
+            if let Ok(Response::ListOffsets { partitions }) = self
+                .brokers
+                .call(leader, request, self.config.request_timeout)
+                .await
+            {
+                match partitions.first() {
+                    Some((_, ErrorCode::None, low, high)) => return Ok((*low, *high)),
+                    Some((_, ErrorCode::NotLeaderOrFollower, _, _)) => continue,
+                    Some((_, e, _, _)) => return Err(TransportError::Kafka(*e)),
+                    None => continue,
+                }
             }
         }
+        Err(TransportError::Io(format!(
+            "no leader answered ListOffsets for {tp}"
+        )))
     }
 
     async fn revocation_done(&mut self, partitions: &[TopicPartition]) {
@@ -415,6 +426,7 @@ impl Transport for SimTransport {
 struct GroupTask {
     brokers: Arc<Brokers>,
     bootstrap: Vec<u32>,
+    preferred: Arc<AtomicU32>,
     /// The coordinator learned from FindCoordinator; cleared when a broker
     /// says it is not (or cannot be reached).
     coordinator: Arc<std::sync::Mutex<Option<u32>>>,
@@ -510,7 +522,7 @@ impl GroupTask {
             _ => return,
         };
         let targets: Vec<u32> = if find {
-            self.bootstrap.clone()
+            rotate(&self.bootstrap, self.preferred.load(Ordering::SeqCst))
         } else {
             self.coordinator
                 .lock()
@@ -521,6 +533,7 @@ impl GroupTask {
         };
         let brokers = self.brokers.clone();
         let coordinator = self.coordinator.clone();
+        let preferred = self.preferred.clone();
         tokio::spawn(async move {
             let mut answer = None;
             for b in targets {
@@ -530,6 +543,7 @@ impl GroupTask {
                         error: ErrorCode::None,
                         broker,
                     }) => {
+                        preferred.store(b, Ordering::SeqCst);
                         *coordinator.lock().expect("coordinator") = Some(broker);
                         Some(MemberResponse::FindCoordinator(ErrorCode::None))
                     }

@@ -482,7 +482,22 @@ impl<T: Transport, P: MessageProcessor> Driver<T, P> {
                 partitions,
                 generation,
             } => {
-                let positions = self.transport.start_positions(&partitions).await?;
+                // A leader or coordinator may be moving: retry with backoff
+                // before giving up on the consumer.
+                let mut attempt = 0u32;
+                let positions = loop {
+                    match self.transport.start_positions(&partitions).await {
+                        Ok(p) => break p,
+                        Err(e) if attempt >= 20 => return Err(e.into()),
+                        Err(_) => {
+                            attempt += 1;
+                            tokio::time::sleep(Duration::from_millis(
+                                50 * u64::from(attempt.min(10)),
+                            ))
+                            .await;
+                        }
+                    }
+                };
                 let now = self.now();
                 self.engine.handle_assigned(now, generation, positions);
             }
