@@ -47,6 +47,112 @@ struct State {
     coordinator: Coordinator,
     conns: BTreeMap<u32, (u32, mpsc::UnboundedSender<Frame<Response>>)>,
     next_conn: u32,
+    injected: Vec<Injection>,
+}
+
+/// A Kafka API, for error injection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Api {
+    /// Produce.
+    Produce,
+    /// Fetch.
+    Fetch,
+    /// ListOffsets.
+    ListOffsets,
+    /// FindCoordinator.
+    FindCoordinator,
+    /// JoinGroup.
+    JoinGroup,
+    /// SyncGroup.
+    SyncGroup,
+    /// Heartbeat.
+    Heartbeat,
+    /// LeaveGroup.
+    LeaveGroup,
+    /// OffsetCommit.
+    OffsetCommit,
+    /// OffsetFetch.
+    OffsetFetch,
+}
+
+/// Errors a broker answers instead of handling requests, like librdkafka's
+/// mock cluster (`rd_kafka_mock_push_request_errors`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Injection {
+    api: Api,
+    topic: Option<Topic>,
+    error: ErrorCode,
+    remaining: u32,
+}
+
+fn api_of(r: &Request) -> Option<(Api, Option<&Topic>)> {
+    Some(match r {
+        Request::Metadata => return None,
+        Request::Produce { tp, .. } => (Api::Produce, Some(&tp.topic)),
+        Request::Fetch { .. } => (Api::Fetch, None),
+        Request::ListOffsets { .. } => (Api::ListOffsets, None),
+        Request::FindCoordinator { .. } => (Api::FindCoordinator, None),
+        Request::JoinGroup(_) => (Api::JoinGroup, None),
+        Request::SyncGroup(_) => (Api::SyncGroup, None),
+        Request::Heartbeat(_) => (Api::Heartbeat, None),
+        Request::LeaveGroup(_) => (Api::LeaveGroup, None),
+        Request::OffsetCommit(_) => (Api::OffsetCommit, None),
+        Request::OffsetFetch(_) => (Api::OffsetFetch, None),
+    })
+}
+
+/// The response a broker gives when it answers `request` with `error`.
+fn error_response(request: &Request, error: ErrorCode) -> Response {
+    match request {
+        Request::Metadata => Response::Metadata {
+            brokers: vec![],
+            topics: vec![],
+            leaders: vec![],
+        },
+        Request::Produce { .. } => Response::Produce {
+            error,
+            base_offset: Offset::INVALID,
+        },
+        Request::Fetch { partitions, .. } => Response::Fetch {
+            partitions: partitions
+                .iter()
+                .map(|(tp, _)| FetchPartition {
+                    tp: tp.clone(),
+                    error,
+                    high_watermark: Offset::INVALID,
+                    records: vec![],
+                })
+                .collect(),
+        },
+        Request::ListOffsets { partitions } => Response::ListOffsets {
+            partitions: partitions
+                .iter()
+                .map(|tp| (tp.clone(), error, Offset::INVALID, Offset::INVALID))
+                .collect(),
+        },
+        Request::FindCoordinator { .. } => Response::FindCoordinator { error, broker: 0 },
+        Request::JoinGroup(r) => {
+            Response::JoinGroup(co::JoinGroupResponse::error(error, r.member_id.clone()))
+        }
+        Request::SyncGroup(_) => Response::SyncGroup(co::SyncGroupResponse::error(error)),
+        Request::Heartbeat(_) => Response::Heartbeat(co::HeartbeatResponse { error }),
+        Request::LeaveGroup(_) => Response::LeaveGroup(co::LeaveGroupResponse {
+            error,
+            members: vec![],
+        }),
+        Request::OffsetCommit(r) => Response::OffsetCommit(co::OffsetCommitResponse {
+            partitions: r
+                .offsets
+                .iter()
+                .map(|(tp, _, _)| (tp.clone(), error))
+                .collect(),
+        }),
+        Request::OffsetFetch(_) => Response::OffsetFetch(co::OffsetFetchResponse {
+            error,
+            partitions: vec![],
+        }),
+    }
 }
 
 /// The shared cluster state. Clone it into every broker host.
@@ -76,6 +182,7 @@ impl Cluster {
             coordinator: Coordinator::new(coordinator),
             conns: BTreeMap::new(),
             next_conn: 0,
+            injected: Vec::new(),
         })))
     }
 
@@ -91,6 +198,17 @@ impl Cluster {
         if !alive {
             s.conns.retain(|_, (b, _)| *b != id);
         }
+    }
+
+    /// The next `count` requests of `api` (to `topic`, if given) are
+    /// answered with `error` by whichever broker receives them.
+    pub fn inject(&self, api: Api, topic: Option<Topic>, error: ErrorCode, count: u32) {
+        self.lock().injected.push(Injection {
+            api,
+            topic,
+            error,
+            remaining: count,
+        });
     }
 
     /// The leader of a partition, if any broker is alive.
@@ -155,6 +273,16 @@ impl Cluster {
         let mut s = self.lock();
         if !s.alive[broker as usize] {
             return None;
+        }
+        if let Some((api, topic)) = api_of(&request) {
+            let hit = s.injected.iter_mut().find(|i| {
+                i.api == api && i.remaining > 0 && (i.topic.is_none() || i.topic.as_ref() == topic)
+            });
+            if let Some(i) = hit {
+                i.remaining -= 1;
+                let error = i.error;
+                return Some(error_response(&request, error));
+            }
         }
         let response = match request {
             Request::Metadata => Response::Metadata {

@@ -9,15 +9,20 @@
 //! runs on ([`transport`]), with group membership through `ruckus-core`'s
 //! client state machine.
 //!
-//! Status: the cluster, wire protocol, client, transport, producer and
-//! history exist and run the reference consumer end to end. The fault
-//! verbs beyond turmoil's own (crash, partition, hold) — per-API error
-//! injection, pauses, clock skew, processing behaviour — are not built yet.
+//! Faults ([`faults`]): crash and restart hosts and brokers, partition and
+//! repair links, and per-API errors injected at the brokers; processing
+//! behaviour ([`processing`]): latency, transient failures, poison records.
+//! Everything derives from the turmoil seed.
+//!
+//! Not built yet: stop-the-world pauses of a host, per-link latency and loss
+//! settings beyond turmoil's defaults, clock skew, and producer hosts with
+//! idempotence.
 
 pub mod client;
 pub mod cluster;
 pub mod faults;
 pub mod history;
+pub mod processing;
 pub mod producer;
 pub mod transport;
 pub mod wire;

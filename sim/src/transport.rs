@@ -475,7 +475,10 @@ impl GroupTask {
                 }
             }
             let timer = self.membership.poll_timeout();
+            // `biased`: a fixed branch order. Unbiased select! draws from
+            // tokio's per-thread RNG, which the simulation cannot seed.
             tokio::select! {
+                biased;
                 Some((id, response)) = rrx.recv() => {
                     let now = sim_now();
                     match response {

@@ -13,33 +13,24 @@ use std::time::Duration;
 
 use ruckus_core::assign::CooperativeSticky;
 use ruckus_core::consumer::{
-    CommitStrategy, ConsumerConfig, DeadLetterConfig, DlqLimit, ProcessingError, RetryPolicy,
+    CommitStrategy, ConsumerConfig, DeadLetterConfig, DlqLimit, RetryPolicy,
 };
 use ruckus_core::coordinator::CoordinatorConfig;
-use ruckus_core::driver::{Driver, MessageProcessor, RecordContext};
+use ruckus_core::driver::Driver;
 use ruckus_core::events::Event;
 use ruckus_core::membership::MembershipConfig;
-use ruckus_core::model::{GroupId, Record, Topic, TopicPartition};
+use ruckus_core::model::{ErrorCode, GroupId, Topic, TopicPartition};
 use ruckus_core::rng::SplitMix64;
-use ruckus_sim::cluster::{broker, broker_host, Cluster};
+use ruckus_sim::cluster::{broker, broker_host, Api, Cluster};
 use ruckus_sim::faults::{run_with_faults, Fault};
 use ruckus_sim::history::{check_commit_safety, check_zero_loss, Entry, History};
+use ruckus_sim::processing::{Behaviour, SimProcessor};
 use ruckus_sim::producer::{produce, Workload};
 use ruckus_sim::transport::{SimTransport, SimTransportConfig};
 
 const BROKERS: u32 = 3;
 const CONSUMERS: usize = 3;
 const PARTITIONS: u32 = 12;
-
-/// Succeeds after a fixed processing time.
-struct Sleepy(Duration);
-
-impl MessageProcessor for Sleepy {
-    async fn process(&self, _record: &Record, _ctx: &RecordContext) -> Result<(), ProcessingError> {
-        tokio::time::sleep(self.0).await;
-        Ok(())
-    }
-}
 
 fn consumer_config() -> ConsumerConfig {
     let mut c = ConsumerConfig::new("sim-group", vec![Topic::new("orders")]);
@@ -85,7 +76,13 @@ fn run_with(
     faults: &[(Duration, Fault)],
     config: ConsumerConfig,
 ) -> (Vec<Entry>, Cluster) {
-    run_processing(seed, messages, faults, config, Duration::from_millis(1))
+    run_processing(
+        seed,
+        messages,
+        faults,
+        config,
+        Behaviour::steady(Duration::from_millis(1)),
+    )
 }
 
 /// As [`run_with`], with a processing time per record.
@@ -94,7 +91,7 @@ fn run_processing(
     messages: usize,
     faults: &[(Duration, Fault)],
     config: ConsumerConfig,
-    processing: Duration,
+    behaviour: Behaviour,
 ) -> (Vec<Entry>, Cluster) {
     let mut sim = turmoil::Builder::new()
         .rng_seed(seed)
@@ -120,8 +117,14 @@ fn run_processing(
         let host = format!("consumer-{i}");
         let history = history.clone();
         let config = config.clone();
+        let behaviour = behaviour.clone();
         sim.host(host.clone(), move || {
-            let (host, history, config) = (host.clone(), history.clone(), config.clone());
+            let (host, history, config, behaviour) = (
+                host.clone(),
+                history.clone(),
+                config.clone(),
+                behaviour.clone(),
+            );
             async move {
                 let transport = SimTransport::new(SimTransportConfig {
                     brokers: (0..BROKERS).collect(),
@@ -133,7 +136,7 @@ fn run_processing(
                 let driver = Driver::new(
                     config,
                     transport,
-                    Sleepy(processing),
+                    SimProcessor::new(behaviour.clone(), seed.rotate_left(7) ^ host.len() as u64),
                     rng,
                     history.sink(&host),
                 )?;
@@ -313,13 +316,13 @@ fn a_coordinator_crash_loses_nothing() {
         "a_coordinator_crash",
         &[
             (secs(5), Fault::CrashBroker(0)),
-            (secs(15), Fault::RestartBroker(0)),
+            (secs(30), Fault::RestartBroker(0)),
         ],
     ) {
         let commits_while_down = h
             .iter()
             .filter(|e| {
-                (5_500..15_000).contains(&e.at.as_millis())
+                (5_500..30_000).contains(&e.at.as_millis())
                     && matches!(e.event, Event::Committed { .. })
             })
             .count();
@@ -372,8 +375,8 @@ fn known_bad_auto_commit_of_fetched_offsets_is_caught_losing_messages() {
         interval: Duration::from_millis(100),
     };
     let faults = [(secs(5), Fault::Crash(host("consumer-1")))];
-    let slow = Duration::from_millis(5);
-    let (history, _) = run_processing(11, 10_000, &faults, config, slow);
+    let slow = Behaviour::steady(Duration::from_millis(5));
+    let (history, _) = run_processing(11, 10_000, &faults, config, slow.clone());
     let loss = check_zero_loss(&history);
     assert!(loss.is_err(), "the known-bad consumer lost nothing?");
     assert!(
@@ -398,14 +401,150 @@ fn every_consumer_takes_part() {
     }
 }
 
+/// Several seeds, each run twice, with faults: byte-identical histories.
+///
+/// Hold/release is left out on purpose: with it, seed 1,000,003 diverged
+/// after seeds 7 and 21 had run in the same process (see `Fault::Hold`).
 #[test]
 fn the_same_seed_gives_the_same_history() {
     let faults = [
         (secs(3), Fault::Crash(host("consumer-2"))),
         (secs(4), Fault::CrashBroker(1)),
     ];
-    let a = run_with(7, 2_000, &faults, consumer_config()).0;
-    let b = run_with(7, 2_000, &faults, consumer_config()).0;
-    assert!(a.len() > 2_000);
-    assert_eq!(format!("{a:?}"), format!("{b:?}"), "seed 7 diverged");
+    for seed in [7, 21, 1_000_003] {
+        let a = run_with(seed, 2_000, &faults, consumer_config()).0;
+        let b = run_with(seed, 2_000, &faults, consumer_config()).0;
+        assert!(a.len() > 2_000);
+        assert_eq!(format!("{a:?}"), format!("{b:?}"), "seed {seed} diverged");
+    }
+}
+
+fn count(history: &[Entry], f: impl Fn(&Event) -> bool) -> usize {
+    history.iter().filter(|e| f(&e.event)).count()
+}
+
+/// Runs every seed with a processing behaviour and checks zero loss and
+/// commit safety.
+fn judge_behaviour(
+    name: &str,
+    faults: &[(Duration, Fault)],
+    behaviour: &Behaviour,
+) -> Vec<Vec<Entry>> {
+    let mut all = Vec::new();
+    for seed in seeds() {
+        let (history, _) = run_processing(
+            seed,
+            messages(),
+            faults,
+            consumer_config(),
+            behaviour.clone(),
+        );
+        let repro = format!(
+            "reproduce with: RUCKUS_SEED={seed} cargo test -p ruckus-sim --test consumer {name}"
+        );
+        if let Err(v) = check_zero_loss(&history) {
+            panic!("{name} seed {seed}: {v:?}\n{repro}");
+        }
+        if let Err(v) = check_commit_safety(&history) {
+            panic!("{name} seed {seed}: {v:?}\n{repro}");
+        }
+        all.push(history);
+    }
+    all
+}
+
+#[test]
+fn an_offset_commit_error_burst_loses_nothing() {
+    let faults = [
+        (
+            secs(5),
+            Fault::InjectErrors {
+                api: Api::OffsetCommit,
+                topic: None,
+                error: ErrorCode::RebalanceInProgress,
+                count: 20,
+            },
+        ),
+        (
+            secs(8),
+            Fault::InjectErrors {
+                api: Api::OffsetCommit,
+                topic: None,
+                error: ErrorCode::NotCoordinator,
+                count: 10,
+            },
+        ),
+    ];
+    for h in judge_behaviour(
+        "an_offset_commit_error_burst",
+        &faults,
+        &Behaviour::steady(Duration::from_millis(1)),
+    ) {
+        assert!(
+            count(&h, |e| matches!(e, Event::CommitFailed { .. })) > 0,
+            "no commit ever failed"
+        );
+    }
+}
+
+#[test]
+fn dead_letter_produce_failures_lose_nothing() {
+    let behaviour = Behaviour {
+        latency: Duration::from_millis(1),
+        transient_rate: 0.0,
+        poison_rate: 0.01,
+    };
+    let faults = [(
+        secs(3),
+        Fault::InjectErrors {
+            api: Api::Produce,
+            topic: Some(Topic::new("orders.dlq")),
+            error: ErrorCode::NotEnoughReplicas,
+            count: 60,
+        },
+    )];
+    for h in judge_behaviour("dead_letter_produce_failures", &faults, &behaviour) {
+        assert!(
+            count(&h, |e| matches!(e, Event::DeadLetterFailed { .. })) > 0,
+            "no dead-letter write failed"
+        );
+        assert!(
+            count(&h, |e| matches!(e, Event::DeadLettered { .. })) > 0,
+            "nothing was dead-lettered"
+        );
+    }
+}
+
+#[test]
+fn transient_failures_and_poison_records_lose_nothing() {
+    let behaviour = Behaviour {
+        latency: Duration::from_millis(1),
+        transient_rate: 0.10,
+        poison_rate: 0.001,
+    };
+    for h in judge_behaviour("transient_failures_and_poison_records", &[], &behaviour) {
+        assert!(
+            count(&h, |e| matches!(e, Event::Retried { .. })) > 500,
+            "10% transient failures should retry often"
+        );
+        let dead = count(&h, |e| matches!(e, Event::DeadLettered { .. }));
+        assert!(dead > 0, "0.1% poison should dead-letter some records");
+        // Never both processed and dead-lettered.
+        let mut done = std::collections::BTreeSet::new();
+        for e in &h {
+            if let Event::ProcessingSucceeded { tp, offset, .. }
+            | Event::DeadLettered { tp, offset, .. } = &e.event
+            {
+                if matches!(e.event, Event::DeadLettered { .. }) {
+                    assert!(
+                        !done.contains(&(tp.clone(), *offset)),
+                        "{tp}@{offset} processed and dead-lettered"
+                    );
+                }
+                if matches!(e.event, Event::ProcessingSucceeded { .. }) {
+                    done.insert((tp.clone(), *offset));
+                }
+            }
+        }
+    }
 }
