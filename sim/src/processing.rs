@@ -19,6 +19,9 @@ pub struct Behaviour {
     pub transient_rate: f64,
     /// Fraction of records that are poison (fail permanently).
     pub poison_rate: f64,
+    /// Probability that an attempt panics inside the processor (the driver
+    /// must catch it and treat it as a failure of that record).
+    pub panic_rate: f64,
 }
 
 impl Behaviour {
@@ -28,6 +31,7 @@ impl Behaviour {
             latency,
             transient_rate: 0.0,
             poison_rate: 0.0,
+            panic_rate: 0.0,
         }
     }
 
@@ -66,7 +70,13 @@ impl MessageProcessor for SimProcessor {
             )));
         }
         let draw = self.rng.lock().expect("rng").next_f64();
-        if draw < self.behaviour.transient_rate {
+        if draw < self.behaviour.panic_rate {
+            panic!(
+                "simulated processor panic at {}@{}",
+                record.topic_partition, record.offset
+            );
+        }
+        if draw < self.behaviour.panic_rate + self.behaviour.transient_rate {
             return Err(ProcessingError::transient("simulated transient failure"));
         }
         Ok(())

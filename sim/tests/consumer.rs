@@ -493,6 +493,7 @@ fn dead_letter_produce_failures_lose_nothing() {
         latency: Duration::from_millis(1),
         transient_rate: 0.0,
         poison_rate: 0.01,
+        panic_rate: 0.0,
     };
     let faults = [(
         secs(3),
@@ -521,6 +522,7 @@ fn transient_failures_and_poison_records_lose_nothing() {
         latency: Duration::from_millis(1),
         transient_rate: 0.10,
         poison_rate: 0.001,
+        panic_rate: 0.0,
     };
     for h in judge_behaviour("transient_failures_and_poison_records", &[], &behaviour) {
         assert!(
@@ -546,5 +548,22 @@ fn transient_failures_and_poison_records_lose_nothing() {
                 }
             }
         }
+    }
+}
+
+#[test]
+fn processor_panics_lose_nothing() {
+    let behaviour = Behaviour {
+        latency: Duration::from_millis(1),
+        transient_rate: 0.0,
+        poison_rate: 0.0,
+        panic_rate: 0.005,
+    };
+    for h in judge_behaviour("processor_panics", &[], &behaviour) {
+        let panics = count(
+            &h,
+            |e| matches!(e, Event::ProcessingFailed { message, .. } if message.contains("panicked")),
+        );
+        assert!(panics > 10, "only {panics} panics caught");
     }
 }
