@@ -1258,8 +1258,19 @@ impl Consumer {
             part.commit_in_flight = true;
             parts.push((slot as u32, part.epoch, part.tp.clone(), offset));
         }
+        self.send_commit(generation, parts, false);
+    }
+
+    /// Sends one commit request for `parts` (slot, epoch, partition,
+    /// offset), already marked in flight. Returns false if there is none.
+    fn send_commit(
+        &mut self,
+        generation: Generation,
+        parts: Vec<(u32, u32, TopicPartition, Offset)>,
+        urgent: bool,
+    ) -> bool {
         if parts.is_empty() {
-            return;
+            return false;
         }
         let id = CommitId(self.next_id());
         for (_, _, tp, offset) in &parts {
@@ -1275,9 +1286,10 @@ impl Consumer {
             generation,
             member_id: self.member_id.clone(),
             offsets,
-            urgent: false,
+            urgent,
         }));
         self.commits.insert(id, PendingCommit { generation, parts });
+        true
     }
 
     /// Commits the committable offset of each slot that has advanced and
@@ -1303,27 +1315,7 @@ impl Consumer {
             part.commit_in_flight = true;
             parts.push((slot, part.epoch, part.tp.clone(), offset));
         }
-        if parts.is_empty() {
-            return false;
-        }
-        let id = CommitId(self.next_id());
-        for (_, _, tp, offset) in &parts {
-            self.events.push_back(Event::CommitRequested {
-                tp: tp.clone(),
-                offset: *offset,
-                generation,
-            });
-        }
-        let offsets = parts.iter().map(|(_, _, tp, o)| (tp.clone(), *o)).collect();
-        self.actions.push_back(Action::Commit(CommitRequest {
-            id,
-            generation,
-            member_id: self.member_id.clone(),
-            offsets,
-            urgent,
-        }));
-        self.commits.insert(id, PendingCommit { generation, parts });
-        true
+        self.send_commit(generation, parts, urgent)
     }
 
     /// Revocations: once a revoked partition is idle (or its deadline
