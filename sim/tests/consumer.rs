@@ -567,3 +567,33 @@ fn processor_panics_lose_nothing() {
         assert!(panics > 10, "only {panics} panics caught");
     }
 }
+
+/// A zombie by network stall: every link of consumer-1 is held for 8 s
+/// (past its 3 s session), then released, so its held heartbeats and
+/// commits arrive late, after the group moved on. Not a process pause (its
+/// timers keep running); the process-pause verb is not built yet.
+#[test]
+fn a_member_stalled_past_its_session_then_released_loses_nothing() {
+    let mut faults = Vec::new();
+    for b in 0..BROKERS {
+        faults.push((secs(5), Fault::Hold(host("consumer-1"), broker_host(b))));
+    }
+    for b in 0..BROKERS {
+        faults.push((secs(13), Fault::Release(host("consumer-1"), broker_host(b))));
+    }
+    for h in judge("a_member_stalled", &faults) {
+        assert!(
+            after(
+                &h,
+                "consumer-1",
+                5,
+                |e| matches!(e, Event::Lost { partitions } if !partitions.is_empty())
+            ) > 0,
+            "the stalled member never gave its partitions up"
+        );
+        assert!(
+            after(&h, "consumer-0", 5, assigned) + after(&h, "consumer-2", 5, assigned) > 0,
+            "nobody took over"
+        );
+    }
+}
