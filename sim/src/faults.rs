@@ -28,11 +28,6 @@ pub enum Fault {
     /// Heal a partition.
     Repair(String, String),
     /// Hold all messages between two hosts (delivered later, on release).
-    ///
-    /// Not yet proven deterministic: a run using hold/release was seen to
-    /// diverge from its own replay after other simulations had run in the
-    /// same process. Crash, restart, partition and injected errors replay
-    /// exactly.
     Hold(String, String),
     /// Deliver held messages.
     Release(String, String),

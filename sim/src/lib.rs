@@ -26,3 +26,29 @@ pub mod processing;
 pub mod producer;
 pub mod transport;
 pub mod wire;
+
+use std::time::Duration;
+
+/// The one-way latency of every simulated link.
+pub const LINK_LATENCY: Duration = Duration::from_millis(20);
+
+/// A turmoil builder configured for replayable runs: seeded, 1 ms ticks,
+/// and a **fixed** link latency.
+///
+/// Why fixed: turmoil draws each message's latency from its seeded RNG in
+/// the order messages are sent. When a host crashes, tokio drops its tasks
+/// (and their sockets, each sending a close) in an order that depends on
+/// process-global task ids — so with random latencies the same seed gave
+/// different histories after other simulations had run in the process, or
+/// while one ran beside it. With a fixed latency the draws still happen but
+/// cannot change any delivery time. Varied latency belongs in explicit,
+/// seeded per-link fault verbs.
+pub fn builder(seed: u64, duration: Duration) -> turmoil::Builder {
+    let mut b = turmoil::Builder::new();
+    b.rng_seed(seed)
+        .simulation_duration(duration)
+        .tick_duration(Duration::from_millis(1))
+        .min_message_latency(LINK_LATENCY)
+        .max_message_latency(LINK_LATENCY);
+    b
+}

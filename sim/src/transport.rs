@@ -18,7 +18,7 @@ use ruckus_core::driver::{Transport, TransportError, TransportEvent};
 use ruckus_core::membership::{
     MemberRequest, MemberResponse, Membership, MembershipConfig, MembershipEvent, RequestId,
 };
-use ruckus_core::model::{ErrorCode, Generation, MemberId, Offset, Topic, TopicPartition};
+use ruckus_core::model::{ErrorCode, Generation, MemberId, Offset, Record, Topic, TopicPartition};
 use tokio::sync::mpsc;
 
 use crate::client::{Brokers, CallError};
@@ -46,7 +46,17 @@ enum Command {
 /// The transport. Build with [`SimTransport::new`] inside a turmoil host.
 pub struct SimTransport {
     config: SimTransportConfig,
-    brokers: Brokers,
+    brokers: Arc<Brokers>,
+    /// Results of the fetch round in flight (at most one).
+    fetch_tx: mpsc::UnboundedSender<FetchRound>,
+    fetch_rx: mpsc::UnboundedReceiver<FetchRound>,
+    fetch_in_flight: bool,
+    /// Bumped on every seek and release of a partition: fetch results from
+    /// an older epoch are dropped, never mistaken for a gap.
+    epochs: BTreeMap<TopicPartition, u64>,
+    next_epoch: u64,
+    /// A fetch hit a partition its broker does not lead: refresh leaders.
+    metadata_stale: bool,
     events: Option<mpsc::UnboundedReceiver<TransportEvent>>,
     commands: Option<mpsc::UnboundedSender<Command>>,
     group_task: Option<tokio::task::JoinHandle<()>>,
@@ -65,6 +75,39 @@ fn rotate(brokers: &[u32], first: u32) -> Vec<u32> {
     brokers[k..].iter().chain(&brokers[..k]).copied().collect()
 }
 
+/// One fetch round's outcome.
+struct FetchRound {
+    epochs: BTreeMap<TopicPartition, u64>,
+    records: Vec<Record>,
+    stale_metadata: bool,
+}
+
+/// Awaits all futures concurrently on this task; outputs in input order.
+async fn join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut set: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = (0..set.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in set.iter_mut().enumerate() {
+            if out[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => out[i] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter()
+        .map(|o| o.expect("every future finished"))
+        .collect()
+}
+
 impl Drop for SimTransport {
     fn drop(&mut self) {
         if let Some(t) = &self.group_task {
@@ -76,9 +119,16 @@ impl Drop for SimTransport {
 impl SimTransport {
     /// A transport; nothing is sent until `subscribe`.
     pub fn new(config: SimTransportConfig) -> Self {
+        let (fetch_tx, fetch_rx) = mpsc::unbounded_channel();
         Self {
             config,
-            brokers: Brokers::default(),
+            brokers: Arc::new(Brokers::default()),
+            fetch_tx,
+            fetch_rx,
+            fetch_in_flight: false,
+            epochs: BTreeMap::new(),
+            next_epoch: 0,
+            metadata_stale: false,
             events: None,
             commands: None,
             group_task: None,
@@ -89,6 +139,98 @@ impl SimTransport {
             coordinator: None,
             preferred: Arc::default(),
         }
+    }
+
+    fn bump_epoch(&mut self, tp: &TopicPartition) {
+        self.next_epoch += 1;
+        self.epochs.insert(tp.clone(), self.next_epoch);
+    }
+
+    fn epoch(&self, tp: &TopicPartition) -> u64 {
+        self.epochs.get(tp).copied().unwrap_or(0)
+    }
+
+    /// Starts one fetch round on its own task: every leader at once, each
+    /// with the positions (and their epochs) as they are now.
+    fn start_fetch_round(&mut self) {
+        let mut by_leader: BTreeMap<u32, Vec<(TopicPartition, Offset)>> = BTreeMap::new();
+        let mut epochs = BTreeMap::new();
+        for (tp, pos) in &self.positions {
+            if self.paused.contains(tp) {
+                continue;
+            }
+            if let Some(l) = self.leaders.get(tp) {
+                by_leader.entry(*l).or_default().push((tp.clone(), *pos));
+                epochs.insert(tp.clone(), self.epoch(tp));
+            }
+        }
+        if by_leader.is_empty() {
+            return;
+        }
+        self.fetch_in_flight = true;
+        let (brokers, tx) = (self.brokers.clone(), self.fetch_tx.clone());
+        let (timeout, max_records) = (self.config.request_timeout, self.config.max_records);
+        tokio::spawn(async move {
+            let calls = by_leader.into_iter().map(|(leader, partitions)| {
+                let brokers = brokers.clone();
+                async move {
+                    brokers
+                        .call(
+                            leader,
+                            Request::Fetch {
+                                partitions,
+                                max_records,
+                            },
+                            timeout,
+                        )
+                        .await
+                }
+            });
+            let mut records = Vec::new();
+            let mut stale_metadata = false;
+            for result in join_all(calls).await {
+                match result {
+                    Ok(Response::Fetch { partitions }) => {
+                        for p in partitions {
+                            if p.error.is_ok() {
+                                records.extend(p.records);
+                            } else {
+                                stale_metadata = true;
+                            }
+                        }
+                    }
+                    _ => stale_metadata = true,
+                }
+            }
+            let _ = tx.send(FetchRound {
+                epochs,
+                records,
+                stale_metadata,
+            });
+        });
+    }
+
+    /// Takes a fetch round's records that are still wanted: fetched in the
+    /// partition's current epoch, at or after its position. Synchronous on
+    /// purpose: positions move and records are returned with no await in
+    /// between, so a cancelled `poll` cannot lose records.
+    fn accept(&mut self, round: FetchRound) -> Option<Vec<Record>> {
+        self.fetch_in_flight = false;
+        let mut fresh = Vec::with_capacity(round.records.len());
+        for r in round.records {
+            let tp = r.topic_partition.clone();
+            if round.epochs.get(&tp).copied() != Some(self.epoch(&tp)) {
+                continue;
+            }
+            if let Some(pos) = self.positions.get_mut(&tp) {
+                if r.offset >= *pos {
+                    *pos = r.offset.next();
+                    fresh.push(r);
+                }
+            }
+        }
+        self.metadata_stale |= round.stale_metadata;
+        (!fresh.is_empty()).then_some(fresh)
     }
 
     /// Asks every bootstrap broker in turn until one answers.
@@ -172,73 +314,47 @@ impl Transport for SimTransport {
     }
 
     async fn poll(&mut self, max_wait: Duration) -> Result<Vec<TransportEvent>, TransportError> {
-        if let Some(rx) = self.events.as_mut() {
-            if let Ok(e) = rx.try_recv() {
-                return Ok(vec![e]);
+        if let Some(e) = self.events.as_mut().and_then(|rx| rx.try_recv().ok()) {
+            return Ok(vec![e]);
+        }
+        // Refresh before taking anything: if this is cancelled, nothing is lost.
+        if self.metadata_stale && self.refresh_metadata().await.is_ok() {
+            self.metadata_stale = false;
+        }
+        if let Ok(round) = self.fetch_rx.try_recv() {
+            if let Some(records) = self.accept(round) {
+                return Ok(vec![TransportEvent::Records(records)]);
             }
         }
-        // Fetch from each leader; positions move only once records are returned.
-        let mut by_leader: BTreeMap<u32, Vec<(TopicPartition, Offset)>> = BTreeMap::new();
-        for (tp, pos) in &self.positions {
-            if self.paused.contains(tp) {
-                continue;
-            }
-            if let Some(l) = self.leaders.get(tp) {
-                by_leader.entry(*l).or_default().push((tp.clone(), *pos));
-            }
+        if !self.fetch_in_flight {
+            self.start_fetch_round();
         }
-        let mut records = Vec::new();
-        let mut stale_metadata = false;
-        for (leader, partitions) in by_leader {
-            let req = Request::Fetch {
-                partitions,
-                max_records: self.config.max_records,
-            };
-            match self
-                .brokers
-                .call(leader, req, self.config.request_timeout)
-                .await
-            {
-                Ok(Response::Fetch { partitions }) => {
-                    for p in partitions {
-                        if p.error.is_ok() {
-                            records.extend(p.records);
-                        } else {
-                            stale_metadata = true;
-                        }
-                    }
-                }
-                _ => stale_metadata = true,
-            }
-        }
-        if stale_metadata {
-            let _ = self.refresh_metadata().await;
-        }
-        // No await below this line: positions and the result change together.
-        let mut fresh = Vec::with_capacity(records.len());
-        for r in records {
-            if let Some(pos) = self.positions.get_mut(&r.topic_partition) {
-                if r.offset >= *pos {
-                    *pos = r.offset.next();
-                    fresh.push(r);
-                }
-            }
-        }
-        if !fresh.is_empty() {
-            return Ok(vec![TransportEvent::Records(fresh)]);
-        }
+        // Everything awaited here is cancel-safe: the fetch round runs on its
+        // own task, so dropping this future loses nothing.
         let wait = max_wait.min(Duration::from_millis(5));
-        match self.events.as_mut() {
-            Some(rx) => match tokio::time::timeout(wait, rx.recv()).await {
-                Ok(Some(e)) => Ok(vec![e]),
-                Ok(None) => Err(TransportError::Closed),
-                Err(_) => Ok(vec![]),
-            },
-            None => {
-                tokio::time::sleep(wait).await;
-                Ok(vec![])
+        let events = self.events.as_mut();
+        let round = tokio::select! {
+            biased;
+            e = async {
+                match events {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                return match e {
+                    Some(e) => Ok(vec![e]),
+                    None => Err(TransportError::Closed),
+                };
+            }
+            round = self.fetch_rx.recv() => round,
+            () = tokio::time::sleep(wait) => None,
+        };
+        if let Some(round) = round {
+            if let Some(records) = self.accept(round) {
+                return Ok(vec![TransportEvent::Records(records)]);
             }
         }
+        Ok(vec![])
     }
 
     async fn start_positions(
@@ -274,6 +390,7 @@ impl Transport for SimTransport {
     }
 
     fn seek(&mut self, tp: &TopicPartition, offset: Offset) {
+        self.bump_epoch(tp);
         self.positions.insert(tp.clone(), offset);
     }
 
@@ -398,6 +515,7 @@ impl Transport for SimTransport {
 
     async fn revocation_done(&mut self, partitions: &[TopicPartition]) {
         for tp in partitions {
+            self.bump_epoch(tp);
             self.positions.remove(tp);
             self.paused.remove(tp);
         }

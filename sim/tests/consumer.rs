@@ -93,11 +93,7 @@ fn run_processing(
     config: ConsumerConfig,
     behaviour: Behaviour,
 ) -> (Vec<Entry>, Cluster) {
-    let mut sim = turmoil::Builder::new()
-        .rng_seed(seed)
-        .simulation_duration(Duration::from_secs(600))
-        .tick_duration(Duration::from_millis(1))
-        .build();
+    let mut sim = ruckus_sim::builder(seed, Duration::from_secs(600)).build();
     let topics = [
         (Topic::new("orders"), PARTITIONS),
         (Topic::new("orders.dlq"), 3),
@@ -401,21 +397,39 @@ fn every_consumer_takes_part() {
     }
 }
 
-/// Several seeds, each run twice, with faults: byte-identical histories.
-///
-/// Hold/release is left out on purpose: with it, seed 1,000,003 diverged
-/// after seeds 7 and 21 had run in the same process (see `Fault::Hold`).
+/// Several seeds, each run twice in sequence and then twice at once on two
+/// threads of this process (both used to perturb crash handling), with a
+/// consumer crash, a broker crash and hold/release inside the run:
+/// byte-identical histories every time.
 #[test]
 fn the_same_seed_gives_the_same_history() {
     let faults = [
         (secs(3), Fault::Crash(host("consumer-2"))),
         (secs(4), Fault::CrashBroker(1)),
+        (secs(5), Fault::Hold(host("consumer-0"), host("broker-0"))),
+        (
+            secs(6),
+            Fault::Release(host("consumer-0"), host("broker-0")),
+        ),
     ];
     for seed in [7, 21, 1_000_003] {
-        let a = run_with(seed, 2_000, &faults, consumer_config()).0;
-        let b = run_with(seed, 2_000, &faults, consumer_config()).0;
-        assert!(a.len() > 2_000);
-        assert_eq!(format!("{a:?}"), format!("{b:?}"), "seed {seed} diverged");
+        let reference = run_with(seed, 5_000, &faults, consumer_config()).0;
+        let last = reference.last().map_or(0, |e| e.at.as_millis());
+        assert!(
+            last > 6_000,
+            "seed {seed}: the run ended at {last} ms, before its faults"
+        );
+        let again = run_with(seed, 5_000, &faults, consumer_config()).0;
+        assert!(reference == again, "seed {seed} diverged on replay");
+        let (x, y) = std::thread::scope(|s| {
+            let a = s.spawn(|| run_with(seed, 5_000, &faults, consumer_config()).0);
+            let b = s.spawn(|| run_with(seed, 5_000, &faults, consumer_config()).0);
+            (a.join().expect("thread"), b.join().expect("thread"))
+        });
+        assert!(
+            reference == x && reference == y,
+            "seed {seed} diverged when run beside another simulation"
+        );
     }
 }
 

@@ -967,8 +967,11 @@ impl Consumer {
                 at(self.last_commit_at + interval);
             }
         }
-        if let CommitStrategy::KnownBadAutoCommitFetched { interval } = self.config.commit {
-            if self.running() && !self.index.is_empty() {
+        // Same rule as periodic commits: only a timer that can act.
+        if let (CommitStrategy::KnownBadAutoCommitFetched { interval }, None) =
+            (self.config.commit, self.commit_retry_at)
+        {
+            if self.running() && self.generation.is_some() && !self.index.is_empty() {
                 at(self.last_commit_at + interval);
             }
         }
