@@ -29,6 +29,8 @@ pub enum Fault {
     Repair(String, String),
     /// Hold all messages between two hosts (delivered later, on release).
     Hold(String, String),
+    /// Set the latency of the link between two hosts (fixed, so replayable).
+    LinkLatency(String, String, Duration),
     /// Deliver held messages.
     Release(String, String),
     /// The next `count` requests of an API (to a topic, if given) fail
@@ -70,6 +72,7 @@ impl Fault {
             Fault::Partition(a, b) => sim.partition(a.as_str(), b.as_str()),
             Fault::Repair(a, b) => sim.repair(a.as_str(), b.as_str()),
             Fault::Hold(a, b) => sim.hold(a.as_str(), b.as_str()),
+            Fault::LinkLatency(a, b, d) => sim.set_link_latency(a.as_str(), b.as_str(), *d),
             Fault::Release(a, b) => sim.release(a.as_str(), b.as_str()),
             Fault::InjectErrors {
                 api,

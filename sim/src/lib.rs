@@ -33,7 +33,8 @@ use std::time::Duration;
 pub const LINK_LATENCY: Duration = Duration::from_millis(20);
 
 /// A turmoil builder configured for replayable runs: seeded, 1 ms ticks,
-/// and a **fixed** link latency.
+/// and a **fixed** default link latency (see [`seed_link_latencies`] for
+/// per-link variety drawn from the seed).
 ///
 /// Why fixed: turmoil draws each message's latency from its seeded RNG in
 /// the order messages are sent. When a host crashes, tokio drops its tasks
@@ -51,4 +52,20 @@ pub fn builder(seed: u64, duration: Duration) -> turmoil::Builder {
         .min_message_latency(LINK_LATENCY)
         .max_message_latency(LINK_LATENCY);
     b
+}
+
+/// Gives every link between `hosts` its own latency, drawn once from
+/// `seed` (5–50 ms), so different seeds explore different timings while
+/// each run stays replayable: a link's latency is fixed, so the order in
+/// which messages draw from turmoil's RNG cannot change a delivery time.
+/// Call after every host is registered.
+pub fn seed_link_latencies(sim: &turmoil::Sim<'_>, hosts: &[String], seed: u64) {
+    use ruckus_core::rng::{Rng, SplitMix64};
+    let mut rng = SplitMix64::new(seed ^ 0x1a7e_c0de);
+    for (i, a) in hosts.iter().enumerate() {
+        for b in &hosts[i + 1..] {
+            let ms = 5 + rng.next_u64() % 46;
+            sim.set_link_latency(a.as_str(), b.as_str(), Duration::from_millis(ms));
+        }
+    }
 }
