@@ -258,19 +258,18 @@ impl SimTransport {
         Ok(())
     }
 
+    /// Sends a group request to the coordinator, looking it up first if
+    /// unknown. One attempt: the engine retries failed commits itself, and
+    /// a retry loop here would hold up the driver, which awaits commits in
+    /// order.
     async fn coordinator_call(&mut self, request: Request) -> Result<Response, ErrorCode> {
-        // One attempt (with a lookup if the coordinator is unknown): the
-        // engine retries failed commits itself, and a long retry loop here
-        // would hold up the driver, which awaits commits in order.
-        for _ in 0..1 {
-            let c = match self.coordinator {
-                Some(c) => c,
-                None => match self
-                    .any(Request::FindCoordinator {
-                        group: self.config.membership.group_id.clone(),
-                    })
-                    .await
-                {
+        let coordinator = match self.coordinator {
+            Some(c) => c,
+            None => {
+                let find = Request::FindCoordinator {
+                    group: self.config.membership.group_id.clone(),
+                };
+                match self.any(find).await {
                     Ok(Response::FindCoordinator {
                         error: ErrorCode::None,
                         broker,
@@ -279,18 +278,20 @@ impl SimTransport {
                         broker
                     }
                     _ => return Err(ErrorCode::CoordinatorNotAvailable),
-                },
-            };
-            match self
-                .brokers
-                .call(c, request.clone(), self.config.request_timeout)
-                .await
-            {
-                Ok(Response::NotCoordinator) | Err(_) => self.coordinator = None,
-                Ok(r) => return Ok(r),
+                }
             }
+        };
+        match self
+            .brokers
+            .call(coordinator, request, self.config.request_timeout)
+            .await
+        {
+            Ok(Response::NotCoordinator) | Err(_) => {
+                self.coordinator = None;
+                Err(ErrorCode::NotCoordinator)
+            }
+            Ok(r) => Ok(r),
         }
-        Err(ErrorCode::NotCoordinator)
     }
 }
 

@@ -204,29 +204,7 @@ fn messages() -> usize {
 /// Runs every seed under `faults`, checks zero loss and commit safety, and
 /// returns the histories so a test can also check that its fault mattered.
 fn judge(name: &str, faults: &[(Duration, Fault)]) -> Vec<Vec<Entry>> {
-    let mut all = Vec::new();
-    for seed in seeds() {
-        let started = std::time::Instant::now();
-        let (history, _) = run_with(seed, messages(), faults, consumer_config());
-        let repro = format!(
-            "reproduce with: RUCKUS_SEED={seed} cargo test -p ruckus-sim --test consumer {name}"
-        );
-        if let Err(v) = check_zero_loss(&history) {
-            panic!("{name} seed {seed}: {v:?}\n{repro}");
-        }
-        if let Err(v) = check_commit_safety(&history) {
-            panic!("{name} seed {seed}: {v:?}\n{repro}");
-        }
-        let last = history.last().map(|e| e.at).unwrap_or_default();
-        eprintln!(
-            "{name} seed {seed}: {} events, {} simulated, {:?} wall",
-            history.len(),
-            last,
-            started.elapsed()
-        );
-        all.push(history);
-    }
-    all
+    judge_behaviour(name, faults, &Behaviour::steady(Duration::from_millis(1)))
 }
 
 /// Events of `host` after `t` seconds matching `f`.
@@ -441,8 +419,9 @@ fn count(history: &[Entry], f: impl Fn(&Event) -> bool) -> usize {
     history.iter().filter(|e| f(&e.event)).count()
 }
 
-/// Runs every seed with a processing behaviour and checks zero loss and
-/// commit safety.
+/// Runs every seed with a processing behaviour, checks zero loss and
+/// commit safety, reports each seed's figures, and returns the histories so
+/// a test can also check that its fault mattered.
 fn judge_behaviour(
     name: &str,
     faults: &[(Duration, Fault)],
@@ -450,6 +429,7 @@ fn judge_behaviour(
 ) -> Vec<Vec<Entry>> {
     let mut all = Vec::new();
     for seed in seeds() {
+        let started = std::time::Instant::now();
         let (history, _) = run_processing(
             seed,
             messages(),
@@ -466,6 +446,13 @@ fn judge_behaviour(
         if let Err(v) = check_commit_safety(&history) {
             panic!("{name} seed {seed}: {v:?}\n{repro}");
         }
+        let last = history.last().map(|e| e.at).unwrap_or_default();
+        eprintln!(
+            "{name} seed {seed}: {} events, {} simulated, {:?} wall",
+            history.len(),
+            last,
+            started.elapsed()
+        );
         all.push(history);
     }
     all
