@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use turmoil::net::TcpStream;
 
+use crate::pause::PauseGate;
 use crate::cluster::{broker_host, PORT};
 use crate::wire::{read_frame, write_frame, Frame, Request, Response};
 
@@ -128,9 +129,19 @@ impl Connection {
 #[derive(Debug, Default)]
 pub struct Brokers {
     conns: Mutex<BTreeMap<u32, Arc<Connection>>>,
+    gate: PauseGate,
 }
 
 impl Brokers {
+    /// Connections whose every request and response first passes `gate`
+    /// (a paused host sends and receives nothing).
+    pub fn with_gate(gate: PauseGate) -> Self {
+        Self {
+            conns: Mutex::default(),
+            gate,
+        }
+    }
+
     async fn connection(&self, id: u32, timeout: Duration) -> Result<Arc<Connection>, CallError> {
         if let Some(c) = self
             .conns
@@ -161,8 +172,10 @@ impl Brokers {
         request: Request,
         timeout: Duration,
     ) -> Result<Response, CallError> {
+        self.gate.wait().await;
         let conn = self.connection(id, timeout).await?;
         let result = conn.call(request, timeout).await;
+        self.gate.wait().await;
         if result.is_err() {
             let mut conns = self.conns.lock().expect("conns");
             if conns.get(&id).is_some_and(|c| Arc::ptr_eq(c, &conn)) {

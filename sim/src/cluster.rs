@@ -21,6 +21,7 @@ use ruckus_core::model::{ErrorCode, Instant, Offset, Record, Timestamp, Topic, T
 use tokio::sync::mpsc;
 use turmoil::net::{TcpListener, TcpStream};
 
+use crate::pause::PauseGate;
 use crate::wire::{read_frame, write_frame, FetchPartition, Frame, Request, Response};
 
 /// The port every broker listens on.
@@ -48,6 +49,7 @@ struct State {
     conns: BTreeMap<u32, (u32, mpsc::UnboundedSender<Frame<Response>>)>,
     next_conn: u32,
     injected: Vec<Injection>,
+    gates: BTreeMap<String, PauseGate>,
 }
 
 /// A Kafka API, for error injection.
@@ -183,6 +185,7 @@ impl Cluster {
             conns: BTreeMap::new(),
             next_conn: 0,
             injected: Vec::new(),
+            gates: BTreeMap::new(),
         })))
     }
 
@@ -209,6 +212,16 @@ impl Cluster {
             error,
             remaining: count,
         });
+    }
+
+    /// The pause gate of a host (see [`crate::pause`]), made on first use.
+    /// Kept here so it outlives the host's restarts.
+    pub fn pause_gate(&self, host: &str) -> PauseGate {
+        self.lock()
+            .gates
+            .entry(host.to_owned())
+            .or_default()
+            .clone()
     }
 
     /// The leader of a partition, if any broker is alive.

@@ -33,6 +33,11 @@ pub enum Fault {
     LinkLatency(String, String, Duration),
     /// Deliver held messages.
     Release(String, String),
+    /// Stall a host: no requests, no responses, no records finished (see
+    /// [`crate::pause`]).
+    Pause(String),
+    /// End a host's stall.
+    Resume(String),
     /// The next `count` requests of an API (to a topic, if given) fail
     /// with `error`, whichever broker gets them.
     InjectErrors {
@@ -52,7 +57,11 @@ impl Fault {
     pub fn heals(&self) -> bool {
         matches!(
             self,
-            Fault::Restart(_) | Fault::RestartBroker(_) | Fault::Repair(..)
+            Fault::Restart(_)
+                | Fault::RestartBroker(_)
+                | Fault::Repair(..)
+                | Fault::Release(..)
+                | Fault::Resume(_)
         )
     }
 
@@ -74,6 +83,8 @@ impl Fault {
             Fault::Hold(a, b) => sim.hold(a.as_str(), b.as_str()),
             Fault::LinkLatency(a, b, d) => sim.set_link_latency(a.as_str(), b.as_str(), *d),
             Fault::Release(a, b) => sim.release(a.as_str(), b.as_str()),
+            Fault::Pause(h) => cluster.pause_gate(h).pause(),
+            Fault::Resume(h) => cluster.pause_gate(h).resume(),
             Fault::InjectErrors {
                 api,
                 topic,

@@ -14,14 +14,16 @@
 //! behaviour ([`processing`]): latency, transient failures, poison records.
 //! Everything derives from the turmoil seed.
 //!
-//! Not built yet: stop-the-world pauses of a host, per-link latency and loss
-//! settings beyond turmoil's defaults, clock skew, and producer hosts with
-//! idempotence.
+//! Pauses ([`pause`]): a stop-the-world stall of a consumer host.
+//!
+//! Not built yet: per-link message loss, clock skew, and producer hosts
+//! with idempotence.
 
 pub mod client;
 pub mod cluster;
 pub mod faults;
 pub mod history;
+pub mod pause;
 pub mod processing;
 pub mod producer;
 pub mod transport;

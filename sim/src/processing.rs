@@ -10,6 +10,8 @@ use ruckus_core::driver::{MessageProcessor, RecordContext};
 use ruckus_core::model::Record;
 use ruckus_core::rng::{Rng, SplitMix64};
 
+use crate::pause::PauseGate;
+
 /// How processing behaves.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Behaviour {
@@ -22,6 +24,11 @@ pub struct Behaviour {
     /// Probability that an attempt panics inside the processor (the driver
     /// must catch it and treat it as a failure of that record).
     pub panic_rate: f64,
+    /// Probability that an attempt fails with a *fatal* error (the
+    /// reference consumer stops; a known-bad variant logs and skips).
+    pub fatal_rate: f64,
+    /// Extra latency drawn uniformly from `[0, latency_jitter]` per attempt.
+    pub latency_jitter: Duration,
 }
 
 impl Behaviour {
@@ -32,6 +39,8 @@ impl Behaviour {
             transient_rate: 0.0,
             poison_rate: 0.0,
             panic_rate: 0.0,
+            fatal_rate: 0.0,
+            latency_jitter: Duration::ZERO,
         }
     }
 
@@ -48,6 +57,7 @@ impl Behaviour {
 pub struct SimProcessor {
     behaviour: Behaviour,
     rng: Mutex<SplitMix64>,
+    gate: PauseGate,
 }
 
 impl SimProcessor {
@@ -56,13 +66,27 @@ impl SimProcessor {
         Self {
             behaviour,
             rng: Mutex::new(SplitMix64::new(seed)),
+            gate: PauseGate::default(),
         }
+    }
+
+    /// The same processor, finishing no record while `gate` is closed.
+    pub fn with_gate(mut self, gate: PauseGate) -> Self {
+        self.gate = gate;
+        self
     }
 }
 
 impl MessageProcessor for SimProcessor {
     async fn process(&self, record: &Record, ctx: &RecordContext) -> Result<(), ProcessingError> {
-        tokio::time::sleep(self.behaviour.latency).await;
+        let jitter = if self.behaviour.latency_jitter.is_zero() {
+            Duration::ZERO
+        } else {
+            let f = self.rng.lock().expect("rng").next_f64();
+            self.behaviour.latency_jitter.mul_f64(f)
+        };
+        tokio::time::sleep(self.behaviour.latency + jitter).await;
+        self.gate.wait().await;
         if self.behaviour.is_poison(record) {
             return Err(ProcessingError::permanent(format!(
                 "poison record (attempt {})",
@@ -76,8 +100,13 @@ impl MessageProcessor for SimProcessor {
                 record.topic_partition, record.offset
             );
         }
-        if draw < self.behaviour.panic_rate + self.behaviour.transient_rate {
+        let mut edge = self.behaviour.panic_rate + self.behaviour.transient_rate;
+        if draw < edge {
             return Err(ProcessingError::transient("simulated transient failure"));
+        }
+        edge += self.behaviour.fatal_rate;
+        if draw < edge {
+            return Err(ProcessingError::fatal("simulated fatal failure"));
         }
         Ok(())
     }

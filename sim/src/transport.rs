@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 
 use crate::client::{Brokers, CallError};
 use crate::cluster::sim_now;
+use crate::pause::PauseGate;
 use crate::wire::{ProduceRecord, Request, Response};
 
 /// Settings of the simulated transport.
@@ -36,6 +37,9 @@ pub struct SimTransportConfig {
     pub request_timeout: Duration,
     /// Records per partition per fetch.
     pub max_records: u32,
+    /// The host's pause gate (see [`crate::pause`]); the default never
+    /// closes.
+    pub pause: PauseGate,
 }
 
 enum Command {
@@ -120,9 +124,10 @@ impl SimTransport {
     /// A transport; nothing is sent until `subscribe`.
     pub fn new(config: SimTransportConfig) -> Self {
         let (fetch_tx, fetch_rx) = mpsc::unbounded_channel();
+        let brokers = Arc::new(Brokers::with_gate(config.pause.clone()));
         Self {
             config,
-            brokers: Arc::new(Brokers::default()),
+            brokers,
             fetch_tx,
             fetch_rx,
             fetch_in_flight: false,
@@ -301,7 +306,7 @@ impl Transport for SimTransport {
         let (etx, erx) = mpsc::unbounded_channel();
         let (ctx, crx) = mpsc::unbounded_channel();
         let task = GroupTask {
-            brokers: Arc::new(Brokers::default()),
+            brokers: Arc::new(Brokers::with_gate(self.config.pause.clone())),
             bootstrap: self.config.brokers.clone(),
             preferred: self.preferred.clone(),
             coordinator: Arc::default(),

@@ -114,12 +114,14 @@ fn run_processing(
         let history = history.clone();
         let config = config.clone();
         let behaviour = behaviour.clone();
+        let gate = cluster.pause_gate(&host);
         sim.host(host.clone(), move || {
-            let (host, history, config, behaviour) = (
+            let (host, history, config, behaviour, gate) = (
                 host.clone(),
                 history.clone(),
                 config.clone(),
                 behaviour.clone(),
+                gate.clone(),
             );
             async move {
                 let transport = SimTransport::new(SimTransportConfig {
@@ -127,12 +129,14 @@ fn run_processing(
                     membership: membership(&host),
                     request_timeout: Duration::from_secs(2),
                     max_records: 200,
+                    pause: gate.clone(),
                 });
                 let rng = Box::new(SplitMix64::new(seed ^ host.len() as u64));
                 let driver = Driver::new(
                     config,
                     transport,
-                    SimProcessor::new(behaviour.clone(), seed.rotate_left(7) ^ host.len() as u64),
+                    SimProcessor::new(behaviour.clone(), seed.rotate_left(7) ^ host.len() as u64)
+                        .with_gate(gate),
                     rng,
                     history.sink(&host),
                 )?;
@@ -498,7 +502,7 @@ fn dead_letter_produce_failures_lose_nothing() {
         latency: Duration::from_millis(1),
         transient_rate: 0.0,
         poison_rate: 0.01,
-        panic_rate: 0.0,
+        ..Behaviour::steady(Duration::from_millis(1))
     };
     let faults = [(
         secs(3),
@@ -527,7 +531,7 @@ fn transient_failures_and_poison_records_lose_nothing() {
         latency: Duration::from_millis(1),
         transient_rate: 0.10,
         poison_rate: 0.001,
-        panic_rate: 0.0,
+        ..Behaviour::steady(Duration::from_millis(1))
     };
     for h in judge_behaviour("transient_failures_and_poison_records", &[], &behaviour) {
         assert!(
@@ -563,6 +567,7 @@ fn processor_panics_lose_nothing() {
         transient_rate: 0.0,
         poison_rate: 0.0,
         panic_rate: 0.005,
+        ..Behaviour::steady(Duration::from_millis(1))
     };
     for h in judge_behaviour("processor_panics", &[], &behaviour) {
         let panics = count(
@@ -595,6 +600,29 @@ fn a_member_stalled_past_its_session_then_released_loses_nothing() {
         assert!(
             after(&h, "consumer-0", 5, assigned) + after(&h, "consumer-2", 5, assigned) > 0,
             "nobody took over"
+        );
+    }
+}
+
+/// The classic zombie: consumer-1 stops the world for 8 s (past its 3 s
+/// session) mid-stream — no heartbeats, no commits, no records finished —
+/// then resumes. The coordinator fenced it meanwhile and the others took
+/// its partitions; on waking it must learn it lost them, and its late
+/// commits must not pass a record the new owners have not finished.
+#[test]
+fn a_paused_member_that_resumes_after_it_was_fenced_loses_nothing() {
+    let faults = [
+        (secs(5), Fault::Pause(host("consumer-1"))),
+        (secs(13), Fault::Resume(host("consumer-1"))),
+    ];
+    for h in judge("a_paused_member", &faults) {
+        assert!(
+            after(&h, "consumer-0", 5, assigned) + after(&h, "consumer-2", 5, assigned) > 0,
+            "nobody took over from the paused member"
+        );
+        assert!(
+            after(&h, "consumer-1", 13, |e| matches!(e, Event::Lost { .. })) > 0,
+            "the paused member never learned it lost its partitions"
         );
     }
 }
