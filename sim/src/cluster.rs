@@ -224,6 +224,16 @@ impl Cluster {
             .clone()
     }
 
+    /// The broker coordinating the groups, if any broker is alive.
+    pub fn coordinator(&self) -> Option<u32> {
+        coordinator(&self.lock())
+    }
+
+    /// Whether broker `id` is up.
+    pub fn is_alive(&self, id: u32) -> bool {
+        self.lock().alive.get(id as usize).copied().unwrap_or(false)
+    }
+
     /// The leader of a partition, if any broker is alive.
     pub fn leader(&self, tp: &TopicPartition) -> Option<u32> {
         leader(&self.lock(), tp)

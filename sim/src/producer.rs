@@ -21,6 +21,9 @@ pub struct Workload {
     pub messages: usize,
     /// Records per produce request.
     pub batch: usize,
+    /// Pause between produce requests (zero: as fast as acknowledgements
+    /// come), to spread the load over a run.
+    pub interval: Duration,
 }
 
 /// Produces the workload; returns when every record was acknowledged.
@@ -88,6 +91,9 @@ pub async fn produce(
             tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt.min(20)))).await;
         }
         sent += n;
+        if !workload.interval.is_zero() && sent < workload.messages {
+            tokio::time::sleep(workload.interval).await;
+        }
     }
     Ok(())
 }

@@ -152,6 +152,7 @@ fn run_processing(
         partitions: partitions.clone(),
         messages,
         batch: 50,
+        interval: Duration::ZERO,
     };
     sim.client(
         "producer",

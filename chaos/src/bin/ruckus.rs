@@ -1,1 +1,452 @@
-fn main(){}
+//! `ruckus`: run, sweep, replay, check and list chaos scenarios.
+
+// A command-line tool: its output is the point.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use ruckus_chaos::check::{self, render};
+use ruckus_chaos::nemesis;
+use ruckus_chaos::runner::{self, Options, ScenarioReport};
+use ruckus_chaos::scenario::{Scenario, ScenarioError};
+use ruckus_chaos::world;
+use ruckus_core::events::Event;
+
+#[derive(Parser)]
+#[command(name = "ruckus", version, about = "Deterministic chaos scenarios for Kafka consumer groups")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one scenario over its CI seeds (or the seeds given).
+    Run {
+        /// The scenario file.
+        file: PathBuf,
+        #[command(flatten)]
+        seeds: SeedArgs,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Run scenarios over a seed range: every file in a directory, or the
+    /// files given. Prints a summary table and writes a JSON report.
+    Sweep {
+        /// Scenario files or directories (default: scenarios/).
+        paths: Vec<PathBuf>,
+        #[command(flatten)]
+        seeds: SeedArgs,
+        #[command(flatten)]
+        common: Common,
+        /// Where to write the JSON report.
+        #[arg(long, default_value = "target/ruckus/report.json")]
+        report: PathBuf,
+    },
+    /// Replay one seed of a scenario as a readable timeline.
+    Replay {
+        /// The scenario file.
+        file: PathBuf,
+        /// The seed.
+        #[arg(long)]
+        seed: u64,
+        /// Include per-record events (fetched, started, succeeded).
+        #[arg(long)]
+        all: bool,
+        /// Print JSON instead of a timeline.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate scenario files; prints file:line:col for every error.
+    Check {
+        /// Scenario files or directories (default: scenarios/).
+        paths: Vec<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List scenarios.
+    List {
+        /// Scenario files or directories (default: scenarios/).
+        paths: Vec<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct SeedArgs {
+    /// One seed.
+    #[arg(long, conflicts_with_all = ["seeds", "count"])]
+    seed: Option<u64>,
+    /// A seed range, `A..B` (B excluded).
+    #[arg(long, value_parser = parse_range, conflicts_with = "count")]
+    seeds: Option<Range<u64>>,
+    /// This many seeds from each scenario's first seed.
+    #[arg(long)]
+    count: Option<u64>,
+}
+
+#[derive(clap::Args)]
+struct Common {
+    /// Threads (default: every core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Stop a scenario at its first failing seed.
+    #[arg(long)]
+    stop_at_first: bool,
+    /// Run each seed twice and compare the histories.
+    #[arg(long)]
+    determinism: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_range(s: &str) -> Result<Range<u64>, String> {
+    let (a, b) = s
+        .split_once("..")
+        .ok_or_else(|| format!("`{s}` is not a range: expected A..B"))?;
+    let a: u64 = a.parse().map_err(|_| format!("`{a}` is not a seed"))?;
+    let b: u64 = b.parse().map_err(|_| format!("`{b}` is not a seed"))?;
+    if b <= a {
+        return Err(format!("`{s}` is empty"));
+    }
+    Ok(a..b)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run {
+            file,
+            seeds,
+            common,
+        } => match load_all(&[file]) {
+            Ok(scs) => sweep(&scs, &seeds, &common, false, None),
+            Err(code) => code,
+        },
+        Command::Sweep {
+            paths,
+            seeds,
+            common,
+            report,
+        } => match load_all(&paths) {
+            Ok(scs) => sweep(&scs, &seeds, &common, true, Some(&report)),
+            Err(code) => code,
+        },
+        Command::Replay {
+            file,
+            seed,
+            all,
+            json,
+        } => match load_all(&[file]) {
+            Ok(scs) => replay(&scs[0], seed, all, json),
+            Err(code) => code,
+        },
+        Command::Check { paths, json } => check_files(&paths, json),
+        Command::List { paths, json } => match load_all(&paths) {
+            Ok(scs) => list(&scs, json),
+            Err(code) => code,
+        },
+    }
+}
+
+fn files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let paths = if paths.is_empty() {
+        vec![PathBuf::from("scenarios")]
+    } else {
+        paths.to_vec()
+    };
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            out.extend(runner::discover(&p).map_err(|e| format!("{}: {e}", p.display()))?);
+        } else {
+            out.push(p);
+        }
+    }
+    if out.is_empty() {
+        return Err("no scenario files found".into());
+    }
+    Ok(out)
+}
+
+fn load_all(paths: &[PathBuf]) -> Result<Vec<Scenario>, ExitCode> {
+    let files = files(paths).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })?;
+    let mut out = Vec::new();
+    let mut bad = false;
+    for f in files {
+        match Scenario::load(&f) {
+            Ok(s) => out.push(s),
+            Err(e) => {
+                eprintln!("error: {e}");
+                bad = true;
+            }
+        }
+    }
+    if bad {
+        return Err(ExitCode::from(2));
+    }
+    Ok(out)
+}
+
+fn seed_range(sc: &Scenario, args: &SeedArgs, sweep: bool) -> Range<u64> {
+    if let Some(s) = args.seed {
+        return s..s + 1;
+    }
+    if let Some(r) = &args.seeds {
+        return r.clone();
+    }
+    let n = args
+        .count
+        .unwrap_or(if sweep { sc.seeds.sweep } else { sc.seeds.ci });
+    sc.seeds.first..sc.seeds.first + n
+}
+
+fn sweep(
+    scs: &[Scenario],
+    seeds: &SeedArgs,
+    common: &Common,
+    is_sweep: bool,
+    report: Option<&Path>,
+) -> ExitCode {
+    let mut reports: Vec<ScenarioReport> = Vec::new();
+    for sc in scs {
+        let mut opts = Options::new(seed_range(sc, seeds, is_sweep));
+        if let Some(t) = common.threads {
+            opts.threads = t;
+        }
+        opts.stop_at_first = common.stop_at_first;
+        opts.determinism = common.determinism;
+        opts.progress = !common.json;
+        let r = runner::run_scenario(sc, &opts);
+        if !common.json {
+            print_failures(&r);
+        }
+        reports.push(r);
+    }
+    let json = serde_json::to_string_pretty(&reports).expect("reports serialize");
+    if let Some(path) = report {
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        if let Err(e) = std::fs::write(path, &json) {
+            eprintln!("error: cannot write the report to {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    }
+    if common.json {
+        println!("{json}");
+    } else {
+        print_table(&reports);
+        if let Some(path) = report {
+            println!("report: {}", path.display());
+        }
+    }
+    if reports.iter().all(|r| r.passed) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn print_failures(r: &ScenarioReport) {
+    if r.expected_violation.is_some() && !r.passed && r.failures().next().is_none() {
+        println!("FAIL {}: {}", r.scenario, r.verdict);
+    }
+    for s in r.failures().take(5) {
+        println!("FAIL {} seed {}", r.scenario, s.seed);
+        if let Some(e) = &s.error {
+            println!("  simulation failed: {e}");
+        }
+        if s.deterministic == Some(false) {
+            println!("  not deterministic: the second run's history differs");
+        }
+        for v in &s.violations {
+            for line in v.to_string().lines() {
+                println!("  {line}");
+            }
+        }
+        println!("  reproduce with: {}", s.repro);
+    }
+}
+
+fn print_table(reports: &[ScenarioReport]) {
+    let w = reports.iter().map(|r| r.scenario.len()).max().unwrap_or(8).max(8);
+    println!(
+        "{:<w$}  {:>6}  {:>6}  {:>9}  {:>8}  verdict",
+        "scenario", "seeds", "failed", "wall", "seeds/min"
+    );
+    for r in reports {
+        let per_min = if r.wall_ms > 0 {
+            r.seeds_run as f64 * 60_000.0 / r.wall_ms as f64
+        } else {
+            0.0
+        };
+        println!(
+            "{:<w$}  {:>6}  {:>6}  {:>8.1}s  {:>8.0}  {} {}",
+            r.scenario,
+            r.seeds_run,
+            r.seeds_failed,
+            r.wall_ms as f64 / 1000.0,
+            per_min,
+            if r.passed { "PASS" } else { "FAIL" },
+            r.verdict
+        );
+    }
+    let failed = reports.iter().filter(|r| !r.passed).count();
+    println!(
+        "{} scenarios, {} passed, {} failed",
+        reports.len(),
+        reports.len() - failed,
+        failed
+    );
+}
+
+fn replay(sc: &Scenario, seed: u64, all: bool, json: bool) -> ExitCode {
+    let out = world::run(sc, seed);
+    let wanted = sc.expect.invariants();
+    let violations = check::check(&out.history, &out.context, &wanted);
+    if json {
+        let lines: Vec<String> = out.history.iter().map(render).collect();
+        let v = serde_json::json!({
+            "scenario": sc.name,
+            "seed": seed,
+            "error": out.error,
+            "violations": violations,
+            "history": lines,
+        });
+        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+    } else {
+        println!("# {} seed {seed}: {}", sc.name, sc.description.trim());
+        if let Some(n) = &sc.nemesis {
+            println!("# nemesis kinds this seed: {:?}", nemesis::enabled_kinds(n, seed));
+        }
+        for e in &out.history {
+            let per_record = matches!(
+                e.event,
+                Event::Produced { .. }
+                    | Event::Fetched { .. }
+                    | Event::ProcessingStarted { .. }
+                    | Event::ProcessingSucceeded { .. }
+                    | Event::CommitRequested { .. }
+                    | Event::Committed { .. }
+            );
+            if all || !per_record {
+                println!("{}", render(e));
+            }
+        }
+        println!(
+            "# {} events, {:.3}s simulated; converged at {}",
+            out.history.len(),
+            out.simulated.as_secs_f64(),
+            out.context
+                .liveness
+                .converged_at
+                .map_or("never".to_owned(), |t| t.to_string())
+        );
+        if let Some(e) = &out.error {
+            println!("# simulation failed: {e}");
+        }
+        for v in &violations {
+            print!("# VIOLATION {v}");
+        }
+        if violations.is_empty() {
+            println!("# every invariant holds");
+        }
+    }
+    let ok = out.error.is_none()
+        && match sc.expect.violation {
+            None => violations.is_empty(),
+            Some(v) => violations.iter().any(|x| x.invariant == v),
+        };
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn check_files(paths: &[PathBuf], json: bool) -> ExitCode {
+    let files = match files(paths) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let results: Vec<(PathBuf, Result<Scenario, ScenarioError>)> = files
+        .into_iter()
+        .map(|f| {
+            let r = Scenario::load(&f);
+            (f, r)
+        })
+        .collect();
+    let bad = results.iter().filter(|(_, r)| r.is_err()).count();
+    if json {
+        let v: Vec<serde_json::Value> = results
+            .iter()
+            .map(|(f, r)| match r {
+                Ok(_) => serde_json::json!({"file": f.display().to_string(), "ok": true}),
+                Err(e) => serde_json::json!({
+                    "file": e.file, "ok": false, "line": e.line,
+                    "column": e.column, "message": e.message,
+                }),
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+    } else {
+        for (f, r) in &results {
+            match r {
+                Ok(_) => println!("ok    {}", f.display()),
+                Err(e) => println!("error {e}"),
+            }
+        }
+        println!("{} files, {} malformed", results.len(), bad);
+    }
+    if bad == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn list(scs: &[Scenario], json: bool) -> ExitCode {
+    if json {
+        let v: Vec<serde_json::Value> = scs
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "name": s.name,
+                    "path": s.path.display().to_string(),
+                    "description": s.description.trim(),
+                    "expected_violation": s.expect.violation,
+                    "faults": s.faults.len(),
+                    "nemesis": s.nemesis.is_some(),
+                    "ci_seeds": s.seeds.ci,
+                    "backends": s.backends,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+        return ExitCode::SUCCESS;
+    }
+    let w = scs.iter().map(|s| s.name.len()).max().unwrap_or(8);
+    for s in scs {
+        let kind = match s.expect.violation {
+            Some(v) => format!("known-bad → {v}"),
+            None => "must hold".to_owned(),
+        };
+        let first = s.description.trim().lines().next().unwrap_or("");
+        println!("{:<w$}  {:<34}  {}", s.name, kind, first);
+    }
+    ExitCode::SUCCESS
+}

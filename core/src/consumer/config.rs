@@ -57,6 +57,27 @@ pub enum CommitStrategy {
     },
 }
 
+/// **KNOWN-BAD consumer variants — each loses or corrupts data; they exist
+/// so the harness can prove its checkers catch them.** Each is a design the
+/// original documents in `shared/seeds/` proposed. Never the default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KnownBad {
+    /// "Log and continue" when a dead-letter write fails: the record is
+    /// counted as done and committed past although it was neither processed
+    /// nor dead-lettered — it is gone.
+    SkipFailedDeadLetter,
+    /// "Fatal errors: log and continue": a record whose processing failed
+    /// fatally is skipped and committed past instead of stopping the
+    /// consumer — it is gone.
+    SkipFatal,
+    /// Async commits retried from their callback: a failed commit is re-sent
+    /// later with its *original* offsets while newer commits go ahead, so
+    /// the retry can land after a newer commit and move the committed
+    /// offset backwards (redelivering what was already processed).
+    RetryStaleCommits,
+}
+
 /// Everything the consumer engine needs to know.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ConsumerConfig {
@@ -93,6 +114,9 @@ pub struct ConsumerConfig {
     /// Emit per-record events (fetched, started, succeeded). The simulation
     /// needs them for its history; production may turn them off.
     pub record_events: bool,
+    /// A known-bad variant (see [`KnownBad`]); `None`, the default, is the
+    /// reference consumer.
+    pub known_bad: Option<KnownBad>,
 }
 
 impl ConsumerConfig {
@@ -116,6 +140,7 @@ impl ConsumerConfig {
             revoke_timeout: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(30),
             record_events: true,
+            known_bad: None,
         }
     }
 

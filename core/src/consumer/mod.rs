@@ -55,7 +55,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-pub use config::{CommitStrategy, ConfigError, ConsumerConfig, OffsetReset, Ordering};
+pub use config::{CommitStrategy, ConfigError, ConsumerConfig, KnownBad, OffsetReset, Ordering};
 pub use dlq::{DeadLetter, DeadLetterConfig, DlqLimit};
 pub use offsets::OffsetTracker;
 pub use retry::{ErrorClass, ProcessingError, RetryPolicy};
@@ -306,6 +306,9 @@ pub struct Consumer {
     last_commit_at: Instant,
     completed_since_commit: u64,
     commit_retry_at: Option<Instant>,
+    /// KNOWN-BAD [`KnownBad::RetryStaleCommits`] only: failed commits to
+    /// re-send as they were.
+    stale_resends: Vec<(Instant, Generation, Vec<(TopicPartition, Offset)>)>,
     stale_completions: u64,
     /// Partitions whose committable offset advanced since their last commit.
     dirty: Vec<u32>,
@@ -363,6 +366,7 @@ impl Consumer {
             last_commit_at: now,
             completed_since_commit: 0,
             commit_retry_at: None,
+            stale_resends: Vec::new(),
             stale_completions: 0,
             dirty: Vec::new(),
             wake: Vec::new(),
@@ -706,6 +710,18 @@ impl Consumer {
                         }
                         self.dead_letter(now, ticket, record, e);
                     }
+                    ErrorClass::Fatal if self.config.known_bad == Some(KnownBad::SkipFatal) => {
+                        // KNOWN-BAD: "log and continue" — the record counts as
+                        // done and is committed past, unprocessed.
+                        let part = self.slots[ticket.slot as usize].as_mut().expect("valid");
+                        if ordering == Ordering::Key {
+                            release_key(&mut part.busy_keys, &record.key);
+                        }
+                        part.failures.remove(&ticket.offset.0);
+                        let _ = part.tracker.complete(ticket.offset);
+                        self.completed_since_commit += 1;
+                        self.mark_dirty(ticket.slot);
+                    }
                     ErrorClass::Fatal => {
                         let reason = StopReason::Fatal {
                             tp,
@@ -823,6 +839,22 @@ impl Consumer {
                 });
                 self.mark_dirty(slot);
             }
+            Err(error) if self.config.known_bad == Some(KnownBad::SkipFailedDeadLetter) => {
+                // KNOWN-BAD: "log and continue" — the record counts as done
+                // and is committed past, neither processed nor dead-lettered.
+                let p = self.dead_letters.remove(&id).expect("present");
+                let part = self.slots[p.slot as usize].as_mut().expect("valid");
+                part.dead_letters -= 1;
+                part.failures.remove(&p.offset.0);
+                let _ = part.tracker.complete(p.offset);
+                self.completed_since_commit += 1;
+                self.events.push_back(Event::DeadLetterFailed {
+                    tp: p.letter.source.clone(),
+                    offset: p.offset,
+                    error,
+                });
+                self.mark_dirty(p.slot);
+            }
             Err(error) => {
                 let backoff = self
                     .config
@@ -854,6 +886,11 @@ impl Consumer {
         let Some(pc) = self.commits.remove(&id) else {
             return;
         };
+        let stale: Vec<(TopicPartition, Offset)> = pc
+            .parts
+            .iter()
+            .map(|(_, _, tp, o)| (tp.clone(), *o))
+            .collect();
         for (slot, epoch, tp, offset) in pc.parts {
             if !self.valid(slot, epoch) {
                 continue;
@@ -886,7 +923,15 @@ impl Consumer {
             }
         }
         if let Err(e) = result {
-            if e.is_retriable() {
+            if e.is_retriable() && self.config.known_bad == Some(KnownBad::RetryStaleCommits) {
+                // KNOWN-BAD: re-send the same offsets later from the
+                // "callback", while newer commits go ahead meanwhile.
+                self.stale_resends.push((
+                    now + self.config.commit_retry_backoff * 3,
+                    pc.generation,
+                    stale,
+                ));
+            } else if e.is_retriable() {
                 self.commit_retry_at = Some(now + self.config.commit_retry_backoff);
             }
         }
@@ -957,6 +1002,9 @@ impl Consumer {
         if let Some(t) = self.commit_retry_at {
             at(t);
         }
+        if let Some(t) = self.stale_resends.iter().map(|r| r.0).min() {
+            at(t);
+        }
         // While a commit retry is pending it is the commit timer (periodic
         // commits wait for it), so a driver never spins on a timer that
         // cannot act.
@@ -1025,6 +1073,13 @@ impl Consumer {
         }
         if self.commit_retry_at.is_some_and(|t| t <= now) {
             self.commit_retry_at = None;
+        }
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.stale_resends)
+            .into_iter()
+            .partition(|r| r.0 <= now);
+        self.stale_resends = later;
+        for (_, generation, offsets) in due {
+            self.resend_stale(generation, offsets);
         }
         self.progress(now);
     }
@@ -1260,6 +1315,19 @@ impl Consumer {
             }
             part.commit_in_flight = true;
             parts.push((slot as u32, part.epoch, part.tp.clone(), offset));
+        }
+        self.send_commit(generation, parts, false);
+    }
+
+    /// KNOWN-BAD ([`KnownBad::RetryStaleCommits`]): re-sends old offsets
+    /// as they were, whatever was committed since.
+    fn resend_stale(&mut self, generation: Generation, offsets: Vec<(TopicPartition, Offset)>) {
+        let mut parts = Vec::new();
+        for (tp, offset) in offsets {
+            if let Some(&slot) = self.index.get(&tp) {
+                let part = self.slots[slot as usize].as_ref().expect("indexed");
+                parts.push((slot, part.epoch, tp, offset));
+            }
         }
         self.send_commit(generation, parts, false);
     }

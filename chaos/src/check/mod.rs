@@ -1,0 +1,827 @@
+//! History checkers. Each invariant is a function of the history alone
+//! (plus the scenario's policy), kept apart from the code it judges, and
+//! each returns the first violation it finds with the slice of history that
+//! shows it.
+//!
+//! Histories are the simulation's [`Entry`] list: every host's
+//! `ruckus-core` [`Event`]s stamped with simulated time and the emitting
+//! host, plus the nemesis's fault records (`crash consumer-1`, …).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use ruckus_core::consumer::{ErrorClass, RetryPolicy};
+use ruckus_core::events::Event;
+use ruckus_core::model::{Generation, Instant, Offset, TopicPartition};
+use ruckus_sim::history::Entry;
+use serde::{Deserialize, Serialize};
+
+#[cfg(test)]
+mod tests;
+
+/// The invariants, by the names scenario files use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Invariant {
+    /// Every acknowledged produce was processed or dead-lettered.
+    ZeroLoss,
+    /// No commit passed a record that was neither processed nor
+    /// dead-lettered.
+    CommitSafety,
+    /// A new owner starts at or before the last offset committed for the
+    /// partition (it never skips ahead).
+    HandOffContinuity,
+    /// Records are redelivered only where a crash, revocation or failed
+    /// commit allows: never twice within one ownership, never from below an
+    /// offset committed in an earlier generation (so none after a clean
+    /// shutdown whose final commit succeeded).
+    BoundedDuplicates,
+    /// One owner per partition per generation; a commit from an older
+    /// generation is never accepted after its member joined a newer one.
+    ExclusiveOwnership,
+    /// With partition ordering, a partition's records start in offset
+    /// order, each after the previous one finished.
+    PartitionOrder,
+    /// Acknowledged committed offsets never move backwards within a
+    /// generation or from an older generation's commit.
+    NoCommitRegression,
+    /// Dead-lettered exactly when retries ran out or the record was
+    /// poison; never both processed and dead-lettered in one ownership.
+    DeadLetterCorrectness,
+    /// Attempts stay within the policy, and each retry waits its backoff.
+    RetryBounds,
+    /// After the faults healed, lag returns to zero within the scenario's
+    /// bound.
+    Liveness,
+}
+
+impl Invariant {
+    /// Every invariant, in the order they are checked.
+    pub const ALL: [Invariant; 10] = [
+        Invariant::ZeroLoss,
+        Invariant::CommitSafety,
+        Invariant::HandOffContinuity,
+        Invariant::BoundedDuplicates,
+        Invariant::ExclusiveOwnership,
+        Invariant::PartitionOrder,
+        Invariant::NoCommitRegression,
+        Invariant::DeadLetterCorrectness,
+        Invariant::RetryBounds,
+        Invariant::Liveness,
+    ];
+
+    /// The kebab-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Invariant::ZeroLoss => "zero-loss",
+            Invariant::CommitSafety => "commit-safety",
+            Invariant::HandOffContinuity => "hand-off-continuity",
+            Invariant::BoundedDuplicates => "bounded-duplicates",
+            Invariant::ExclusiveOwnership => "exclusive-ownership",
+            Invariant::PartitionOrder => "partition-order",
+            Invariant::NoCommitRegression => "no-commit-regression",
+            Invariant::DeadLetterCorrectness => "dead-letter-correctness",
+            Invariant::RetryBounds => "retry-bounds",
+            Invariant::Liveness => "liveness",
+        }
+    }
+}
+
+impl fmt::Display for Invariant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A broken invariant: which, when, where, and the history that shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    /// Which invariant.
+    pub invariant: Invariant,
+    /// Simulated time, in milliseconds since the start.
+    pub at_ms: u64,
+    /// The host whose event broke it.
+    pub host: Option<String>,
+    /// Partition (`topic/partition`).
+    pub partition: Option<String>,
+    /// Offset.
+    pub offset: Option<i64>,
+    /// What happened, in words.
+    pub detail: String,
+    /// The entries that show it, oldest first, the breaking one last.
+    pub slice: Vec<String>,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} violated at {}", self.invariant, Instant::from_millis(self.at_ms))?;
+        if let Some(p) = &self.partition {
+            write!(f, " on {p}")?;
+            if let Some(o) = self.offset {
+                write!(f, "@{o}")?;
+            }
+        }
+        writeln!(f, ": {}", self.detail)?;
+        for line in &self.slice {
+            writeln!(f, "    {line}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Processing order the consumer promised.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    /// One record at a time per partition, in offset order.
+    Partition,
+    /// Per key only (no per-partition check).
+    Key,
+}
+
+/// What the checkers need besides the history.
+#[derive(Clone, Debug)]
+pub struct Context {
+    /// The processing retry policy.
+    pub retry: RetryPolicy,
+    /// The promised order.
+    pub order: Order,
+    /// The liveness verdict of the run.
+    pub liveness: Liveness,
+}
+
+/// How the run ended, for the liveness checker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Liveness {
+    /// The time by which the group had to converge.
+    pub deadline: Instant,
+    /// When it converged (everything produced, consumed and committed), if
+    /// it did.
+    pub converged_at: Option<Instant>,
+    /// Partitions still behind at the end: committed and high watermark.
+    pub lagging: Vec<(TopicPartition, Option<Offset>, Offset)>,
+}
+
+/// One line of a history, as reports print it.
+pub fn render(e: &Entry) -> String {
+    format!("{:>9} {:<12} {:?}", e.at.to_string(), e.host, e.event)
+}
+
+/// Runs the `wanted` checkers; returns every violation found (at most one
+/// per invariant).
+pub fn check(history: &[Entry], ctx: &Context, wanted: &[Invariant]) -> Vec<Violation> {
+    Invariant::ALL
+        .iter()
+        .filter(|i| wanted.contains(i))
+        .filter_map(|i| check_one(*i, history, ctx))
+        .collect()
+}
+
+/// Runs one checker.
+pub fn check_one(inv: Invariant, history: &[Entry], ctx: &Context) -> Option<Violation> {
+    let found = match inv {
+        Invariant::ZeroLoss => zero_loss(history),
+        Invariant::CommitSafety => commit_safety(history),
+        Invariant::HandOffContinuity => hand_off_continuity(history),
+        Invariant::BoundedDuplicates => bounded_duplicates(history),
+        Invariant::ExclusiveOwnership => exclusive_ownership(history),
+        Invariant::PartitionOrder if ctx.order == Order::Partition => partition_order(history),
+        Invariant::PartitionOrder => None,
+        Invariant::NoCommitRegression => no_commit_regression(history),
+        Invariant::DeadLetterCorrectness => dead_letter_correctness(history, &ctx.retry),
+        Invariant::RetryBounds => retry_bounds(history, &ctx.retry),
+        Invariant::Liveness => return liveness(history, &ctx.liveness),
+    };
+    found.map(|f| f.into_violation(inv, history))
+}
+
+/// What a checker found: the index of the breaking entry, the partition
+/// and offset, and the words.
+struct Found {
+    index: usize,
+    tp: Option<TopicPartition>,
+    offset: Option<Offset>,
+    detail: String,
+}
+
+impl Found {
+    fn new(index: usize, tp: &TopicPartition, offset: Offset, detail: String) -> Self {
+        Self {
+            index,
+            tp: Some(tp.clone()),
+            offset: Some(offset),
+            detail,
+        }
+    }
+
+    fn into_violation(self, invariant: Invariant, history: &[Entry]) -> Violation {
+        let e = &history[self.index];
+        Violation {
+            invariant,
+            at_ms: e.at.as_millis(),
+            host: Some(e.host.clone()),
+            partition: self.tp.as_ref().map(ToString::to_string),
+            offset: self.offset.map(|o| o.0),
+            detail: self.detail,
+            slice: slice(history, self.index, self.tp.as_ref(), self.offset),
+        }
+    }
+}
+
+/// The partition an event is about, and its offset if it has one.
+fn about(e: &Event) -> Option<(&TopicPartition, Option<Offset>)> {
+    match e {
+        Event::Produced { tp, offset }
+        | Event::Fetched { tp, offset }
+        | Event::ProcessingStarted { tp, offset, .. }
+        | Event::ProcessingSucceeded { tp, offset, .. }
+        | Event::ProcessingFailed { tp, offset, .. }
+        | Event::Retried { tp, offset, .. }
+        | Event::DeadLetterRequested { tp, offset }
+        | Event::DeadLettered { tp, offset, .. }
+        | Event::DeadLetterFailed { tp, offset, .. }
+        | Event::StaleCompletion { tp, offset }
+        | Event::CommitRequested { tp, offset, .. }
+        | Event::Committed { tp, offset, .. }
+        | Event::CommitFailed { tp, offset, .. } => Some((tp, Some(*offset))),
+        Event::Paused { tp } | Event::Resumed { tp } => Some((tp, None)),
+        _ => None,
+    }
+}
+
+fn mentions(e: &Event, tp: &TopicPartition) -> bool {
+    match e {
+        Event::Assigned { partitions, .. } => partitions.iter().any(|(p, _)| p == tp),
+        Event::Revoked { partitions, .. } | Event::Lost { partitions } => partitions.contains(tp),
+        Event::FaultInjected { .. } | Event::FaultHealed { .. } | Event::Joined { .. } => true,
+        Event::Stopped { .. } | Event::Left => true,
+        other => about(other).is_some_and(|(t, _)| t == tp),
+    }
+}
+
+const SLICE_LINES: usize = 24;
+
+/// The history that shows a violation: group and fault events and the
+/// partition's events near the offset, up to and including the breaking
+/// entry, at most [`SLICE_LINES`] lines.
+fn slice(
+    history: &[Entry],
+    index: usize,
+    tp: Option<&TopicPartition>,
+    offset: Option<Offset>,
+) -> Vec<String> {
+    let relevant = |e: &Entry| match tp {
+        None => true,
+        Some(tp) => {
+            mentions(&e.event, tp)
+                && match (about(&e.event), offset) {
+                    (Some((_, Some(o))), Some(x)) => {
+                        (o.0 - x.0).abs() <= 2
+                            || matches!(
+                                e.event,
+                                Event::CommitRequested { .. }
+                                    | Event::Committed { .. }
+                                    | Event::CommitFailed { .. }
+                            )
+                    }
+                    _ => true,
+                }
+        }
+    };
+    let mut lines: Vec<String> = history[..=index]
+        .iter()
+        .rev()
+        .filter(|e| relevant(e))
+        .take(SLICE_LINES)
+        .map(render)
+        .collect();
+    lines.reverse();
+    lines
+}
+
+fn finished(e: &Event) -> Option<(&TopicPartition, Offset)> {
+    match e {
+        Event::ProcessingSucceeded { tp, offset, .. } | Event::DeadLettered { tp, offset, .. } => {
+            Some((tp, *offset))
+        }
+        _ => None,
+    }
+}
+
+/// Zero loss.
+fn zero_loss(h: &[Entry]) -> Option<Found> {
+    let done: BTreeSet<(&TopicPartition, Offset)> =
+        h.iter().filter_map(|e| finished(&e.event)).collect();
+    h.iter().enumerate().find_map(|(i, e)| match &e.event {
+        Event::Produced { tp, offset } if !done.contains(&(tp, *offset)) => Some(Found::new(
+            i,
+            tp,
+            *offset,
+            format!("acknowledged to {} and never processed nor dead-lettered", e.host),
+        )),
+        _ => None,
+    })
+}
+
+/// Commit safety: when a commit of `o` is requested, every record below
+/// `o` that exists (produced or fetched, ever) is already finished.
+fn commit_safety(h: &[Entry]) -> Option<Found> {
+    let mut existing: BTreeMap<&TopicPartition, BTreeSet<Offset>> = BTreeMap::new();
+    for e in h {
+        if let Event::Produced { tp, offset } | Event::Fetched { tp, offset } = &e.event {
+            existing.entry(tp).or_default().insert(*offset);
+        }
+    }
+    // Per partition, the lowest offset not yet finished is found by
+    // walking a cursor forward: finishing only ever adds.
+    let mut done: BTreeMap<&TopicPartition, BTreeSet<Offset>> = BTreeMap::new();
+    for (i, e) in h.iter().enumerate() {
+        if let Some((tp, o)) = finished(&e.event) {
+            done.entry(tp).or_default().insert(o);
+        }
+        if let Event::CommitRequested { tp, offset, .. } = &e.event {
+            let Some(below) = existing.get(tp) else { continue };
+            let d = done.get(tp);
+            if let Some(x) = below
+                .range(..*offset)
+                .find(|x| !d.is_some_and(|d| d.contains(x)))
+            {
+                return Some(Found::new(
+                    i,
+                    tp,
+                    *x,
+                    format!(
+                        "{} committed {} past offset {}, which was neither processed nor dead-lettered",
+                        e.host, offset, x
+                    ),
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// Hand-off continuity: a new owner's start is at or below the highest
+/// offset anyone asked to commit before it (or the log start if nobody
+/// committed).
+fn hand_off_continuity(h: &[Entry]) -> Option<Found> {
+    let mut requested: BTreeMap<&TopicPartition, Offset> = BTreeMap::new();
+    for (i, e) in h.iter().enumerate() {
+        match &e.event {
+            Event::CommitRequested { tp, offset, .. } => {
+                let r = requested.entry(tp).or_insert(*offset);
+                *r = (*r).max(*offset);
+            }
+            Event::Assigned { partitions, .. } => {
+                for (tp, start) in partitions {
+                    let bound = requested.get(tp).copied().unwrap_or(Offset(0));
+                    if *start > bound {
+                        return Some(Found::new(
+                            i,
+                            tp,
+                            *start,
+                            format!(
+                                "{} starts at {} but nothing above {} was ever committed: \
+                                 records {}..{} are skipped",
+                                e.host, start, bound, bound, start
+                            ),
+                        ));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Bounded duplicates.
+fn bounded_duplicates(h: &[Entry]) -> Option<Found> {
+    // The highest acknowledged commit per partition, with its generation.
+    let mut acked: BTreeMap<&TopicPartition, Vec<(Generation, Offset)>> = BTreeMap::new();
+    // (host, partition) -> records processed in the current ownership.
+    let mut processed: BTreeMap<(&str, &TopicPartition), BTreeSet<Offset>> = BTreeMap::new();
+    for (i, e) in h.iter().enumerate() {
+        match &e.event {
+            Event::Committed {
+                tp,
+                offset,
+                generation,
+            } => acked.entry(tp).or_default().push((*generation, *offset)),
+            Event::Assigned {
+                partitions,
+                generation,
+            } => {
+                for (tp, start) in partitions {
+                    processed.remove(&(e.host.as_str(), tp));
+                    let earlier = acked
+                        .get(tp)
+                        .into_iter()
+                        .flatten()
+                        .filter(|(g, _)| g < generation)
+                        .map(|(_, o)| *o)
+                        .max();
+                    if let Some(c) = earlier.filter(|c| start < c) {
+                        return Some(Found::new(
+                            i,
+                            tp,
+                            *start,
+                            format!(
+                                "{} starts at {} below {}, committed in an earlier generation: \
+                                 records {}..{} are redelivered though their processing was committed",
+                                e.host, start, c, start, c
+                            ),
+                        ));
+                    }
+                }
+            }
+            Event::ProcessingSucceeded { tp, offset, .. } => {
+                if !processed
+                    .entry((e.host.as_str(), tp))
+                    .or_default()
+                    .insert(*offset)
+                {
+                    return Some(Found::new(
+                        i,
+                        tp,
+                        *offset,
+                        format!("{} processed it twice within one ownership", e.host),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The consumer whose software a fault record says was killed, if any
+/// (`crash consumer-1`, or `restart consumer-1`, which kills a running
+/// instance before starting a new one).
+fn ended_host(e: &Event) -> Option<&str> {
+    match e {
+        Event::FaultInjected { description } | Event::FaultHealed { description } => description
+            .strip_prefix("crash ")
+            .or_else(|| description.strip_prefix("restart "))
+            .and_then(|rest| rest.split_whitespace().next())
+            .filter(|h| h.starts_with("consumer-")),
+        _ => None,
+    }
+}
+
+/// Exclusive ownership.
+fn exclusive_ownership(h: &[Entry]) -> Option<Found> {
+    // partition -> host -> generation it was assigned in
+    let mut owners: BTreeMap<&TopicPartition, BTreeMap<&str, Generation>> = BTreeMap::new();
+    // host -> newest generation it joined
+    let mut joined: BTreeMap<&str, Generation> = BTreeMap::new();
+    for (i, e) in h.iter().enumerate() {
+        let host = e.host.as_str();
+        match &e.event {
+            Event::Joined { generation, .. } => {
+                joined.insert(host, *generation);
+            }
+            Event::Assigned {
+                partitions,
+                generation,
+            } => {
+                for (tp, _) in partitions {
+                    let o = owners.entry(tp).or_default();
+                    if let Some((other, _)) = o
+                        .iter()
+                        .find(|(h2, g)| **h2 != host && **g == *generation)
+                    {
+                        return Some(Found {
+                            index: i,
+                            tp: Some(tp.clone()),
+                            offset: None,
+                            detail: format!(
+                                "{host} and {other} both own it in generation {generation}"
+                            ),
+                        });
+                    }
+                    o.insert(host, *generation);
+                }
+            }
+            Event::Revoked { partitions, .. } | Event::Lost { partitions } => {
+                for tp in partitions {
+                    if let Some(o) = owners.get_mut(tp) {
+                        o.remove(host);
+                    }
+                }
+            }
+            Event::Stopped { .. } | Event::Left => {
+                for o in owners.values_mut() {
+                    o.remove(host);
+                }
+            }
+            Event::Committed {
+                tp,
+                offset,
+                generation,
+            } => {
+                if let Some(newer) = joined.get(host).filter(|g| **g > *generation) {
+                    return Some(Found::new(
+                        i,
+                        tp,
+                        *offset,
+                        format!(
+                            "a commit from generation {generation} was accepted after {host} \
+                             joined generation {newer}: stale-generation commits must be fenced"
+                        ),
+                    ));
+                }
+            }
+            other => {
+                if let Some(gone) = ended_host(other) {
+                    for o in owners.values_mut() {
+                        o.remove(gone);
+                    }
+                    joined.remove(gone);
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Partition order (partition ordering only).
+fn partition_order(h: &[Entry]) -> Option<Found> {
+    // (host, partition) -> (current offset, finished?)
+    let mut cur: BTreeMap<(&str, &TopicPartition), (Offset, bool)> = BTreeMap::new();
+    for (i, e) in h.iter().enumerate() {
+        let host = e.host.as_str();
+        match &e.event {
+            Event::Assigned { partitions, .. } => {
+                for (tp, _) in partitions {
+                    cur.remove(&(host, tp));
+                }
+            }
+            Event::Revoked { partitions, .. } | Event::Lost { partitions } => {
+                for tp in partitions {
+                    cur.remove(&(host, tp));
+                }
+            }
+            Event::ProcessingStarted { tp, offset, .. } => {
+                if let Some((o, done)) = cur.get(&(host, tp)).copied() {
+                    if *offset == o && !done {
+                        continue; // a retry of the current record
+                    }
+                    if *offset <= o {
+                        return Some(Found::new(
+                            i,
+                            tp,
+                            *offset,
+                            format!("{host} started {offset} after {o}: out of offset order"),
+                        ));
+                    }
+                    if !done {
+                        return Some(Found::new(
+                            i,
+                            tp,
+                            *offset,
+                            format!("{host} started {offset} before {o} finished"),
+                        ));
+                    }
+                }
+                cur.insert((host, tp), (*offset, false));
+            }
+            Event::ProcessingSucceeded { tp, offset, .. }
+            | Event::DeadLetterRequested { tp, offset } => {
+                if let Some(c) = cur.get_mut(&(host, tp)) {
+                    if c.0 == *offset {
+                        c.1 = true;
+                    }
+                }
+            }
+            other => {
+                if let Some(gone) = ended_host(other) {
+                    cur.retain(|(h2, _), _| *h2 != gone);
+                }
+            }
+        }
+    }
+    None
+}
+
+/// No committed-offset regression: an acknowledged commit `(g, o)` is a
+/// regression when an earlier acknowledged commit `(g2, o2)` had `g2 <= g`
+/// and `o2 > o`. (A late acknowledgement from an older generation — a
+/// paused member's — is not a regression of the newer one.)
+fn no_commit_regression(h: &[Entry]) -> Option<Found> {
+    let mut acked: BTreeMap<&TopicPartition, Vec<(Generation, Offset)>> = BTreeMap::new();
+    for (i, e) in h.iter().enumerate() {
+        if let Event::Committed {
+            tp,
+            offset,
+            generation,
+        } = &e.event
+        {
+            let list = acked.entry(tp).or_default();
+            if let Some((g2, o2)) = list
+                .iter()
+                .find(|(g2, o2)| g2 <= generation && o2 > offset)
+            {
+                return Some(Found::new(
+                    i,
+                    tp,
+                    *offset,
+                    format!(
+                        "{} moved the committed offset back to {} (generation {}) after {} \
+                         (generation {}) was committed",
+                        e.host, offset, generation, o2, g2
+                    ),
+                ));
+            }
+            list.push((*generation, *offset));
+        }
+    }
+    None
+}
+
+/// Dead-letter correctness.
+fn dead_letter_correctness(h: &[Entry], retry: &RetryPolicy) -> Option<Found> {
+    // (host, partition, offset) -> why it may be dead-lettered
+    let mut allowed: BTreeSet<(&str, &TopicPartition, Offset)> = BTreeSet::new();
+    let mut processed: BTreeSet<(&str, &TopicPartition, Offset)> = BTreeSet::new();
+    let mut lettered: BTreeSet<(&str, &TopicPartition, Offset)> = BTreeSet::new();
+    for (i, e) in h.iter().enumerate() {
+        let host = e.host.as_str();
+        match &e.event {
+            Event::Assigned { partitions, .. } => {
+                for (tp, _) in partitions {
+                    processed.retain(|(h2, t, _)| *h2 != host || *t != tp);
+                    lettered.retain(|(h2, t, _)| *h2 != host || *t != tp);
+                }
+            }
+            Event::ProcessingFailed {
+                tp,
+                offset,
+                attempt,
+                class,
+                ..
+            } => {
+                let exhausted = *class == ErrorClass::Transient && *attempt >= retry.max_attempts;
+                if *class == ErrorClass::Permanent || exhausted {
+                    allowed.insert((host, tp, *offset));
+                }
+            }
+            Event::DeadLetterRequested { tp, offset } if !allowed.contains(&(host, tp, *offset)) => {
+                return Some(Found::new(
+                    i,
+                    tp,
+                    *offset,
+                    format!(
+                        "{host} dead-lettered it without a permanent failure or {} failed attempts",
+                        retry.max_attempts
+                    ),
+                ));
+            }
+            Event::DeadLettered { tp, offset, .. } => {
+                if processed.contains(&(host, tp, *offset)) {
+                    return Some(Found::new(
+                        i,
+                        tp,
+                        *offset,
+                        format!("{host} both processed and dead-lettered it"),
+                    ));
+                }
+                lettered.insert((host, tp, *offset));
+            }
+            Event::ProcessingSucceeded { tp, offset, .. } => {
+                if lettered.contains(&(host, tp, *offset)) {
+                    return Some(Found::new(
+                        i,
+                        tp,
+                        *offset,
+                        format!("{host} both dead-lettered and processed it"),
+                    ));
+                }
+                processed.insert((host, tp, *offset));
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Retry bounds and backoff.
+fn retry_bounds(h: &[Entry], retry: &RetryPolicy) -> Option<Found> {
+    // (host, partition, offset, attempt) -> earliest time it may start
+    let mut not_before: BTreeMap<(&str, &TopicPartition, Offset, u32), Instant> = BTreeMap::new();
+    for (i, e) in h.iter().enumerate() {
+        let host = e.host.as_str();
+        match &e.event {
+            Event::ProcessingStarted {
+                tp,
+                offset,
+                attempt,
+            } => {
+                if *attempt > retry.max_attempts || *attempt == 0 {
+                    return Some(Found::new(
+                        i,
+                        tp,
+                        *offset,
+                        format!(
+                            "{host} started attempt {attempt}; the policy allows 1..={}",
+                            retry.max_attempts
+                        ),
+                    ));
+                }
+                if let Some(t) = not_before.remove(&(host, tp, *offset, *attempt)) {
+                    if e.at < t {
+                        return Some(Found::new(
+                            i,
+                            tp,
+                            *offset,
+                            format!("{host} retried at {} before its backoff ended at {t}", e.at),
+                        ));
+                    }
+                }
+            }
+            Event::Retried {
+                tp,
+                offset,
+                next_attempt,
+                delay,
+            } => {
+                let base = retry.base_delay(next_attempt.saturating_sub(1));
+                let hi = base.as_millis() as u64 + 1;
+                let lo = ((base.as_secs_f64() * (1.0 - retry.jitter)) * 1000.0).floor() as u64;
+                let d = delay.as_millis() as u64;
+                if d < lo.saturating_sub(1) || d > hi {
+                    return Some(Found::new(
+                        i,
+                        tp,
+                        *offset,
+                        format!(
+                            "{host} backs off {d} ms before attempt {next_attempt}; the policy \
+                             allows {lo}..={hi} ms"
+                        ),
+                    ));
+                }
+                not_before.insert((host, tp, *offset, *next_attempt), e.at + *delay);
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Liveness: the run converged by its deadline.
+fn liveness(h: &[Entry], l: &Liveness) -> Option<Violation> {
+    match l.converged_at {
+        Some(t) if t <= l.deadline => None,
+        _ => {
+            let lag: Vec<String> = l
+                .lagging
+                .iter()
+                .take(6)
+                .map(|(tp, c, hw)| {
+                    format!(
+                        "{tp}: committed {}, high watermark {hw}",
+                        c.map_or("nothing".to_owned(), |c| c.to_string())
+                    )
+                })
+                .collect();
+            let first = l.lagging.first();
+            let tail: Vec<String> = h
+                .iter()
+                .rev()
+                .filter(|e| {
+                    !matches!(
+                        e.event,
+                        Event::Fetched { .. }
+                            | Event::ProcessingStarted { .. }
+                            | Event::ProcessingSucceeded { .. }
+                            | Event::Produced { .. }
+                    )
+                })
+                .take(SLICE_LINES)
+                .map(render)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            Some(Violation {
+                invariant: Invariant::Liveness,
+                at_ms: l.deadline.as_millis(),
+                host: None,
+                partition: first.map(|(tp, _, _)| tp.to_string()),
+                offset: first.and_then(|(_, c, _)| c.map(|c| c.0)),
+                detail: match l.converged_at {
+                    Some(t) => format!("converged only at {t}, after the deadline {}", l.deadline),
+                    None => format!(
+                        "not converged by {}: {}",
+                        l.deadline,
+                        if lag.is_empty() {
+                            "production unfinished".to_owned()
+                        } else {
+                            lag.join("; ")
+                        }
+                    ),
+                },
+                slice: tail,
+            })
+        }
+    }
+}

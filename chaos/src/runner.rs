@@ -1,0 +1,253 @@
+//! The runner: a scenario over a seed range, one simulation per thread,
+//! with an optional determinism check (each seed twice), stop-at-first-
+//! failure or continue, a progress line on a terminal, and a report that
+//! serializes to JSON and carries a repro line for every failure.
+
+use std::io::{IsTerminal, Write};
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant as WallInstant;
+
+use serde::Serialize;
+
+use crate::check::{self, Invariant, Violation};
+use crate::scenario::Scenario;
+use crate::world;
+
+/// How to run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Seeds to run.
+    pub seeds: Range<u64>,
+    /// Threads (one simulation each).
+    pub threads: usize,
+    /// Stop at the first failing seed.
+    pub stop_at_first: bool,
+    /// Run each seed twice and compare the histories.
+    pub determinism: bool,
+    /// Draw a progress line on stderr (only if it is a terminal).
+    pub progress: bool,
+}
+
+impl Options {
+    /// `seeds`, on every core, continuing past failures, no determinism
+    /// check, progress on.
+    pub fn new(seeds: Range<u64>) -> Self {
+        Self {
+            seeds,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            stop_at_first: false,
+            determinism: false,
+            progress: true,
+        }
+    }
+}
+
+/// One seed's outcome.
+#[derive(Clone, Debug, Serialize)]
+pub struct SeedResult {
+    /// The seed.
+    pub seed: u64,
+    /// Whether this seed passed: no violation (a good scenario), or the
+    /// expected violation found (a known-bad one).
+    pub passed: bool,
+    /// Every violation found.
+    pub violations: Vec<Violation>,
+    /// The simulation itself failed.
+    pub error: Option<String>,
+    /// With the determinism check: whether the second run matched.
+    pub deterministic: Option<bool>,
+    /// Events in the history.
+    pub events: usize,
+    /// Simulated milliseconds.
+    pub simulated_ms: u64,
+    /// Wall milliseconds (both runs, with the determinism check).
+    pub wall_ms: u64,
+    /// Reproduces this seed.
+    pub repro: String,
+}
+
+/// A scenario's outcome over its seeds.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScenarioReport {
+    /// The scenario's name.
+    pub scenario: String,
+    /// Its file.
+    pub path: String,
+    /// For a known-bad scenario, the violation it must find.
+    pub expected_violation: Option<Invariant>,
+    /// Whether the scenario passed.
+    pub passed: bool,
+    /// Why not, in a line.
+    pub verdict: String,
+    /// Seeds run.
+    pub seeds_run: usize,
+    /// Seeds whose result differs from what the scenario expects.
+    pub seeds_failed: usize,
+    /// Wall milliseconds for the whole sweep.
+    pub wall_ms: u64,
+    /// Per seed, in seed order.
+    pub seeds: Vec<SeedResult>,
+}
+
+impl ScenarioReport {
+    /// The seeds that need attention: failing seeds of a good scenario, or
+    /// everything of a known-bad scenario that found nothing.
+    pub fn failures(&self) -> impl Iterator<Item = &SeedResult> {
+        self.seeds.iter().filter(move |s| {
+            s.error.is_some() || s.deterministic == Some(false) || (!s.passed && self.expected_violation.is_none())
+        })
+    }
+}
+
+/// The one-line command that reproduces `seed` of `sc`.
+pub fn repro(sc: &Scenario, seed: u64) -> String {
+    format!(
+        "RUCKUS_SEED={seed} cargo test -p ruckus-chaos --test scenarios -- --exact {}   \
+         (or: cargo run -p ruckus-chaos --bin ruckus -- replay {} --seed {seed})",
+        sc.name,
+        sc.path.display()
+    )
+}
+
+/// Runs one seed and judges it.
+pub fn run_seed(sc: &Scenario, seed: u64, determinism: bool) -> SeedResult {
+    let start = WallInstant::now();
+    let out = world::run(sc, seed);
+    let deterministic = determinism.then(|| world::run(sc, seed).history == out.history);
+    let wanted = sc.expect.invariants();
+    let violations = check::check(&out.history, &out.context, &wanted);
+    let passed = out.error.is_none()
+        && deterministic != Some(false)
+        && match sc.expect.violation {
+            None => violations.is_empty(),
+            Some(v) => violations.iter().any(|x| x.invariant == v),
+        };
+    SeedResult {
+        seed,
+        passed,
+        violations,
+        error: out.error,
+        deterministic,
+        events: out.history.len(),
+        simulated_ms: out.simulated.as_millis() as u64,
+        wall_ms: start.elapsed().as_millis() as u64,
+        repro: repro(sc, seed),
+    }
+}
+
+/// Runs `sc` over `opts.seeds`.
+pub fn run_scenario(sc: &Scenario, opts: &Options) -> ScenarioReport {
+    let start = WallInstant::now();
+    let next = AtomicU64::new(opts.seeds.start);
+    let done = AtomicUsize::new(0);
+    let failed = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let results = Mutex::new(Vec::new());
+    let total = opts.seeds.end.saturating_sub(opts.seeds.start) as usize;
+    let show = opts.progress && std::io::stderr().is_terminal();
+    let threads = opts.threads.clamp(1, total.max(1));
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let seed = next.fetch_add(1, Ordering::SeqCst);
+                if seed >= opts.seeds.end {
+                    return;
+                }
+                let r = run_seed(sc, seed, opts.determinism);
+                let bad = r.error.is_some()
+                    || r.deterministic == Some(false)
+                    || (!r.passed && sc.expect.violation.is_none());
+                if bad {
+                    failed.fetch_add(1, Ordering::SeqCst);
+                    if opts.stop_at_first {
+                        stop.store(true, Ordering::SeqCst);
+                    }
+                }
+                results.lock().expect("results").push(r);
+                let d = done.fetch_add(1, Ordering::SeqCst) + 1;
+                if show {
+                    let mut e = std::io::stderr().lock();
+                    let _ = write!(
+                        e,
+                        "\r{}: {d}/{total} seeds, {} failed ",
+                        sc.name,
+                        failed.load(Ordering::SeqCst)
+                    );
+                    let _ = e.flush();
+                }
+            });
+        }
+    });
+    if show {
+        let _ = writeln!(std::io::stderr());
+    }
+    let mut seeds = results.into_inner().expect("results");
+    seeds.sort_by_key(|r| r.seed);
+    let seeds_run = seeds.len();
+    let (passed, verdict, seeds_failed) = match sc.expect.violation {
+        None => {
+            let bad = seeds.iter().filter(|s| !s.passed).count();
+            let verdict = if bad == 0 {
+                format!("all {seeds_run} seeds hold every invariant")
+            } else {
+                let first = seeds.iter().find(|s| !s.passed).expect("one failed");
+                let what = first
+                    .error
+                    .clone()
+                    .or_else(|| (first.deterministic == Some(false)).then(|| "not deterministic".into()))
+                    .or_else(|| first.violations.first().map(|v| format!("{} at {}ms", v.invariant, v.at_ms)))
+                    .unwrap_or_default();
+                format!("{bad} of {seeds_run} seeds failed; first: seed {} ({what})", first.seed)
+            };
+            (bad == 0, verdict, bad)
+        }
+        Some(v) => {
+            let found = seeds.iter().filter(|s| s.passed).count();
+            let broken = seeds
+                .iter()
+                .filter(|s| s.error.is_some() || s.deterministic == Some(false))
+                .count();
+            let ok = broken == 0
+                && if sc.expect.in_every_seed {
+                    found == seeds_run
+                } else {
+                    found > 0
+                };
+            let verdict = format!(
+                "known-bad: {v} found in {found} of {seeds_run} seeds{}",
+                if broken > 0 { format!(", {broken} runs failed") } else { String::new() }
+            );
+            (ok, verdict, seeds_run - found)
+        }
+    };
+    ScenarioReport {
+        scenario: sc.name.clone(),
+        path: sc.path.display().to_string(),
+        expected_violation: sc.expect.violation,
+        passed,
+        verdict,
+        seeds_run,
+        seeds_failed,
+        wall_ms: start.elapsed().as_millis() as u64,
+        seeds,
+    }
+}
+
+/// Every `*.toml` file under `dir`, sorted by name.
+///
+/// # Errors
+/// The directory cannot be read.
+pub fn discover(dir: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}

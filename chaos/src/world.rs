@@ -1,0 +1,554 @@
+//! One seeded run of a scenario in the simulation: the cluster, the
+//! producer, the members, the fault schedule (scheduled faults and the
+//! nemesis's), a convergence watcher for the quiet phase, and the history.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ruckus_core::coordinator::CoordinatorConfig;
+use ruckus_core::driver::{Driver, ShutdownHandle};
+use ruckus_core::events::Event;
+use ruckus_core::model::{ErrorCode, GroupId, Instant, Topic, TopicPartition};
+use ruckus_core::rng::{Rng, SplitMix64};
+use ruckus_sim::cluster::{broker, broker_host, Api, Cluster};
+use ruckus_sim::history::{Entry, History};
+use ruckus_sim::pause::PauseGate;
+use ruckus_sim::processing::SimProcessor;
+use ruckus_sim::producer::{produce, Workload};
+use ruckus_sim::transport::{SimTransport, SimTransportConfig};
+
+use crate::check::{Context, Liveness, Order};
+use crate::nemesis;
+use crate::scenario::{
+    BrokerRef, FaultSpec, HostRef, OrderingSpec, Scenario, DLQ_TOPIC, GROUP, TOPIC,
+};
+
+/// One step of a fault schedule, at a simulated time.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    /// Kill a member's software.
+    CrashMember(usize),
+    /// Start a member's software again from scratch (kills a running one).
+    RestartMember(usize),
+    /// Ask a member to shut down gracefully.
+    StopMember(usize),
+    /// Start a late member for the first time.
+    StartMember(usize),
+    /// Stop the world of a member.
+    PauseMember(usize),
+    /// End a member's pause.
+    ResumeMember(usize),
+    /// Crash a broker.
+    CrashBroker(BrokerRef),
+    /// Restart broker `n`.
+    RestartBroker(u32),
+    /// Cut a link (one way: from the first host to the second).
+    Partition(HostRef, HostRef, bool),
+    /// Heal a link.
+    Repair(HostRef, HostRef, bool),
+    /// Hold a link.
+    Hold(HostRef, HostRef),
+    /// Release a held link.
+    Release(HostRef, HostRef),
+    /// Set a link's latency.
+    Latency(HostRef, HostRef, Duration),
+    /// Put a link back to its seeded latency.
+    ResetLatency(HostRef, HostRef),
+    /// The next `count` requests of `api` (to `topic`) fail with `error`.
+    Errors(Api, Option<Topic>, ErrorCode, u32),
+}
+
+/// A step with its heal: `(at, step, heal after, heal step)`. The heal's
+/// targets are resolved when the step fires (a crashed `coordinator` is
+/// restarted by id).
+pub type Planned = (Duration, Step, Option<Duration>);
+
+/// The scenario's scheduled faults as steps.
+pub fn scheduled(sc: &Scenario) -> Vec<Planned> {
+    let mut out = Vec::new();
+    for f in &sc.faults {
+        let at = f.get_ref().at();
+        match f.get_ref().clone() {
+            FaultSpec::CrashMember {
+                member,
+                restart_after,
+                ..
+            } => out.push((at, Step::CrashMember(member), restart_after.map(|d| d.0))),
+            FaultSpec::StopMember {
+                member,
+                restart_after,
+                ..
+            } => out.push((at, Step::StopMember(member), restart_after.map(|d| d.0))),
+            FaultSpec::StartMember { member, .. } => out.push((at, Step::StartMember(member), None)),
+            FaultSpec::PauseMember {
+                member, duration, ..
+            } => out.push((at, Step::PauseMember(member), Some(duration.0))),
+            FaultSpec::CrashBroker {
+                broker,
+                restart_after,
+                ..
+            } => out.push((at, Step::CrashBroker(broker), restart_after.map(|d| d.0))),
+            FaultSpec::Partition {
+                a,
+                b,
+                duration,
+                one_way,
+                ..
+            } => out.push((at, Step::Partition(a, b, one_way), duration.map(|d| d.0))),
+            FaultSpec::Hold { a, b, duration, .. } => {
+                out.push((at, Step::Hold(a, b), Some(duration.0)));
+            }
+            FaultSpec::Latency {
+                a,
+                b,
+                latency,
+                duration,
+                ..
+            } => out.push((at, Step::Latency(a, b, latency.0), duration.map(|d| d.0))),
+            FaultSpec::Errors {
+                api, error, count, ..
+            } => out.push((at, Step::Errors(api.api(), None, error.0, count), None)),
+            FaultSpec::DeadLetterOutage { count, .. } => out.push((
+                at,
+                Step::Errors(
+                    Api::Produce,
+                    Some(Topic::new(DLQ_TOPIC)),
+                    ErrorCode::NotEnoughReplicas,
+                    count,
+                ),
+                None,
+            )),
+            FaultSpec::RollingRestart { gap, .. } => {
+                // Stop, restart after `gap`, next member `gap` later.
+                let mut t = at;
+                for m in 0..sc.group.members {
+                    out.push((t, Step::StopMember(m), Some(gap.0)));
+                    t += gap.0 * 2;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The result of one seeded run.
+#[derive(Clone, Debug)]
+pub struct RunOutput {
+    /// The seed.
+    pub seed: u64,
+    /// Every event, in order.
+    pub history: Vec<Entry>,
+    /// What the checkers need besides the history.
+    pub context: Context,
+    /// Simulated time at the end.
+    pub simulated: Duration,
+    /// The simulation itself failed (a host's software returned an error),
+    /// with the reason.
+    pub error: Option<String>,
+}
+
+fn host_name(i: usize) -> String {
+    format!("consumer-{i}")
+}
+
+/// A link's seeded latency: 5–50 ms, a function of the seed and the two
+/// names only, so hosts added later get theirs without disturbing others.
+fn link_latency(seed: u64, a: &str, b: &str) -> Duration {
+    let (a, b) = if a <= b { (a, b) } else { (b, a) };
+    let mut h: u64 = seed ^ 0x1a7e_c0de;
+    for byte in a.bytes().chain([0u8]).chain(b.bytes()) {
+        h = (h ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    Duration::from_millis(5 + SplitMix64::new(h).next_u64() % 46)
+}
+
+struct Members {
+    handles: Mutex<BTreeMap<String, ShutdownHandle>>,
+}
+
+/// Runs `sc` with `seed`.
+pub fn run(sc: &Scenario, seed: u64) -> RunOutput {
+    let g = &sc.group;
+    let brokers = sc.cluster.brokers;
+    let mut plan = scheduled(sc);
+    if let Some(n) = &sc.nemesis {
+        plan.extend(nemesis::draw(sc, n, seed));
+    }
+    plan.sort_by_key(|p| p.0);
+    let faults_end = plan
+        .iter()
+        .map(|(at, _, heal)| *at + heal.unwrap_or_default())
+        .max()
+        .unwrap_or_default()
+        .max(if sc.nemesis.is_some() {
+            sc.phases.faults.0
+        } else {
+            Duration::ZERO
+        });
+    let deadline = faults_end + sc.phases.quiet.0;
+    let mut sim = ruckus_sim::builder(seed, deadline + Duration::from_secs(30)).build();
+    let coordinator = CoordinatorConfig {
+        min_session_timeout: Duration::from_secs(1),
+        initial_rebalance_delay: Duration::ZERO,
+        ..CoordinatorConfig::default()
+    };
+    let cluster = Cluster::new(
+        brokers,
+        &[
+            (Topic::new(TOPIC), sc.cluster.partitions),
+            (Topic::new(DLQ_TOPIC), sc.cluster.dead_letter_partitions),
+        ],
+        coordinator,
+    );
+    let history = History::default();
+    for b in 0..brokers {
+        let c = cluster.clone();
+        sim.host(broker_host(b), move || broker(c.clone(), b));
+    }
+    let members = Arc::new(Members {
+        handles: Mutex::default(),
+    });
+    let mut start_gates = BTreeMap::new();
+    for i in 0..g.all_members() {
+        let host = host_name(i);
+        let start = PauseGate::default();
+        if i >= g.members {
+            start.pause();
+        }
+        start_gates.insert(i, start.clone());
+        let (history, config, behaviour, gate) = (
+            history.clone(),
+            g.consumer_config(),
+            sc.processing.behaviour(),
+            cluster.pause_gate(&host),
+        );
+        let membership = g.membership_config(&host);
+        let (request_timeout, max_records) = (g.request_timeout.0, g.max_records);
+        let members = members.clone();
+        let host_seed = seed ^ (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        sim.host(host.clone(), move || {
+            let (host, history, config, behaviour, gate, membership, members, start) = (
+                host.clone(),
+                history.clone(),
+                config.clone(),
+                behaviour.clone(),
+                gate.clone(),
+                membership.clone(),
+                members.clone(),
+                start.clone(),
+            );
+            async move {
+                start.wait().await;
+                let transport = SimTransport::new(SimTransportConfig {
+                    brokers: (0..brokers).collect(),
+                    membership,
+                    request_timeout,
+                    max_records,
+                    pause: gate.clone(),
+                });
+                let driver = Driver::new(
+                    config,
+                    transport,
+                    SimProcessor::new(behaviour, host_seed.rotate_left(7)).with_gate(gate),
+                    Box::new(SplitMix64::new(host_seed)),
+                    history.sink(&host),
+                )?;
+                members
+                    .handles
+                    .lock()
+                    .expect("handles")
+                    .insert(host.clone(), driver.shutdown_handle());
+                driver.run().await?;
+                Ok(())
+            }
+        });
+    }
+    let partitions: Vec<TopicPartition> = (0..sc.cluster.partitions as i32)
+        .map(|p| TopicPartition::new(TOPIC, p))
+        .collect();
+    sim.client(
+        "producer",
+        produce(
+            (0..brokers).collect(),
+            Workload {
+                partitions: partitions.clone(),
+                messages: sc.workload.messages,
+                batch: sc.workload.batch,
+                interval: sc.workload.interval.0,
+            },
+            history.clone(),
+            "producer".into(),
+        ),
+    );
+    // The watcher: ends the run once the faults are over and everything
+    // produced is committed, or at the liveness deadline.
+    let faults_over = Arc::new(AtomicBool::new(plan.is_empty()));
+    let converged: Arc<Mutex<Option<Instant>>> = Arc::default();
+    {
+        let (c, h, over, conv, messages) = (
+            cluster.clone(),
+            history.clone(),
+            faults_over.clone(),
+            converged.clone(),
+            sc.workload.messages,
+        );
+        let partitions = partitions.clone();
+        let deadline_ms = deadline.as_millis() as u64;
+        sim.client("watcher", async move {
+            let group = GroupId::new(GROUP);
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let now = ruckus_sim::cluster::sim_now();
+                let produced = h
+                    .entries()
+                    .iter()
+                    .filter(|e| matches!(e.event, Event::Produced { .. }))
+                    .count();
+                if over.load(AtomicOrdering::SeqCst)
+                    && produced >= messages
+                    && partitions
+                        .iter()
+                        .all(|tp| c.committed(&group, tp) == Some(c.high_watermark(tp)))
+                {
+                    *conv.lock().expect("converged") = Some(now);
+                    return Ok(());
+                }
+                if now.as_millis() > deadline_ms {
+                    return Ok(());
+                }
+            }
+        });
+    }
+    let mut hosts: Vec<String> = (0..brokers).map(broker_host).collect();
+    hosts.extend((0..g.all_members()).map(host_name));
+    hosts.push("producer".into());
+    for (i, a) in hosts.iter().enumerate() {
+        for b in &hosts[i + 1..] {
+            sim.set_link_latency(a.as_str(), b.as_str(), link_latency(seed, a, b));
+        }
+    }
+    let mut queue: BTreeMap<(Duration, u64), Step> = BTreeMap::new();
+    let mut heals: BTreeMap<u64, Duration> = BTreeMap::new();
+    for (n, (at, step, heal)) in plan.into_iter().enumerate() {
+        if let Some(h) = heal {
+            heals.insert(n as u64, h);
+        }
+        queue.insert((at, n as u64), step);
+    }
+    let mut next_seq = queue.len() as u64 + 1;
+    let mut error = None;
+    let world = World {
+        cluster: &cluster,
+        history: &history,
+        members: &members,
+        starts: &start_gates,
+        seed,
+    };
+    loop {
+        while let Some(entry) = queue.first_entry() {
+            if sim.elapsed() < entry.key().0 {
+                break;
+            }
+            let ((at, n), step) = entry.remove_entry();
+            let heal = world.apply(&mut sim, at, &step);
+            if let (Some(after), Some(heal)) = (heals.remove(&n), heal) {
+                queue.insert((at + after, next_seq), heal);
+                next_seq += 1;
+            }
+        }
+        if queue.is_empty() {
+            faults_over.store(true, AtomicOrdering::SeqCst);
+        }
+        match sim.step() {
+            Ok(true) => break,
+            Ok(false) => {}
+            Err(e) => {
+                error = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    let group = GroupId::new(GROUP);
+    let lagging = partitions
+        .iter()
+        .filter_map(|tp| {
+            let c = cluster.committed(&group, tp);
+            let hw = cluster.high_watermark(tp);
+            (c != Some(hw)).then(|| (tp.clone(), c, hw))
+        })
+        .collect();
+    let converged_at = *converged.lock().expect("converged");
+    RunOutput {
+        seed,
+        history: history.entries(),
+        context: Context {
+            retry: g.retry.policy(),
+            order: match g.ordering {
+                OrderingSpec::Partition => Order::Partition,
+                OrderingSpec::Key => Order::Key,
+            },
+            liveness: Liveness {
+                deadline: Instant::from_millis(deadline.as_millis() as u64),
+                converged_at,
+                lagging,
+            },
+        },
+        simulated: sim.elapsed(),
+        error,
+    }
+}
+
+struct World<'a> {
+    cluster: &'a Cluster,
+    history: &'a History,
+    members: &'a Members,
+    starts: &'a BTreeMap<usize, PauseGate>,
+    seed: u64,
+}
+
+impl World<'_> {
+    fn broker(&self, b: &BrokerRef) -> Option<u32> {
+        match b {
+            BrokerRef::Id(n) => Some(*n),
+            BrokerRef::Coordinator => self.cluster.coordinator(),
+            BrokerRef::LeaderOf(p) => self.cluster.leader(&TopicPartition::new(TOPIC, *p)),
+        }
+    }
+
+    fn host(&self, h: &HostRef) -> Option<String> {
+        match h {
+            HostRef::Consumer(i) => Some(host_name(*i)),
+            HostRef::Producer => Some("producer".into()),
+            HostRef::Broker(b) => self.broker(b).map(broker_host),
+        }
+    }
+
+    fn record(&self, at: Duration, description: String, heals: bool) {
+        let at = Instant::from_millis(at.as_millis() as u64);
+        let event = if heals {
+            Event::FaultHealed { description }
+        } else {
+            Event::FaultInjected { description }
+        };
+        self.history.record_at(at, "nemesis", event);
+    }
+
+    /// Applies `step`; returns the step that heals it, targets resolved.
+    fn apply(&self, sim: &mut turmoil::Sim<'_>, at: Duration, step: &Step) -> Option<Step> {
+        let resolved = |h: &HostRef| match h {
+            HostRef::Broker(b) => self.broker(b).map(|n| HostRef::Broker(BrokerRef::Id(n))),
+            other => Some(other.clone()),
+        };
+        match step {
+            Step::CrashMember(m) => {
+                sim.crash(host_name(*m));
+                self.members.handles.lock().expect("handles").remove(&host_name(*m));
+                self.record(at, format!("crash {}", host_name(*m)), false);
+                Some(Step::RestartMember(*m))
+            }
+            Step::RestartMember(m) => {
+                sim.bounce(host_name(*m));
+                self.record(at, format!("restart {}", host_name(*m)), true);
+                None
+            }
+            Step::StopMember(m) => {
+                let h = self.members.handles.lock().expect("handles").remove(&host_name(*m));
+                if let Some(h) = h {
+                    h.shutdown();
+                }
+                self.record(at, format!("shutdown {}", host_name(*m)), false);
+                Some(Step::RestartMember(*m))
+            }
+            Step::StartMember(m) => {
+                if let Some(g) = self.starts.get(m) {
+                    g.resume();
+                }
+                self.record(at, format!("start {}", host_name(*m)), false);
+                None
+            }
+            Step::PauseMember(m) => {
+                self.cluster.pause_gate(&host_name(*m)).pause();
+                self.record(at, format!("pause {}", host_name(*m)), false);
+                Some(Step::ResumeMember(*m))
+            }
+            Step::ResumeMember(m) => {
+                self.cluster.pause_gate(&host_name(*m)).resume();
+                self.record(at, format!("resume {}", host_name(*m)), true);
+                None
+            }
+            Step::CrashBroker(b) => {
+                let n = self.broker(b)?;
+                if !self.cluster.is_alive(n) {
+                    return None;
+                }
+                self.cluster.set_alive(n, false);
+                sim.crash(broker_host(n));
+                self.record(at, format!("crash {} ({b:?})", broker_host(n)), false);
+                Some(Step::RestartBroker(n))
+            }
+            Step::RestartBroker(n) => {
+                self.cluster.set_alive(*n, true);
+                sim.bounce(broker_host(*n));
+                self.record(at, format!("restart {}", broker_host(*n)), true);
+                None
+            }
+            Step::Partition(a, b, one_way) => {
+                let (ha, hb) = (self.host(a)?, self.host(b)?);
+                if *one_way {
+                    sim.partition_oneway(ha.as_str(), hb.as_str());
+                } else {
+                    sim.partition(ha.as_str(), hb.as_str());
+                }
+                let arrow = if *one_way { "->" } else { "<->" };
+                self.record(at, format!("partition {ha} {arrow} {hb}"), false);
+                Some(Step::Repair(resolved(a)?, resolved(b)?, *one_way))
+            }
+            Step::Repair(a, b, one_way) => {
+                let (ha, hb) = (self.host(a)?, self.host(b)?);
+                if *one_way {
+                    sim.repair_oneway(ha.as_str(), hb.as_str());
+                } else {
+                    sim.repair(ha.as_str(), hb.as_str());
+                }
+                self.record(at, format!("repair {ha} {hb}"), true);
+                None
+            }
+            Step::Hold(a, b) => {
+                let (ha, hb) = (self.host(a)?, self.host(b)?);
+                sim.hold(ha.as_str(), hb.as_str());
+                self.record(at, format!("hold {ha} {hb}"), false);
+                Some(Step::Release(resolved(a)?, resolved(b)?))
+            }
+            Step::Release(a, b) => {
+                let (ha, hb) = (self.host(a)?, self.host(b)?);
+                sim.release(ha.as_str(), hb.as_str());
+                self.record(at, format!("release {ha} {hb}"), true);
+                None
+            }
+            Step::Latency(a, b, d) => {
+                let (ha, hb) = (self.host(a)?, self.host(b)?);
+                sim.set_link_latency(ha.as_str(), hb.as_str(), *d);
+                self.record(at, format!("latency {ha} {hb} {}ms", d.as_millis()), false);
+                Some(Step::ResetLatency(resolved(a)?, resolved(b)?))
+            }
+            Step::ResetLatency(a, b) => {
+                let (ha, hb) = (self.host(a)?, self.host(b)?);
+                sim.set_link_latency(ha.as_str(), hb.as_str(), link_latency(self.seed, &ha, &hb));
+                self.record(at, format!("latency {ha} {hb} back to seeded"), true);
+                None
+            }
+            Step::Errors(api, topic, error, count) => {
+                self.cluster.inject(*api, topic.clone(), *error, *count);
+                self.record(
+                    at,
+                    format!("errors {api:?} {error:?} x{count}{}", topic.as_ref().map(|t| format!(" on {t}")).unwrap_or_default()),
+                    false,
+                );
+                None
+            }
+        }
+    }
+}
+
