@@ -13,3 +13,21 @@ pub mod nemesis;
 pub mod runner;
 pub mod scenario;
 pub mod world;
+
+/// Keeps the default panic output for real panics but silences the ones
+/// the simulation injects into processors on purpose (the driver catches
+/// them; printing thousands of backtraces would bury real failures).
+pub fn quiet_simulated_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if !msg.starts_with("simulated processor panic") {
+            default(info);
+        }
+    }));
+}

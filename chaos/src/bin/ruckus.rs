@@ -120,6 +120,7 @@ fn parse_range(s: &str) -> Result<Range<u64>, String> {
 }
 
 fn main() -> ExitCode {
+    ruckus_chaos::quiet_simulated_panics();
     let cli = Cli::parse();
     match cli.command {
         Command::Run {
