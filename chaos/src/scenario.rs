@@ -865,7 +865,17 @@ impl Scenario {
         };
         let s: Scenario = toml::from_str(text).map_err(|e| {
             let offset = e.span().map_or(0, |r| r.start);
-            at(offset, e.message().trim().to_owned())
+            let mut message = e.message().trim().to_owned();
+            if message.is_empty() {
+                // The TOML parser gives some syntax errors (a control
+                // character in a comment, say) no words of their own.
+                let found = text
+                    .get(offset..)
+                    .and_then(|t| t.chars().next())
+                    .map_or_else(|| "the end of the file".to_owned(), |c| format!("{c:?}"));
+                message = format!("unexpected {found}: expected valid TOML");
+            }
+            at(offset, message)
         })?;
         s.validate()
             .map_err(|(key, message)| at(locate(text, key), message))?;
