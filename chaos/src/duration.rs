@@ -33,7 +33,9 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     }
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(|| format!("`{text}` has no unit: expected a duration like `250ms`, `10s` or `2m`"))?;
+        .ok_or_else(|| {
+            format!("`{text}` has no unit: expected a duration like `250ms`, `10s` or `2m`")
+        })?;
     let (number, unit) = t.split_at(split);
     let value: f64 = number
         .parse()
@@ -43,7 +45,11 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         "s" => 1.0,
         "m" | "min" => 60.0,
         "h" => 3600.0,
-        _ => return Err(format!("`{text}` has an unknown unit `{unit}`: expected ms, s, m or h")),
+        _ => {
+            return Err(format!(
+                "`{text}` has an unknown unit `{unit}`: expected ms, s, m or h"
+            ))
+        }
     };
     let secs = value * scale;
     if !secs.is_finite() || secs > 1e9 {

@@ -40,7 +40,7 @@ pub fn enabled_kinds(n: &NemesisSpec, seed: u64) -> Vec<NemesisKind> {
 /// before that end.
 pub fn draw(sc: &Scenario, n: &NemesisSpec, seed: u64) -> Vec<Planned> {
     let kinds = enabled_kinds(n, seed);
-    let mut rng = SplitMix64::new(seed ^ 0x4e45_4d45_5349_53);
+    let mut rng = SplitMix64::new(seed ^ 0x004e_454d_4553_4953);
     let end = sc.phases.faults.0;
     let members = sc.group.members as u64;
     let brokers = u64::from(sc.cluster.brokers);
@@ -54,7 +54,10 @@ pub fn draw(sc: &Scenario, n: &NemesisSpec, seed: u64) -> Vec<Planned> {
             break;
         }
         let kind = kinds[(rng.next_u64() % kinds.len() as u64) as usize];
-        let span = n.max_duration.0.mul_f64(n.intensity * (0.25 + 0.75 * rng.next_f64()));
+        let span = n
+            .max_duration
+            .0
+            .mul_f64(n.intensity * (0.25 + 0.75 * rng.next_f64()));
         let dur = span.min(end - t).max(Duration::from_millis(100));
         let member = (rng.next_u64() % members) as usize;
         let broker = match rng.next_u64() % 3 {

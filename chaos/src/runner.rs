@@ -96,7 +96,9 @@ impl ScenarioReport {
     /// everything of a known-bad scenario that found nothing.
     pub fn failures(&self) -> impl Iterator<Item = &SeedResult> {
         self.seeds.iter().filter(move |s| {
-            s.error.is_some() || s.deterministic == Some(false) || (!s.passed && self.expected_violation.is_none())
+            s.error.is_some()
+                || s.deterministic == Some(false)
+                || (!s.passed && self.expected_violation.is_none())
         })
     }
 }
@@ -199,10 +201,20 @@ pub fn run_scenario(sc: &Scenario, opts: &Options) -> ScenarioReport {
                 let what = first
                     .error
                     .clone()
-                    .or_else(|| (first.deterministic == Some(false)).then(|| "not deterministic".into()))
-                    .or_else(|| first.violations.first().map(|v| format!("{} at {}ms", v.invariant, v.at_ms)))
+                    .or_else(|| {
+                        (first.deterministic == Some(false)).then(|| "not deterministic".into())
+                    })
+                    .or_else(|| {
+                        first
+                            .violations
+                            .first()
+                            .map(|v| format!("{} at {}ms", v.invariant, v.at_ms))
+                    })
                     .unwrap_or_default();
-                format!("{bad} of {seeds_run} seeds failed; first: seed {} ({what})", first.seed)
+                format!(
+                    "{bad} of {seeds_run} seeds failed; first: seed {} ({what})",
+                    first.seed
+                )
             };
             (bad == 0, verdict, bad)
         }
@@ -220,7 +232,11 @@ pub fn run_scenario(sc: &Scenario, opts: &Options) -> ScenarioReport {
                 };
             let verdict = format!(
                 "known-bad: {v} found in {found} of {seeds_run} seeds{}",
-                if broken > 0 { format!(", {broken} runs failed") } else { String::new() }
+                if broken > 0 {
+                    format!(", {broken} runs failed")
+                } else {
+                    String::new()
+                }
             );
             (ok, verdict, seeds_run - found)
         }

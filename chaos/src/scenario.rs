@@ -889,10 +889,16 @@ impl Scenario {
         let c = &self.cluster;
         let key = |k: &'static str| Located::Key(k);
         if c.brokers == 0 {
-            return Err((key("brokers"), "`cluster.brokers` must be at least 1".into()));
+            return Err((
+                key("brokers"),
+                "`cluster.brokers` must be at least 1".into(),
+            ));
         }
         if c.partitions == 0 || c.dead_letter_partitions == 0 {
-            return Err((key("partitions"), "partition counts must be at least 1".into()));
+            return Err((
+                key("partitions"),
+                "partition counts must be at least 1".into(),
+            ));
         }
         if g.members == 0 {
             return Err((key("members"), "`group.members` must be at least 1".into()));
@@ -920,7 +926,10 @@ impl Scenario {
             ));
         }
         if self.workload.messages == 0 || self.workload.batch == 0 {
-            return Err((key("messages"), "`workload.messages` and `workload.batch` must be at least 1".into()));
+            return Err((
+                key("messages"),
+                "`workload.messages` and `workload.batch` must be at least 1".into(),
+            ));
         }
         if let Err(e) = g.consumer_config().validate() {
             return Err((Located::Key("group"), e.to_string()));
@@ -933,7 +942,10 @@ impl Scenario {
             ("fatal_rate", p.fatal_rate),
         ] {
             if !(0.0..=1.0).contains(&rate) {
-                return Err((Located::Key(name), format!("`processing.{name}` must be in [0, 1]")));
+                return Err((
+                    Located::Key(name),
+                    format!("`processing.{name}` must be in [0, 1]"),
+                ));
             }
         }
         if p.transient_rate + p.panic_rate + p.fatal_rate > 1.0 {
@@ -950,13 +962,22 @@ impl Scenario {
         }
         if let Some(n) = &self.nemesis {
             if n.kinds.is_empty() {
-                return Err((key("kinds"), "`nemesis.kinds` must name at least one kind".into()));
+                return Err((
+                    key("kinds"),
+                    "`nemesis.kinds` must name at least one kind".into(),
+                ));
             }
             if n.mean_interval.0 < Duration::from_millis(100) {
-                return Err((key("mean_interval"), "`nemesis.mean_interval` must be at least 100ms".into()));
+                return Err((
+                    key("mean_interval"),
+                    "`nemesis.mean_interval` must be at least 100ms".into(),
+                ));
             }
             if !(n.intensity > 0.0 && n.intensity <= 1.0) {
-                return Err((key("intensity"), "`nemesis.intensity` must be in (0, 1]".into()));
+                return Err((
+                    key("intensity"),
+                    "`nemesis.intensity` must be in (0, 1]".into(),
+                ));
             }
         }
         let members = g.all_members();

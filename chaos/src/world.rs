@@ -81,7 +81,9 @@ pub fn scheduled(sc: &Scenario) -> Vec<Planned> {
                 restart_after,
                 ..
             } => out.push((at, Step::StopMember(member), restart_after.map(|d| d.0))),
-            FaultSpec::StartMember { member, .. } => out.push((at, Step::StartMember(member), None)),
+            FaultSpec::StartMember { member, .. } => {
+                out.push((at, Step::StartMember(member), None))
+            }
             FaultSpec::PauseMember {
                 member, duration, ..
             } => out.push((at, Step::PauseMember(member), Some(duration.0))),
@@ -444,7 +446,11 @@ impl World<'_> {
         match step {
             Step::CrashMember(m) => {
                 sim.crash(host_name(*m));
-                self.members.handles.lock().expect("handles").remove(&host_name(*m));
+                self.members
+                    .handles
+                    .lock()
+                    .expect("handles")
+                    .remove(&host_name(*m));
                 self.record(at, format!("crash {}", host_name(*m)), false);
                 Some(Step::RestartMember(*m))
             }
@@ -454,7 +460,12 @@ impl World<'_> {
                 None
             }
             Step::StopMember(m) => {
-                let h = self.members.handles.lock().expect("handles").remove(&host_name(*m));
+                let h = self
+                    .members
+                    .handles
+                    .lock()
+                    .expect("handles")
+                    .remove(&host_name(*m));
                 if let Some(h) = h {
                     h.shutdown();
                 }
@@ -543,7 +554,13 @@ impl World<'_> {
                 self.cluster.inject(*api, topic.clone(), *error, *count);
                 self.record(
                     at,
-                    format!("errors {api:?} {error:?} x{count}{}", topic.as_ref().map(|t| format!(" on {t}")).unwrap_or_default()),
+                    format!(
+                        "errors {api:?} {error:?} x{count}{}",
+                        topic
+                            .as_ref()
+                            .map(|t| format!(" on {t}"))
+                            .unwrap_or_default()
+                    ),
                     false,
                 );
                 None
@@ -551,4 +568,3 @@ impl World<'_> {
         }
     }
 }
-

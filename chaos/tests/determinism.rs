@@ -15,7 +15,11 @@ fn scenario(name: &str) -> Scenario {
 fn bytes(sc: &Scenario, seed: u64) -> String {
     let out = world::run(sc, seed);
     assert!(out.error.is_none(), "seed {seed}: {:?}", out.error);
-    out.history.iter().map(render).collect::<Vec<_>>().join("\n")
+    out.history
+        .iter()
+        .map(render)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[test]
@@ -41,7 +45,10 @@ fn a_seed_replays_beside_another_simulation() {
         other.join().expect("the other simulation ran");
         mine
     });
-    assert!(alone == beside, "seed 7 differs when another simulation runs beside it");
+    assert!(
+        alone == beside,
+        "seed 7 differs when another simulation runs beside it"
+    );
 }
 
 #[test]

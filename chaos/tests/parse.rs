@@ -112,7 +112,11 @@ fn bundled() -> Vec<String> {
 
 fn check_error(text: &str, e: &ScenarioError) {
     let lines = text.split('\n').count();
-    assert!(e.line >= 1 && e.line <= lines.max(1), "line {} of {lines}: {e}", e.line);
+    assert!(
+        e.line >= 1 && e.line <= lines.max(1),
+        "line {} of {lines}: {e}",
+        e.line
+    );
     assert!(e.column >= 1, "{e}");
     assert!(!e.message.is_empty());
 }

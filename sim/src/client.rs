@@ -10,8 +10,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use turmoil::net::TcpStream;
 
-use crate::pause::PauseGate;
 use crate::cluster::{broker_host, PORT};
+use crate::pause::PauseGate;
 use crate::wire::{read_frame, write_frame, Frame, Request, Response};
 
 /// Why a call failed.

@@ -16,7 +16,11 @@ use ruckus_chaos::world;
 use ruckus_core::events::Event;
 
 #[derive(Parser)]
-#[command(name = "ruckus", version, about = "Deterministic chaos scenarios for Kafka consumer groups")]
+#[command(
+    name = "ruckus",
+    version,
+    about = "Deterministic chaos scenarios for Kafka consumer groups"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -281,7 +285,12 @@ fn print_failures(r: &ScenarioReport) {
 }
 
 fn print_table(reports: &[ScenarioReport]) {
-    let w = reports.iter().map(|r| r.scenario.len()).max().unwrap_or(8).max(8);
+    let w = reports
+        .iter()
+        .map(|r| r.scenario.len())
+        .max()
+        .unwrap_or(8)
+        .max(8);
     println!(
         "{:<w$}  {:>6}  {:>6}  {:>9}  {:>8}  verdict",
         "scenario", "seeds", "failed", "wall", "seeds/min"
@@ -329,7 +338,10 @@ fn replay(sc: &Scenario, seed: u64, all: bool, json: bool) -> ExitCode {
     } else {
         println!("# {} seed {seed}: {}", sc.name, sc.description.trim());
         if let Some(n) = &sc.nemesis {
-            println!("# nemesis kinds this seed: {:?}", nemesis::enabled_kinds(n, seed));
+            println!(
+                "# nemesis kinds this seed: {:?}",
+                nemesis::enabled_kinds(n, seed)
+            );
         }
         for e in &out.history {
             let per_record = matches!(

@@ -114,7 +114,12 @@ pub struct Violation {
 
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} violated at {}", self.invariant, Instant::from_millis(self.at_ms))?;
+        write!(
+            f,
+            "{} violated at {}",
+            self.invariant,
+            Instant::from_millis(self.at_ms)
+        )?;
         if let Some(p) = &self.partition {
             write!(f, " on {p}")?;
             if let Some(o) = self.offset {
@@ -316,7 +321,10 @@ fn zero_loss(h: &[Entry]) -> Option<Found> {
             i,
             tp,
             *offset,
-            format!("acknowledged to {} and never processed nor dead-lettered", e.host),
+            format!(
+                "acknowledged to {} and never processed nor dead-lettered",
+                e.host
+            ),
         )),
         _ => None,
     })
@@ -339,7 +347,9 @@ fn commit_safety(h: &[Entry]) -> Option<Found> {
             done.entry(tp).or_default().insert(o);
         }
         if let Event::CommitRequested { tp, offset, .. } = &e.event {
-            let Some(below) = existing.get(tp) else { continue };
+            let Some(below) = existing.get(tp) else {
+                continue;
+            };
             let d = done.get(tp);
             if let Some(x) = below
                 .range(..*offset)
@@ -434,19 +444,18 @@ fn bounded_duplicates(h: &[Entry]) -> Option<Found> {
                     }
                 }
             }
-            Event::ProcessingSucceeded { tp, offset, .. } => {
+            Event::ProcessingSucceeded { tp, offset, .. }
                 if !processed
                     .entry((e.host.as_str(), tp))
                     .or_default()
-                    .insert(*offset)
-                {
-                    return Some(Found::new(
-                        i,
-                        tp,
-                        *offset,
-                        format!("{} processed it twice within one ownership", e.host),
-                    ));
-                }
+                    .insert(*offset) =>
+            {
+                return Some(Found::new(
+                    i,
+                    tp,
+                    *offset,
+                    format!("{} processed it twice within one ownership", e.host),
+                ));
             }
             _ => {}
         }
@@ -486,9 +495,8 @@ fn exclusive_ownership(h: &[Entry]) -> Option<Found> {
             } => {
                 for (tp, _) in partitions {
                     let o = owners.entry(tp).or_default();
-                    if let Some((other, _)) = o
-                        .iter()
-                        .find(|(h2, g)| **h2 != host && **g == *generation)
+                    if let Some((other, _)) =
+                        o.iter().find(|(h2, g)| **h2 != host && **g == *generation)
                     {
                         return Some(Found {
                             index: i,
@@ -617,10 +625,7 @@ fn no_commit_regression(h: &[Entry]) -> Option<Found> {
         } = &e.event
         {
             let list = acked.entry(tp).or_default();
-            if let Some((g2, o2)) = list
-                .iter()
-                .find(|(g2, o2)| g2 <= generation && o2 > offset)
-            {
+            if let Some((g2, o2)) = list.iter().find(|(g2, o2)| g2 <= generation && o2 > offset) {
                 return Some(Found::new(
                     i,
                     tp,
@@ -665,7 +670,9 @@ fn dead_letter_correctness(h: &[Entry], retry: &RetryPolicy) -> Option<Found> {
                     allowed.insert((host, tp, *offset));
                 }
             }
-            Event::DeadLetterRequested { tp, offset } if !allowed.contains(&(host, tp, *offset)) => {
+            Event::DeadLetterRequested { tp, offset }
+                if !allowed.contains(&(host, tp, *offset)) =>
+            {
                 return Some(Found::new(
                     i,
                     tp,

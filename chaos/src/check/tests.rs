@@ -49,11 +49,27 @@ fn g(n: i32) -> Generation {
 }
 
 fn started(at: u64, host: &str, o: i64, attempt: u32) -> Entry {
-    e(at, host, Event::ProcessingStarted { tp: tp(), offset: Offset(o), attempt })
+    e(
+        at,
+        host,
+        Event::ProcessingStarted {
+            tp: tp(),
+            offset: Offset(o),
+            attempt,
+        },
+    )
 }
 
 fn succeeded(at: u64, host: &str, o: i64, attempt: u32) -> Entry {
-    e(at, host, Event::ProcessingSucceeded { tp: tp(), offset: Offset(o), attempt })
+    e(
+        at,
+        host,
+        Event::ProcessingSucceeded {
+            tp: tp(),
+            offset: Offset(o),
+            attempt,
+        },
+    )
 }
 
 fn assigned(at: u64, host: &str, start: i64, generation: i32) -> Entry {
@@ -69,8 +85,24 @@ fn assigned(at: u64, host: &str, start: i64, generation: i32) -> Entry {
 
 fn commit(at: u64, host: &str, o: i64, generation: i32) -> [Entry; 2] {
     [
-        e(at, host, Event::CommitRequested { tp: tp(), offset: Offset(o), generation: g(generation) }),
-        e(at + 30, host, Event::Committed { tp: tp(), offset: Offset(o), generation: g(generation) }),
+        e(
+            at,
+            host,
+            Event::CommitRequested {
+                tp: tp(),
+                offset: Offset(o),
+                generation: g(generation),
+            },
+        ),
+        e(
+            at + 30,
+            host,
+            Event::Committed {
+                tp: tp(),
+                offset: Offset(o),
+                generation: g(generation),
+            },
+        ),
     ]
 }
 
@@ -81,14 +113,63 @@ fn commit(at: u64, host: &str, o: i64, generation: i32) -> [Entry; 2] {
 fn good() -> Vec<Entry> {
     let c0 = "consumer-0";
     let mut h = vec![
-        e(0, "producer", Event::Produced { tp: tp(), offset: Offset(0) }),
-        e(0, "producer", Event::Produced { tp: tp(), offset: Offset(1) }),
-        e(0, "producer", Event::Produced { tp: tp(), offset: Offset(2) }),
-        e(10, c0, Event::Joined { member_id: MemberId::new("m0"), generation: g(1) }),
+        e(
+            0,
+            "producer",
+            Event::Produced {
+                tp: tp(),
+                offset: Offset(0),
+            },
+        ),
+        e(
+            0,
+            "producer",
+            Event::Produced {
+                tp: tp(),
+                offset: Offset(1),
+            },
+        ),
+        e(
+            0,
+            "producer",
+            Event::Produced {
+                tp: tp(),
+                offset: Offset(2),
+            },
+        ),
+        e(
+            10,
+            c0,
+            Event::Joined {
+                member_id: MemberId::new("m0"),
+                generation: g(1),
+            },
+        ),
         assigned(20, c0, 0, 1),
-        e(30, c0, Event::Fetched { tp: tp(), offset: Offset(0) }),
-        e(30, c0, Event::Fetched { tp: tp(), offset: Offset(1) }),
-        e(30, c0, Event::Fetched { tp: tp(), offset: Offset(2) }),
+        e(
+            30,
+            c0,
+            Event::Fetched {
+                tp: tp(),
+                offset: Offset(0),
+            },
+        ),
+        e(
+            30,
+            c0,
+            Event::Fetched {
+                tp: tp(),
+                offset: Offset(1),
+            },
+        ),
+        e(
+            30,
+            c0,
+            Event::Fetched {
+                tp: tp(),
+                offset: Offset(2),
+            },
+        ),
         started(31, c0, 0, 1),
         succeeded(32, c0, 0, 1),
         started(33, c0, 1, 1),
@@ -105,15 +186,45 @@ fn good() -> Vec<Entry> {
                 message: "timeout".into(),
             },
         ),
-        e(36, c0, Event::Retried { tp: tp(), offset: Offset(2), next_attempt: 2, delay: Duration::from_millis(18) }),
+        e(
+            36,
+            c0,
+            Event::Retried {
+                tp: tp(),
+                offset: Offset(2),
+                next_attempt: 2,
+                delay: Duration::from_millis(18),
+            },
+        ),
         started(54, c0, 2, 2),
         succeeded(55, c0, 2, 2),
     ];
     h.extend(commit(60, c0, 3, 1));
-    h.push(e(200, c0, Event::Revoked { partitions: vec![tp()], generation: g(2) }));
-    h.push(e(250, "consumer-1", Event::Joined { member_id: MemberId::new("m1"), generation: g(2) }));
+    h.push(e(
+        200,
+        c0,
+        Event::Revoked {
+            partitions: vec![tp()],
+            generation: g(2),
+        },
+    ));
+    h.push(e(
+        250,
+        "consumer-1",
+        Event::Joined {
+            member_id: MemberId::new("m1"),
+            generation: g(2),
+        },
+    ));
     h.push(assigned(260, "consumer-1", 3, 2));
-    h.push(e(270, "producer", Event::Produced { tp: tp(), offset: Offset(3) }));
+    h.push(e(
+        270,
+        "producer",
+        Event::Produced {
+            tp: tp(),
+            offset: Offset(3),
+        },
+    ));
     h.push(started(280, "consumer-1", 3, 1));
     h.push(succeeded(281, "consumer-1", 3, 1));
     h.extend(commit(300, "consumer-1", 4, 2));
@@ -144,17 +255,40 @@ fn every_checker_is_quiet_on_a_good_history() {
 #[test]
 fn zero_loss_fires_on_a_record_never_finished() {
     let mut h = good();
-    h.retain(|x| !matches!(x.event, Event::ProcessingSucceeded { offset: Offset(1), .. }));
+    h.retain(|x| {
+        !matches!(
+            x.event,
+            Event::ProcessingSucceeded {
+                offset: Offset(1),
+                ..
+            }
+        )
+    });
     let v = fires(Invariant::ZeroLoss, &h);
-    assert_eq!((v.partition.as_deref(), v.offset), (Some("orders-0"), Some(1)));
+    assert_eq!(
+        (v.partition.as_deref(), v.offset),
+        (Some("orders-0"), Some(1))
+    );
     assert!(v.detail.contains("never processed"), "{}", v.detail);
 }
 
 #[test]
 fn zero_loss_accepts_dead_lettered_records() {
     let mut h = good();
-    let i = index_of(&h, |x| matches!(x.event, Event::ProcessingSucceeded { offset: Offset(1), .. }));
-    h[i].event = Event::DeadLettered { tp: tp(), offset: Offset(1), attempts: 1 };
+    let i = index_of(&h, |x| {
+        matches!(
+            x.event,
+            Event::ProcessingSucceeded {
+                offset: Offset(1),
+                ..
+            }
+        )
+    });
+    h[i].event = Event::DeadLettered {
+        tp: tp(),
+        offset: Offset(1),
+        attempts: 1,
+    };
     assert!(check_one(Invariant::ZeroLoss, &h, &ctx()).is_none());
 }
 
@@ -164,7 +298,15 @@ fn commit_safety_fires_on_a_commit_past_an_unfinished_record() {
     // Commit 3 right after record 1, before 2 finished.
     let c = index_of(&h, |x| matches!(x.event, Event::CommitRequested { .. }));
     let req = h.remove(c);
-    let at = index_of(&h, |x| matches!(x.event, Event::ProcessingSucceeded { offset: Offset(1), .. }));
+    let at = index_of(&h, |x| {
+        matches!(
+            x.event,
+            Event::ProcessingSucceeded {
+                offset: Offset(1),
+                ..
+            }
+        )
+    });
     h.insert(at + 1, req);
     let v = fires(Invariant::CommitSafety, &h);
     assert_eq!(v.offset, Some(2));
@@ -173,7 +315,9 @@ fn commit_safety_fires_on_a_commit_past_an_unfinished_record() {
 #[test]
 fn hand_off_continuity_fires_when_a_new_owner_skips_ahead() {
     let mut h = good();
-    let i = index_of(&h, |x| x.host == "consumer-1" && matches!(x.event, Event::Assigned { .. }));
+    let i = index_of(&h, |x| {
+        x.host == "consumer-1" && matches!(x.event, Event::Assigned { .. })
+    });
     h[i] = assigned(260, "consumer-1", 5, 2);
     let v = fires(Invariant::HandOffContinuity, &h);
     assert_eq!(v.offset, Some(5));
@@ -182,7 +326,15 @@ fn hand_off_continuity_fires_when_a_new_owner_skips_ahead() {
 #[test]
 fn bounded_duplicates_fires_on_reprocessing_within_one_ownership() {
     let mut h = good();
-    let i = index_of(&h, |x| matches!(x.event, Event::ProcessingSucceeded { offset: Offset(1), .. }));
+    let i = index_of(&h, |x| {
+        matches!(
+            x.event,
+            Event::ProcessingSucceeded {
+                offset: Offset(1),
+                ..
+            }
+        )
+    });
     h.insert(i + 1, succeeded(34, "consumer-0", 1, 1));
     let v = fires(Invariant::BoundedDuplicates, &h);
     assert!(v.detail.contains("twice"), "{}", v.detail);
@@ -191,7 +343,9 @@ fn bounded_duplicates_fires_on_reprocessing_within_one_ownership() {
 #[test]
 fn bounded_duplicates_fires_when_a_new_owner_starts_below_a_committed_offset() {
     let mut h = good();
-    let i = index_of(&h, |x| x.host == "consumer-1" && matches!(x.event, Event::Assigned { .. }));
+    let i = index_of(&h, |x| {
+        x.host == "consumer-1" && matches!(x.event, Event::Assigned { .. })
+    });
     h[i] = assigned(260, "consumer-1", 1, 2);
     let v = fires(Invariant::BoundedDuplicates, &h);
     assert_eq!(v.offset, Some(1));
@@ -202,8 +356,15 @@ fn bounded_duplicates_allows_redelivery_after_a_crash_before_the_commit() {
     let mut h = good();
     // consumer-0 crashes before its commit lands; consumer-1 starts at 0
     // and reprocesses 0..3: allowed, nothing above 0 was committed.
-    h.retain(|x| !matches!(x.event, Event::CommitRequested { .. } | Event::Committed { .. }));
-    let i = index_of(&h, |x| x.host == "consumer-1" && matches!(x.event, Event::Assigned { .. }));
+    h.retain(|x| {
+        !matches!(
+            x.event,
+            Event::CommitRequested { .. } | Event::Committed { .. }
+        )
+    });
+    let i = index_of(&h, |x| {
+        x.host == "consumer-1" && matches!(x.event, Event::Assigned { .. })
+    });
     h[i] = assigned(260, "consumer-1", 0, 2);
     h.insert(i + 1, succeeded(261, "consumer-1", 0, 1));
     assert!(check_one(Invariant::BoundedDuplicates, &h, &ctx()).is_none());
@@ -221,7 +382,15 @@ fn exclusive_ownership_fires_on_two_owners_in_one_generation() {
 fn exclusive_ownership_fires_on_a_stale_generation_commit_accepted() {
     let mut h = good();
     // consumer-1 joined generation 2, then an ack of its generation-1 commit.
-    h.push(e(400, "consumer-1", Event::Committed { tp: tp(), offset: Offset(4), generation: g(1) }));
+    h.push(e(
+        400,
+        "consumer-1",
+        Event::Committed {
+            tp: tp(),
+            offset: Offset(4),
+            generation: g(1),
+        },
+    ));
     let v = fires(Invariant::ExclusiveOwnership, &h);
     assert!(v.detail.contains("fenced"), "{}", v.detail);
 }
@@ -232,18 +401,45 @@ fn exclusive_ownership_releases_a_crashed_members_partitions() {
     // No revocation: consumer-0 crashed, and consumer-1 gets the partition
     // in the same generation number it had (a fresh group).
     h.retain(|x| !matches!(x.event, Event::Revoked { .. }));
-    let i = index_of(&h, |x| x.host == "consumer-1" && matches!(x.event, Event::Assigned { .. }));
+    let i = index_of(&h, |x| {
+        x.host == "consumer-1" && matches!(x.event, Event::Assigned { .. })
+    });
     h[i] = assigned(260, "consumer-1", 3, 1);
-    h.insert(i, e(240, "nemesis", Event::FaultInjected { description: "crash consumer-0".into() }));
+    h.insert(
+        i,
+        e(
+            240,
+            "nemesis",
+            Event::FaultInjected {
+                description: "crash consumer-0".into(),
+            },
+        ),
+    );
     assert!(check_one(Invariant::ExclusiveOwnership, &h, &ctx()).is_none());
 }
 
 #[test]
 fn partition_order_fires_when_a_record_starts_before_the_previous_finished() {
     let mut h = good();
-    let i = index_of(&h, |x| matches!(x.event, Event::ProcessingSucceeded { offset: Offset(0), .. }));
+    let i = index_of(&h, |x| {
+        matches!(
+            x.event,
+            Event::ProcessingSucceeded {
+                offset: Offset(0),
+                ..
+            }
+        )
+    });
     let s0 = h.remove(i);
-    let j = index_of(&h, |x| matches!(x.event, Event::ProcessingStarted { offset: Offset(1), .. }));
+    let j = index_of(&h, |x| {
+        matches!(
+            x.event,
+            Event::ProcessingStarted {
+                offset: Offset(1),
+                ..
+            }
+        )
+    });
     h.insert(j + 1, s0);
     let v = fires(Invariant::PartitionOrder, &h);
     assert_eq!(v.offset, Some(1));
@@ -252,9 +448,25 @@ fn partition_order_fires_when_a_record_starts_before_the_previous_finished() {
 #[test]
 fn partition_order_is_not_checked_for_key_ordering() {
     let mut h = good();
-    let i = index_of(&h, |x| matches!(x.event, Event::ProcessingSucceeded { offset: Offset(0), .. }));
+    let i = index_of(&h, |x| {
+        matches!(
+            x.event,
+            Event::ProcessingSucceeded {
+                offset: Offset(0),
+                ..
+            }
+        )
+    });
     let s0 = h.remove(i);
-    let j = index_of(&h, |x| matches!(x.event, Event::ProcessingStarted { offset: Offset(1), .. }));
+    let j = index_of(&h, |x| {
+        matches!(
+            x.event,
+            Event::ProcessingStarted {
+                offset: Offset(1),
+                ..
+            }
+        )
+    });
     h.insert(j + 1, s0);
     let mut c = ctx();
     c.order = Order::Key;
@@ -264,7 +476,15 @@ fn partition_order_is_not_checked_for_key_ordering() {
 #[test]
 fn no_commit_regression_fires_when_an_old_commit_lands_last() {
     let mut h = good();
-    h.push(e(500, "consumer-1", Event::Committed { tp: tp(), offset: Offset(2), generation: g(2) }));
+    h.push(e(
+        500,
+        "consumer-1",
+        Event::Committed {
+            tp: tp(),
+            offset: Offset(2),
+            generation: g(2),
+        },
+    ));
     let v = fires(Invariant::NoCommitRegression, &h);
     assert_eq!(v.offset, Some(2));
 }
@@ -274,16 +494,50 @@ fn no_commit_regression_ignores_a_late_ack_from_an_older_generation() {
     let mut h = good();
     // A paused member's generation-1 ack arriving after generation 2
     // committed 4 is not a regression of generation 2's commit.
-    h.push(e(500, "consumer-0", Event::Committed { tp: tp(), offset: Offset(3), generation: g(1) }));
+    h.push(e(
+        500,
+        "consumer-0",
+        Event::Committed {
+            tp: tp(),
+            offset: Offset(3),
+            generation: g(1),
+        },
+    ));
     assert!(check_one(Invariant::NoCommitRegression, &h, &ctx()).is_none());
 }
 
 #[test]
 fn dead_letter_correctness_fires_on_dead_lettering_without_cause() {
     let mut h = good();
-    let i = index_of(&h, |x| matches!(x.event, Event::ProcessingSucceeded { offset: Offset(1), .. }));
-    h[i] = e(34, "consumer-0", Event::DeadLetterRequested { tp: tp(), offset: Offset(1) });
-    h.insert(i + 1, e(40, "consumer-0", Event::DeadLettered { tp: tp(), offset: Offset(1), attempts: 1 }));
+    let i = index_of(&h, |x| {
+        matches!(
+            x.event,
+            Event::ProcessingSucceeded {
+                offset: Offset(1),
+                ..
+            }
+        )
+    });
+    h[i] = e(
+        34,
+        "consumer-0",
+        Event::DeadLetterRequested {
+            tp: tp(),
+            offset: Offset(1),
+        },
+    );
+    h.insert(
+        i + 1,
+        e(
+            40,
+            "consumer-0",
+            Event::DeadLettered {
+                tp: tp(),
+                offset: Offset(1),
+                attempts: 1,
+            },
+        ),
+    );
     let v = fires(Invariant::DeadLetterCorrectness, &h);
     assert!(v.detail.contains("without"), "{}", v.detail);
 }
@@ -291,8 +545,27 @@ fn dead_letter_correctness_fires_on_dead_lettering_without_cause() {
 #[test]
 fn dead_letter_correctness_fires_on_processed_and_dead_lettered() {
     let mut h = good();
-    let i = index_of(&h, |x| matches!(x.event, Event::ProcessingSucceeded { offset: Offset(1), .. }));
-    h.insert(i + 1, e(34, "consumer-0", Event::DeadLettered { tp: tp(), offset: Offset(1), attempts: 1 }));
+    let i = index_of(&h, |x| {
+        matches!(
+            x.event,
+            Event::ProcessingSucceeded {
+                offset: Offset(1),
+                ..
+            }
+        )
+    });
+    h.insert(
+        i + 1,
+        e(
+            34,
+            "consumer-0",
+            Event::DeadLettered {
+                tp: tp(),
+                offset: Offset(1),
+                attempts: 1,
+            },
+        ),
+    );
     let v = fires(Invariant::DeadLetterCorrectness, &h);
     assert!(v.detail.contains("both"), "{}", v.detail);
 }
@@ -300,7 +573,15 @@ fn dead_letter_correctness_fires_on_processed_and_dead_lettered() {
 #[test]
 fn dead_letter_correctness_accepts_poison_and_exhausted_retries() {
     let mut h = good();
-    let i = index_of(&h, |x| matches!(x.event, Event::ProcessingSucceeded { offset: Offset(1), .. }));
+    let i = index_of(&h, |x| {
+        matches!(
+            x.event,
+            Event::ProcessingSucceeded {
+                offset: Offset(1),
+                ..
+            }
+        )
+    });
     h[i] = e(
         34,
         "consumer-0",
@@ -312,15 +593,38 @@ fn dead_letter_correctness_accepts_poison_and_exhausted_retries() {
             message: "poison".into(),
         },
     );
-    h.insert(i + 1, e(34, "consumer-0", Event::DeadLetterRequested { tp: tp(), offset: Offset(1) }));
-    h.insert(i + 2, e(40, "consumer-0", Event::DeadLettered { tp: tp(), offset: Offset(1), attempts: 1 }));
+    h.insert(
+        i + 1,
+        e(
+            34,
+            "consumer-0",
+            Event::DeadLetterRequested {
+                tp: tp(),
+                offset: Offset(1),
+            },
+        ),
+    );
+    h.insert(
+        i + 2,
+        e(
+            40,
+            "consumer-0",
+            Event::DeadLettered {
+                tp: tp(),
+                offset: Offset(1),
+                attempts: 1,
+            },
+        ),
+    );
     assert!(check_one(Invariant::DeadLetterCorrectness, &h, &ctx()).is_none());
 }
 
 #[test]
 fn retry_bounds_fires_on_a_retry_before_its_backoff() {
     let mut h = good();
-    let i = index_of(&h, |x| matches!(x.event, Event::ProcessingStarted { attempt: 2, .. }));
+    let i = index_of(&h, |x| {
+        matches!(x.event, Event::ProcessingStarted { attempt: 2, .. })
+    });
     h[i] = started(40, "consumer-0", 2, 2);
     let v = fires(Invariant::RetryBounds, &h);
     assert!(v.detail.contains("before its backoff"), "{}", v.detail);
@@ -330,7 +634,12 @@ fn retry_bounds_fires_on_a_retry_before_its_backoff() {
 fn retry_bounds_fires_on_a_backoff_outside_the_policy() {
     let mut h = good();
     let i = index_of(&h, |x| matches!(x.event, Event::Retried { .. }));
-    h[i].event = Event::Retried { tp: tp(), offset: Offset(2), next_attempt: 2, delay: Duration::from_millis(500) };
+    h[i].event = Event::Retried {
+        tp: tp(),
+        offset: Offset(2),
+        next_attempt: 2,
+        delay: Duration::from_millis(500),
+    };
     let v = fires(Invariant::RetryBounds, &h);
     assert!(v.detail.contains("policy"), "{}", v.detail);
 }
@@ -349,7 +658,11 @@ fn liveness_fires_when_the_group_never_converged() {
     c.liveness.converged_at = None;
     c.liveness.lagging = vec![(tp(), Some(Offset(3)), Offset(4))];
     let v = check_one(Invariant::Liveness, &good(), &c).expect("fires");
-    assert!(v.detail.contains("committed 3, high watermark 4"), "{}", v.detail);
+    assert!(
+        v.detail.contains("committed 3, high watermark 4"),
+        "{}",
+        v.detail
+    );
 }
 
 #[test]
@@ -362,9 +675,24 @@ fn liveness_fires_when_convergence_came_too_late() {
 #[test]
 fn a_violation_names_invariant_time_partition_offset_and_shows_the_history() {
     let mut h = good();
-    h.retain(|x| !matches!(x.event, Event::ProcessingSucceeded { offset: Offset(1), .. }));
+    h.retain(|x| {
+        !matches!(
+            x.event,
+            Event::ProcessingSucceeded {
+                offset: Offset(1),
+                ..
+            }
+        )
+    });
     let v = fires(Invariant::ZeroLoss, &h);
     let text = v.to_string();
-    assert!(text.starts_with("zero-loss violated at 0.000s on orders-0@1"), "{text}");
-    assert!(v.slice.last().is_some_and(|l| l.contains("Produced")), "{:?}", v.slice);
+    assert!(
+        text.starts_with("zero-loss violated at 0.000s on orders-0@1"),
+        "{text}"
+    );
+    assert!(
+        v.slice.last().is_some_and(|l| l.contains("Produced")),
+        "{:?}",
+        v.slice
+    );
 }

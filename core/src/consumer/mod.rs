@@ -284,6 +284,9 @@ enum Run {
     Stopped,
 }
 
+/// KNOWN-BAD stale re-send: when, the old generation, the old offsets.
+type StaleResend = (Instant, Generation, Vec<(TopicPartition, Offset)>);
+
 /// The consumer engine. See the [module docs](self).
 pub struct Consumer {
     config: ConsumerConfig,
@@ -308,7 +311,7 @@ pub struct Consumer {
     commit_retry_at: Option<Instant>,
     /// KNOWN-BAD [`KnownBad::RetryStaleCommits`] only: failed commits to
     /// re-send as they were.
-    stale_resends: Vec<(Instant, Generation, Vec<(TopicPartition, Offset)>)>,
+    stale_resends: Vec<StaleResend>,
     stale_completions: u64,
     /// Partitions whose committable offset advanced since their last commit.
     dirty: Vec<u32>,
