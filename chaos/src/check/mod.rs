@@ -316,18 +316,34 @@ fn finished(e: &Event) -> Option<(&TopicPartition, Offset)> {
 fn zero_loss(h: &[Entry]) -> Option<Found> {
     let done: BTreeSet<(&TopicPartition, Offset)> =
         h.iter().filter_map(|e| finished(&e.event)).collect();
-    h.iter().enumerate().find_map(|(i, e)| match &e.event {
-        Event::Produced { tp, offset } if !done.contains(&(tp, *offset)) => Some(Found::new(
-            i,
-            tp,
-            *offset,
-            format!(
-                "acknowledged to {} and never processed nor dead-lettered",
-                e.host
-            ),
-        )),
+    let (i, tp, offset) = h.iter().enumerate().find_map(|(i, e)| match &e.event {
+        Event::Produced { tp, offset } if !done.contains(&(tp, *offset)) => Some((i, tp, *offset)),
         _ => None,
-    })
+    })?;
+    // Show the moment it was lost for good: the first acknowledged commit
+    // past it (the next owner starts there), else the partition's last event.
+    let lost = h[i..]
+        .iter()
+        .position(|e| matches!(&e.event, Event::Committed { tp: t, offset: c, .. } if t == tp && *c > offset))
+        .map(|k| i + k)
+        .or_else(|| h.iter().rposition(|e| mentions(&e.event, tp) && about(&e.event).is_some()))
+        .unwrap_or(i)
+        .max(i);
+    let how = match &h[lost].event {
+        Event::Committed { offset: c, .. } => {
+            format!("; {} committed {c} past it at {}", h[lost].host, h[lost].at)
+        }
+        _ => String::new(),
+    };
+    Some(Found::new(
+        lost,
+        tp,
+        offset,
+        format!(
+            "acknowledged to {} at {} and never processed nor dead-lettered{how}",
+            h[i].host, h[i].at
+        ),
+    ))
 }
 
 /// Commit safety: when a commit of `o` is requested, every record below

@@ -687,11 +687,22 @@ fn a_violation_names_invariant_time_partition_offset_and_shows_the_history() {
     let v = fires(Invariant::ZeroLoss, &h);
     let text = v.to_string();
     assert!(
-        text.starts_with("zero-loss violated at 0.000s on orders-0@1"),
+        text.starts_with("zero-loss violated at 0.090s on orders-0@1"),
         "{text}"
     );
     assert!(
-        v.slice.last().is_some_and(|l| l.contains("Produced")),
+        text.contains("consumer-0 committed 3 past it at 0.090s"),
+        "{text}"
+    );
+    assert!(
+        v.slice
+            .iter()
+            .any(|l| l.contains("Produced { tp: orders-0, offset: Offset(1) }")),
+        "{:?}",
+        v.slice
+    );
+    assert!(
+        v.slice.last().is_some_and(|l| l.contains("Committed")),
         "{:?}",
         v.slice
     );
