@@ -124,6 +124,15 @@ pub fn draw(sc: &Scenario, n: &NemesisSpec, seed: u64) -> Vec<Planned> {
                 Step::Errors(Api::Fetch, None, ErrorCode::NotLeaderOrFollower, count),
                 None,
             ),
+            NemesisKind::ClockJump => {
+                let ms = (dur.as_millis() as i64).max(500);
+                let ms = if rng.next_u64() % 2 == 0 { ms } else { -ms };
+                (Step::ClockJump(member, ms), None)
+            }
+            NemesisKind::Loss => {
+                let rate = 0.01 + 0.2 * n.intensity * rng.next_f64();
+                (Step::Loss(member, broker, rate), Some(dur))
+            }
             NemesisKind::DeadLetterOutage => (
                 Step::Errors(
                     Api::Produce,

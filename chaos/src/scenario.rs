@@ -647,6 +647,33 @@ pub enum FaultSpec {
         /// How many writes.
         count: u32,
     },
+    /// Move a member's clock (its group-protocol timers): forward, timers
+    /// come due at once; backwards, nothing comes due for that long.
+    ClockJump {
+        /// When.
+        at: Dur,
+        /// Which member.
+        member: usize,
+        /// How far.
+        by: Dur,
+        /// Backwards instead of forwards.
+        #[serde(default)]
+        backwards: bool,
+    },
+    /// Lose a fraction of the messages (each way) between a member and a
+    /// broker: lost requests never arrive, lost responses were acted on.
+    Loss {
+        /// When.
+        at: Dur,
+        /// Which member.
+        member: usize,
+        /// `broker-<n>`, `coordinator` or `leader-of-<partition>`.
+        broker: BrokerRef,
+        /// The fraction lost, each way, in [0, 1].
+        rate: f64,
+        /// Heal after this long (never, if absent).
+        duration: Option<Dur>,
+    },
     /// Stop each member gracefully in turn and restart it after `gap`; the
     /// next member stops `gap` after the previous one restarted.
     RollingRestart {
@@ -671,6 +698,8 @@ impl FaultSpec {
             | FaultSpec::Latency { at, .. }
             | FaultSpec::Errors { at, .. }
             | FaultSpec::DeadLetterOutage { at, .. }
+            | FaultSpec::ClockJump { at, .. }
+            | FaultSpec::Loss { at, .. }
             | FaultSpec::RollingRestart { at, .. } => at.0,
         }
     }
@@ -693,6 +722,8 @@ pub enum NemesisKind {
     HeartbeatErrors,
     FetchErrors,
     DeadLetterOutage,
+    ClockJump,
+    Loss,
 }
 
 /// A randomized nemesis: faults at random times during the fault phase,
@@ -995,6 +1026,8 @@ impl Scenario {
                 FaultSpec::CrashMember { member, .. }
                 | FaultSpec::StopMember { member, .. }
                 | FaultSpec::PauseMember { member, .. }
+                | FaultSpec::ClockJump { member, .. }
+                | FaultSpec::Loss { member, .. }
                     if !member_ok(*member) =>
                 {
                     return bad(format!(
@@ -1020,6 +1053,12 @@ impl Scenario {
                     if !host_ok(a) || !host_ok(b) || a == b =>
                 {
                     return bad("a link needs two different hosts that exist".into())
+                }
+                FaultSpec::Loss { rate, .. } if !(0.0..=1.0).contains(rate) => {
+                    return bad("a loss `rate` must be in [0, 1]".into())
+                }
+                FaultSpec::Loss { broker, .. } if !host_ok(&HostRef::Broker(broker.clone())) => {
+                    return bad(format!("broker {broker:?} does not exist"))
                 }
                 FaultSpec::DeadLetterOutage { .. } if !g.dead_letter => {
                     return bad("a dead-letter outage needs `group.dead_letter = true`".into())

@@ -58,6 +58,11 @@ pub enum Step {
     ResetLatency(HostRef, HostRef),
     /// The next `count` requests of `api` (to `topic`) fail with `error`.
     Errors(Api, Option<Topic>, ErrorCode, u32),
+    /// Move a member's clock by this many milliseconds.
+    ClockJump(usize, i64),
+    /// Lose this fraction of messages between a member and a broker (0
+    /// heals).
+    Loss(usize, BrokerRef, f64),
 }
 
 /// A step with its heal: `(at, step, heal after, heal step)`. The heal's
@@ -122,6 +127,26 @@ pub fn scheduled(sc: &Scenario) -> Vec<Planned> {
                 ),
                 None,
             )),
+            FaultSpec::ClockJump {
+                member,
+                by,
+                backwards,
+                ..
+            } => {
+                let ms = by.0.as_millis() as i64;
+                out.push((
+                    at,
+                    Step::ClockJump(member, if backwards { -ms } else { ms }),
+                    None,
+                ));
+            }
+            FaultSpec::Loss {
+                member,
+                broker,
+                rate,
+                duration,
+                ..
+            } => out.push((at, Step::Loss(member, broker, rate), duration.map(|d| d.0))),
             FaultSpec::RollingRestart { gap, .. } => {
                 // Stop, restart after `gap`, next member `gap` later.
                 let mut t = at;
@@ -204,6 +229,7 @@ pub fn run(sc: &Scenario, seed: u64) -> RunOutput {
         ],
         coordinator,
     );
+    cluster.set_seed(seed);
     let history = History::default();
     for b in 0..brokers {
         let c = cluster.clone();
@@ -220,18 +246,19 @@ pub fn run(sc: &Scenario, seed: u64) -> RunOutput {
             start.pause();
         }
         start_gates.insert(i, start.clone());
-        let (history, config, behaviour, gate) = (
+        let (history, config, behaviour, gate, cluster) = (
             history.clone(),
             g.consumer_config(),
             sc.processing.behaviour(),
             cluster.pause_gate(&host),
+            cluster.clone(),
         );
         let membership = g.membership_config(&host);
         let (request_timeout, max_records) = (g.request_timeout.0, g.max_records);
         let members = members.clone();
         let host_seed = seed ^ (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         sim.host(host.clone(), move || {
-            let (host, history, config, behaviour, gate, membership, members, start) = (
+            let (host, history, config, behaviour, gate, membership, members, start, cluster) = (
                 host.clone(),
                 history.clone(),
                 config.clone(),
@@ -240,15 +267,19 @@ pub fn run(sc: &Scenario, seed: u64) -> RunOutput {
                 membership.clone(),
                 members.clone(),
                 start.clone(),
+                cluster.clone(),
             );
             async move {
                 start.wait().await;
                 let transport = SimTransport::new(SimTransportConfig {
-                    brokers: (0..brokers).collect(),
-                    membership,
                     request_timeout,
                     max_records,
-                    pause: gate.clone(),
+                    ..SimTransportConfig::for_host(
+                        &cluster,
+                        &host,
+                        (0..brokers).collect(),
+                        membership,
+                    )
                 });
                 let driver = Driver::new(
                     config,
@@ -549,6 +580,27 @@ impl World<'_> {
                 sim.set_link_latency(ha.as_str(), hb.as_str(), link_latency(self.seed, &ha, &hb));
                 self.record(at, format!("latency {ha} {hb} back to seeded"), true);
                 None
+            }
+            Step::ClockJump(m, ms) => {
+                self.cluster.clock(&host_name(*m)).jump(*ms);
+                self.record(at, format!("clock {} {ms:+}ms", host_name(*m)), false);
+                None
+            }
+            Step::Loss(m, b, rate) => {
+                let n = self.broker(b)?;
+                self.cluster.link_loss(&host_name(*m)).set(n, *rate);
+                let heals = *rate == 0.0;
+                self.record(
+                    at,
+                    format!(
+                        "loss {} {} {:.1}%",
+                        host_name(*m),
+                        broker_host(n),
+                        rate * 100.0
+                    ),
+                    heals,
+                );
+                (!heals).then(|| Step::Loss(*m, BrokerRef::Id(n), 0.0))
             }
             Step::Errors(api, topic, error, count) => {
                 self.cluster.inject(*api, topic.clone(), *error, *count);

@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use turmoil::net::TcpStream;
 
 use crate::cluster::{broker_host, PORT};
+use crate::loss::{Fate, LinkLoss};
 use crate::pause::PauseGate;
 use crate::wire::{read_frame, write_frame, Frame, Request, Response};
 
@@ -130,15 +131,18 @@ impl Connection {
 pub struct Brokers {
     conns: Mutex<BTreeMap<u32, Arc<Connection>>>,
     gate: PauseGate,
+    loss: LinkLoss,
 }
 
 impl Brokers {
-    /// Connections whose every request and response first passes `gate`
-    /// (a paused host sends and receives nothing).
-    pub fn with_gate(gate: PauseGate) -> Self {
+    /// Connections of a host whose every request and response first passes
+    /// `gate` (a paused host sends and receives nothing) and whose links
+    /// lose messages as `loss` says.
+    pub fn for_host(gate: PauseGate, loss: LinkLoss) -> Self {
         Self {
             conns: Mutex::default(),
             gate,
+            loss,
         }
     }
 
@@ -174,7 +178,20 @@ impl Brokers {
     ) -> Result<Response, CallError> {
         self.gate.wait().await;
         let conn = self.connection(id, timeout).await?;
-        let result = conn.call(request, timeout).await;
+        let fate = self.loss.draw(id);
+        let result = match fate {
+            Fate::Delivered => conn.call(request, timeout).await,
+            Fate::RequestLost => {
+                tokio::time::sleep(timeout).await;
+                Err(CallError::TimedOut)
+            }
+            Fate::ResponseLost => {
+                let start = tokio::time::Instant::now();
+                let _ = conn.call(request, timeout).await;
+                tokio::time::sleep_until(start + timeout).await;
+                Err(CallError::TimedOut)
+            }
+        };
         self.gate.wait().await;
         if result.is_err() {
             let mut conns = self.conns.lock().expect("conns");

@@ -21,6 +21,8 @@ use ruckus_core::model::{ErrorCode, Instant, Offset, Record, Timestamp, Topic, T
 use tokio::sync::mpsc;
 use turmoil::net::{TcpListener, TcpStream};
 
+use crate::clock::HostClock;
+use crate::loss::LinkLoss;
 use crate::pause::PauseGate;
 use crate::wire::{read_frame, write_frame, FetchPartition, Frame, Request, Response};
 
@@ -50,6 +52,9 @@ struct State {
     next_conn: u32,
     injected: Vec<Injection>,
     gates: BTreeMap<String, PauseGate>,
+    clocks: BTreeMap<String, HostClock>,
+    losses: BTreeMap<String, LinkLoss>,
+    seed: u64,
 }
 
 /// A Kafka API, for error injection.
@@ -186,6 +191,9 @@ impl Cluster {
             next_conn: 0,
             injected: Vec::new(),
             gates: BTreeMap::new(),
+            clocks: BTreeMap::new(),
+            losses: BTreeMap::new(),
+            seed: 0,
         })))
     }
 
@@ -221,6 +229,34 @@ impl Cluster {
             .gates
             .entry(host.to_owned())
             .or_default()
+            .clone()
+    }
+
+    /// The seed host fault handles draw from (call before any host starts).
+    pub fn set_seed(&self, seed: u64) {
+        self.lock().seed = seed;
+    }
+
+    /// The skewable clock of a host (see [`crate::clock`]), made on first use.
+    pub fn clock(&self, host: &str) -> HostClock {
+        self.lock()
+            .clocks
+            .entry(host.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// The link loss of a host (see [`crate::loss`]), made on first use and
+    /// seeded from the cluster's seed and the host's name.
+    pub fn link_loss(&self, host: &str) -> LinkLoss {
+        let mut s = self.lock();
+        let mut h = s.seed ^ 0x10_55;
+        for b in host.bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        s.losses
+            .entry(host.to_owned())
+            .or_insert_with(|| LinkLoss::new(h))
             .clone()
     }
 

@@ -38,6 +38,11 @@ pub enum Fault {
     Pause(String),
     /// End a host's stall.
     Resume(String),
+    /// Move a host's clock by this many milliseconds (see [`crate::clock`]).
+    ClockJump(String, i64),
+    /// Lose this many per mille of messages (each way) between a host and
+    /// broker `id`; 0 heals (see [`crate::loss`]).
+    Loss(String, u32, u32),
     /// The next `count` requests of an API (to a topic, if given) fail
     /// with `error`, whichever broker gets them.
     InjectErrors {
@@ -62,6 +67,7 @@ impl Fault {
                 | Fault::Repair(..)
                 | Fault::Release(..)
                 | Fault::Resume(_)
+                | Fault::Loss(_, _, 0)
         )
     }
 
@@ -85,6 +91,10 @@ impl Fault {
             Fault::Release(a, b) => sim.release(a.as_str(), b.as_str()),
             Fault::Pause(h) => cluster.pause_gate(h).pause(),
             Fault::Resume(h) => cluster.pause_gate(h).resume(),
+            Fault::ClockJump(h, ms) => cluster.clock(h).jump(*ms),
+            Fault::Loss(h, b, permille) => {
+                cluster.link_loss(h).set(*b, f64::from(*permille) / 1000.0);
+            }
             Fault::InjectErrors {
                 api,
                 topic,

@@ -14,15 +14,19 @@
 //! behaviour ([`processing`]): latency, transient failures, poison records.
 //! Everything derives from the turmoil seed.
 //!
-//! Pauses ([`pause`]): a stop-the-world stall of a consumer host.
+//! Host faults: stop-the-world pauses ([`pause`]), clock skew ([`clock`])
+//! and message loss on a host's links to the brokers ([`loss`]).
 //!
-//! Not built yet: per-link message loss, clock skew, and producer hosts
-//! with idempotence.
+//! Not built yet: producers with idempotence, and a coordinator whose state
+//! is lost with its broker (coordination state is shared, so failover loses
+//! nothing that Kafka's replicated offsets topic would keep).
 
 pub mod client;
+pub mod clock;
 pub mod cluster;
 pub mod faults;
 pub mod history;
+pub mod loss;
 pub mod pause;
 pub mod processing;
 pub mod producer;

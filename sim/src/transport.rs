@@ -22,7 +22,8 @@ use ruckus_core::model::{ErrorCode, Generation, MemberId, Offset, Record, Topic,
 use tokio::sync::mpsc;
 
 use crate::client::{Brokers, CallError};
-use crate::cluster::sim_now;
+use crate::clock::HostClock;
+use crate::loss::LinkLoss;
 use crate::pause::PauseGate;
 use crate::wire::{ProduceRecord, Request, Response};
 
@@ -40,6 +41,31 @@ pub struct SimTransportConfig {
     /// The host's pause gate (see [`crate::pause`]); the default never
     /// closes.
     pub pause: PauseGate,
+    /// The host's clock for group membership (see [`crate::clock`]).
+    pub clock: HostClock,
+    /// Message loss on the host's links to brokers (see [`crate::loss`]).
+    pub loss: LinkLoss,
+}
+
+impl SimTransportConfig {
+    /// A configuration with the fault handles `cluster` keeps for `host`
+    /// (pause gate, clock, link loss), so fault verbs reach it.
+    pub fn for_host(
+        cluster: &crate::cluster::Cluster,
+        host: &str,
+        brokers: Vec<u32>,
+        membership: MembershipConfig,
+    ) -> Self {
+        Self {
+            brokers,
+            membership,
+            request_timeout: Duration::from_secs(2),
+            max_records: 200,
+            pause: cluster.pause_gate(host),
+            clock: cluster.clock(host),
+            loss: cluster.link_loss(host),
+        }
+    }
 }
 
 enum Command {
@@ -124,7 +150,7 @@ impl SimTransport {
     /// A transport; nothing is sent until `subscribe`.
     pub fn new(config: SimTransportConfig) -> Self {
         let (fetch_tx, fetch_rx) = mpsc::unbounded_channel();
-        let brokers = Arc::new(Brokers::with_gate(config.pause.clone()));
+        let brokers = Arc::new(Brokers::for_host(config.pause.clone(), config.loss.clone()));
         Self {
             config,
             brokers,
@@ -306,12 +332,16 @@ impl Transport for SimTransport {
         let (etx, erx) = mpsc::unbounded_channel();
         let (ctx, crx) = mpsc::unbounded_channel();
         let task = GroupTask {
-            brokers: Arc::new(Brokers::with_gate(self.config.pause.clone())),
+            brokers: Arc::new(Brokers::for_host(
+                self.config.pause.clone(),
+                self.config.loss.clone(),
+            )),
+            clock: self.config.clock.clone(),
             bootstrap: self.config.brokers.clone(),
             preferred: self.preferred.clone(),
             coordinator: Arc::default(),
             request_timeout: self.config.request_timeout,
-            membership: Membership::new(self.config.membership.clone(), sim_now()),
+            membership: Membership::new(self.config.membership.clone(), self.config.clock.now()),
             events: etx,
             commands: crx,
         };
@@ -558,6 +588,7 @@ struct GroupTask {
     /// says it is not (or cannot be reached).
     coordinator: Arc<std::sync::Mutex<Option<u32>>>,
     request_timeout: Duration,
+    clock: HostClock,
     membership: Membership,
     events: mpsc::UnboundedSender<TransportEvent>,
     commands: mpsc::UnboundedReceiver<Command>,
@@ -565,7 +596,7 @@ struct GroupTask {
 
 impl GroupTask {
     async fn run(mut self, topics: BTreeMap<Topic, u32>) {
-        let now = sim_now();
+        let now = self.clock.now();
         self.membership.handle_metadata(now, topics);
         self.membership.handle_timeout(now);
         let (rtx, mut rrx) = mpsc::unbounded_channel::<(RequestId, Option<MemberResponse>)>();
@@ -607,22 +638,22 @@ impl GroupTask {
             tokio::select! {
                 biased;
                 Some((id, response)) = rrx.recv() => {
-                    let now = sim_now();
+                    let now = self.clock.now();
                     match response {
                         Some(r) => self.membership.handle_response(now, id, r),
                         None => self.membership.handle_request_failed(now, id),
                     }
                 }
                 cmd = self.commands.recv() => {
-                    let now = sim_now();
+                    let now = self.clock.now();
                     match cmd {
                         Some(Command::RevokeDone) => self.membership.handle_revoke_done(now),
                         Some(Command::Leave) => self.membership.leave(now),
                         None => return,
                     }
                 }
-                () = sleep_until_sim(timer) => {
-                    self.membership.handle_timeout(sim_now());
+                () = sleep_until_clock(&self.clock, timer) => {
+                    self.membership.handle_timeout(self.clock.now());
                 }
             }
         }
@@ -721,10 +752,10 @@ fn not_coordinator(request: &Request) -> MemberResponse {
     }
 }
 
-async fn sleep_until_sim(at: Option<ruckus_core::model::Instant>) {
+async fn sleep_until_clock(clock: &HostClock, at: Option<ruckus_core::model::Instant>) {
     match at {
         Some(at) => {
-            let wait = at.saturating_duration_since(sim_now());
+            let wait = at.saturating_duration_since(clock.now());
             tokio::time::sleep(wait).await;
         }
         None => std::future::pending().await,

@@ -104,6 +104,7 @@ fn run_processing(
         ..CoordinatorConfig::default()
     };
     let cluster = Cluster::new(BROKERS, &topics, coordinator);
+    cluster.set_seed(seed);
     let history = History::default();
     for b in 0..BROKERS {
         let c = cluster.clone();
@@ -115,22 +116,23 @@ fn run_processing(
         let config = config.clone();
         let behaviour = behaviour.clone();
         let gate = cluster.pause_gate(&host);
+        let cluster = cluster.clone();
         sim.host(host.clone(), move || {
-            let (host, history, config, behaviour, gate) = (
+            let (host, history, config, behaviour, gate, cluster) = (
                 host.clone(),
                 history.clone(),
                 config.clone(),
                 behaviour.clone(),
                 gate.clone(),
+                cluster.clone(),
             );
             async move {
-                let transport = SimTransport::new(SimTransportConfig {
-                    brokers: (0..BROKERS).collect(),
-                    membership: membership(&host),
-                    request_timeout: Duration::from_secs(2),
-                    max_records: 200,
-                    pause: gate.clone(),
-                });
+                let transport = SimTransport::new(SimTransportConfig::for_host(
+                    &cluster,
+                    &host,
+                    (0..BROKERS).collect(),
+                    membership(&host),
+                ));
                 let rng = Box::new(SplitMix64::new(seed ^ host.len() as u64));
                 let driver = Driver::new(
                     config,
@@ -625,6 +627,44 @@ fn a_paused_member_that_resumes_after_it_was_fenced_loses_nothing() {
         assert!(
             after(&h, "consumer-1", 2, |e| matches!(e, Event::Lost { .. })) > 0,
             "the paused member never learned it lost its partitions"
+        );
+    }
+}
+
+/// 10% of the messages between consumer-0 and the coordinator (broker 0,
+/// the lowest live broker) and between consumer-1 and broker 1 are lost
+/// each way for 8 s: lost requests, and responses to requests the broker
+/// acted on (a commit applied but never confirmed).
+#[test]
+fn lossy_links_lose_nothing() {
+    let faults = [
+        (secs(2), Fault::Loss(host("consumer-0"), 0, 100)),
+        (secs(2), Fault::Loss(host("consumer-1"), 1, 100)),
+        (secs(10), Fault::Loss(host("consumer-0"), 0, 0)),
+        (secs(10), Fault::Loss(host("consumer-1"), 1, 0)),
+    ];
+    for h in judge("lossy_links", &faults) {
+        assert!(
+            count(&h, |e| matches!(e, Event::CommitFailed { .. })) > 0
+                || after(&h, "consumer-0", 2, |e| matches!(e, Event::Lost { .. })) > 0,
+            "losing 10% of the coordinator's messages disturbed nothing"
+        );
+    }
+}
+
+/// Clock skew: consumer-1's group clock jumps 10 s forward (its session
+/// looks expired at once), consumer-2's 6 s back (its clock stands still,
+/// no heartbeats: the coordinator expires it).
+#[test]
+fn clock_jumps_lose_nothing() {
+    let faults = [
+        (secs(2), Fault::ClockJump(host("consumer-1"), 10_000)),
+        (secs(4), Fault::ClockJump(host("consumer-2"), -6_000)),
+    ];
+    for h in judge("clock_jumps", &faults) {
+        assert!(
+            after(&h, "consumer-1", 2, |e| matches!(e, Event::Lost { .. })) > 0,
+            "a 10 s forward jump past a 3 s session did not give the partitions up"
         );
     }
 }
