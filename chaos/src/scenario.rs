@@ -365,6 +365,9 @@ pub struct ProcessingSpec {
     pub panic_rate: f64,
     /// Probability that an attempt fails fatally.
     pub fatal_rate: f64,
+    /// Records with these keys are poison (the producer writes keys
+    /// `key-0` … `key-96`).
+    pub poison_keys: Vec<String>,
 }
 
 impl Default for ProcessingSpec {
@@ -376,6 +379,7 @@ impl Default for ProcessingSpec {
             poison_rate: 0.0,
             panic_rate: 0.0,
             fatal_rate: 0.0,
+            poison_keys: Vec::new(),
         }
     }
 }
@@ -390,6 +394,7 @@ impl ProcessingSpec {
             panic_rate: self.panic_rate,
             fatal_rate: self.fatal_rate,
             latency_jitter: self.latency_jitter.0,
+            poison_keys: self.poison_keys.clone(),
         }
     }
 }

@@ -162,6 +162,17 @@ fn error_response(request: &Request, error: ErrorCode) -> Response {
     }
 }
 
+/// A record's size for fetch byte limits: key, value and header bytes.
+fn record_size(r: &Record) -> u64 {
+    let len = |b: &Option<bytes::Bytes>| b.as_ref().map_or(0, |b| b.len() as u64);
+    len(&r.key)
+        + len(&r.value)
+        + r.headers
+            .iter()
+            .map(|h| h.key.len() as u64 + len(&h.value))
+            .sum::<u64>()
+}
+
 /// The shared cluster state. Clone it into every broker host.
 #[derive(Clone, Debug)]
 pub struct Cluster(Arc<Mutex<State>>);
@@ -258,6 +269,16 @@ impl Cluster {
             .entry(host.to_owned())
             .or_insert_with(|| LinkLoss::new(h))
             .clone()
+    }
+
+    /// Whether a fetch from these positions would return a record.
+    pub fn fetchable(&self, partitions: &[(TopicPartition, Offset)]) -> bool {
+        let s = self.lock();
+        partitions.iter().any(|(tp, from)| {
+            s.logs
+                .get(tp)
+                .is_some_and(|log| (from.0.max(0) as usize) < log.len())
+        })
     }
 
     /// The broker coordinating the groups, if any broker is alive.
@@ -385,38 +406,54 @@ impl Cluster {
             Request::Fetch {
                 partitions,
                 max_records,
-            } => Response::Fetch {
-                partitions: partitions
-                    .into_iter()
-                    .map(|(tp, from)| {
-                        let led = leader(&s, &tp) == Some(broker);
-                        match s.logs.get(&tp) {
-                            Some(log) if led => {
-                                let start = (from.0.max(0) as usize).min(log.len());
-                                let end = (start + max_records as usize).min(log.len());
-                                FetchPartition {
-                                    tp,
-                                    error: ErrorCode::None,
-                                    high_watermark: Offset(log.len() as i64),
-                                    records: log[start..end].to_vec(),
+                max_bytes,
+                ..
+            } => {
+                let mut budget = u64::from(max_bytes);
+                let mut any = false;
+                Response::Fetch {
+                    partitions: partitions
+                        .into_iter()
+                        .map(|(tp, from)| {
+                            let led = leader(&s, &tp) == Some(broker);
+                            match s.logs.get(&tp) {
+                                Some(log) if led => {
+                                    let start = (from.0.max(0) as usize).min(log.len());
+                                    let end = (start + max_records as usize).min(log.len());
+                                    let mut records = Vec::new();
+                                    for r in &log[start..end] {
+                                        let size = record_size(r);
+                                        if any && size > budget {
+                                            break;
+                                        }
+                                        budget = budget.saturating_sub(size);
+                                        any = true;
+                                        records.push(r.clone());
+                                    }
+                                    FetchPartition {
+                                        tp,
+                                        error: ErrorCode::None,
+                                        high_watermark: Offset(log.len() as i64),
+                                        records,
+                                    }
                                 }
+                                Some(_) => FetchPartition {
+                                    tp,
+                                    error: ErrorCode::NotLeaderOrFollower,
+                                    high_watermark: Offset::INVALID,
+                                    records: vec![],
+                                },
+                                None => FetchPartition {
+                                    tp,
+                                    error: ErrorCode::UnknownTopicOrPartition,
+                                    high_watermark: Offset::INVALID,
+                                    records: vec![],
+                                },
                             }
-                            Some(_) => FetchPartition {
-                                tp,
-                                error: ErrorCode::NotLeaderOrFollower,
-                                high_watermark: Offset::INVALID,
-                                records: vec![],
-                            },
-                            None => FetchPartition {
-                                tp,
-                                error: ErrorCode::UnknownTopicOrPartition,
-                                high_watermark: Offset::INVALID,
-                                records: vec![],
-                            },
-                        }
-                    })
-                    .collect(),
-            },
+                        })
+                        .collect(),
+                }
+            }
             Request::ListOffsets { partitions } => Response::ListOffsets {
                 partitions: partitions
                     .into_iter()
@@ -544,6 +581,36 @@ async fn serve(cluster: Cluster, broker: u32, stream: TcpStream) {
         }
     });
     while let Ok(frame) = read_frame::<Request, _>(&mut rd).await {
+        // A long-poll fetch with nothing to return waits on its own task
+        // (answers carry correlation ids, so they may overtake it).
+        if let Request::Fetch {
+            partitions,
+            max_wait,
+            ..
+        } = &frame.body
+        {
+            if !max_wait.is_zero() && !cluster.fetchable(partitions) {
+                let (c, tx, wait) = (cluster.clone(), tx.clone(), *max_wait);
+                tokio::spawn(async move {
+                    let deadline = tokio::time::Instant::now() + wait;
+                    while tokio::time::Instant::now() < deadline {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        if let Request::Fetch { partitions, .. } = &frame.body {
+                            if c.fetchable(partitions) {
+                                break;
+                            }
+                        }
+                    }
+                    if let Some(body) = c.handle(broker, conn, frame.correlation, frame.body) {
+                        let _ = tx.send(Frame {
+                            correlation: frame.correlation,
+                            body,
+                        });
+                    }
+                });
+                continue;
+            }
+        }
         if let Some(body) = cluster.handle(broker, conn, frame.correlation, frame.body) {
             if tx
                 .send(Frame {

@@ -29,6 +29,8 @@ pub struct Behaviour {
     pub fatal_rate: f64,
     /// Extra latency drawn uniformly from `[0, latency_jitter]` per attempt.
     pub latency_jitter: Duration,
+    /// Records with one of these keys are poison too.
+    pub poison_keys: Vec<String>,
 }
 
 impl Behaviour {
@@ -41,11 +43,20 @@ impl Behaviour {
             panic_rate: 0.0,
             fatal_rate: 0.0,
             latency_jitter: Duration::ZERO,
+            poison_keys: Vec::new(),
         }
     }
 
     /// Whether `record` is poison under this behaviour.
     pub fn is_poison(&self, record: &Record) -> bool {
+        if !self.poison_keys.is_empty()
+            && record
+                .key
+                .as_ref()
+                .is_some_and(|k| self.poison_keys.iter().any(|p| p.as_bytes() == &k[..]))
+        {
+            return true;
+        }
         let key = (u64::from(record.topic_partition.partition.0.unsigned_abs()) << 40)
             ^ record.offset.0 as u64;
         SplitMix64::new(key ^ 0x5eed_0f90_150a).next_f64() < self.poison_rate

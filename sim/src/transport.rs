@@ -38,6 +38,13 @@ pub struct SimTransportConfig {
     pub request_timeout: Duration,
     /// Records per partition per fetch.
     pub max_records: u32,
+    /// How long a broker may hold a fetch that finds nothing. Zero (the
+    /// default) answers at once: a fetch round waits for all its brokers,
+    /// so a long wait at an idle broker would hold up records from a busy
+    /// one.
+    pub fetch_max_wait: Duration,
+    /// Bytes per fetch response (soft, as in Kafka).
+    pub fetch_max_bytes: u32,
     /// The host's pause gate (see [`crate::pause`]); the default never
     /// closes.
     pub pause: PauseGate,
@@ -61,6 +68,8 @@ impl SimTransportConfig {
             membership,
             request_timeout: Duration::from_secs(2),
             max_records: 200,
+            fetch_max_wait: Duration::ZERO,
+            fetch_max_bytes: 1 << 20,
             pause: cluster.pause_gate(host),
             clock: cluster.clock(host),
             loss: cluster.link_loss(host),
@@ -201,6 +210,7 @@ impl SimTransport {
         self.fetch_in_flight = true;
         let (brokers, tx) = (self.brokers.clone(), self.fetch_tx.clone());
         let (timeout, max_records) = (self.config.request_timeout, self.config.max_records);
+        let (max_wait, max_bytes) = (self.config.fetch_max_wait, self.config.fetch_max_bytes);
         tokio::spawn(async move {
             let calls = by_leader.into_iter().map(|(leader, partitions)| {
                 let brokers = brokers.clone();
@@ -211,8 +221,10 @@ impl SimTransport {
                             Request::Fetch {
                                 partitions,
                                 max_records,
+                                max_wait,
+                                max_bytes,
                             },
-                            timeout,
+                            timeout + max_wait,
                         )
                         .await
                 }

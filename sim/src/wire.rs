@@ -3,6 +3,8 @@
 //! that mirror Kafka's APIs. Group-protocol messages are `ruckus-core`'s own
 //! types, so the coordinator sees exactly what it sees in unit tests.
 
+use std::time::Duration;
+
 use std::io;
 
 use ruckus_core::coordinator as co;
@@ -43,6 +45,12 @@ pub enum Request {
         partitions: Vec<(TopicPartition, Offset)>,
         /// Records per partition at most.
         max_records: u32,
+        /// With nothing to return, wait up to this long for records to
+        /// arrive before answering (Kafka's `fetch.max.wait.ms`).
+        max_wait: Duration,
+        /// Bytes (keys and values) per response at most — a soft limit, as
+        /// in Kafka: the first record is returned even if it is larger.
+        max_bytes: u32,
     },
     /// ListOffsets: log start and high watermark.
     ListOffsets {
