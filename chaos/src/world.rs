@@ -600,7 +600,7 @@ impl World<'_> {
                     ),
                     heals,
                 );
-                (!heals).then(|| Step::Loss(*m, BrokerRef::Id(n), 0.0))
+                (!heals).then_some(Step::Loss(*m, BrokerRef::Id(n), 0.0))
             }
             Step::Errors(api, topic, error, count) => {
                 self.cluster.inject(*api, topic.clone(), *error, *count);
