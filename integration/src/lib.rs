@@ -1,8 +1,17 @@
-//! # ruckus-integration — not built yet
+//! # ruckus-integration — the reference consumer against real brokers
 //!
-//! This crate will hold the rdkafka transport, the broker fixtures
-//! (librdkafka's mock cluster by default, Redpanda through testcontainers,
-//! an external cluster by address), real fault injection, and the runner that
-//! judges real-broker runs with `ruckus-chaos`'s checkers.
+//! - [`transport`]: `ruckus-core`'s `Transport` over rdkafka, so the
+//!   reference consumer runs unchanged against Kafka-protocol brokers.
+//! - [`mock`]: librdkafka's mock cluster as an in-process broker fixture
+//!   (the default tier: no Docker), with its faults — brokers down and up,
+//!   round-trip time, per-API request errors, coordinator and leader moves.
 //!
-//! It is deliberately empty today: nothing here pretends to work.
+//! Not built yet: the container tier (Redpanda through testcontainers, a
+//! local Tansu stand-in image), the external-cluster tier, the KIP-848
+//! protocol, the integration runner that maps scenario files to real
+//! faults, and the nightly job. Tests in `tests/` judge runs with
+//! `ruckus-chaos`'s checkers.
+
+mod ffi;
+pub mod mock;
+pub mod transport;

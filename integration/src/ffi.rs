@@ -1,0 +1,54 @@
+//! The few librdkafka calls rdkafka does not wrap. Every `unsafe` block of
+//! the crate is here.
+#![allow(unsafe_code)]
+
+use std::ffi::CStr;
+
+use rdkafka::bindings as rdsys;
+use rdkafka::client::Client;
+use rdkafka::ClientContext;
+
+/// The consumer's current group generation and member id, read from its
+/// group metadata (`None` before it joined).
+pub(crate) fn group_generation<C: ClientContext>(client: &Client<C>) -> Option<(i32, String)> {
+    // SAFETY: `native_ptr` is a live handle for as long as `client` is
+    // borrowed. `rd_kafka_consumer_group_metadata` returns a new object (or
+    // null for a non-consumer) that we own and destroy below; the member id
+    // string it hands out lives as long as that object and is copied before
+    // the destroy.
+    unsafe {
+        let md = rdsys::rd_kafka_consumer_group_metadata(client.native_ptr());
+        if md.is_null() {
+            return None;
+        }
+        let generation = rdsys::rd_kafka_consumer_group_metadata_generation_id(md);
+        let member = rdsys::rd_kafka_consumer_group_metadata_member_id(md);
+        let member = if member.is_null() {
+            String::new()
+        } else {
+            CStr::from_ptr(member).to_string_lossy().into_owned()
+        };
+        rdsys::rd_kafka_consumer_group_metadata_destroy(md);
+        Some((generation, member))
+    }
+}
+
+/// Sets the mock cluster's group initial rebalance delay (librdkafka's
+/// default makes every first rebalance wait seconds). Returns false if the
+/// client has no mock cluster.
+pub(crate) fn mock_initial_rebalance_delay<C: ClientContext>(
+    client: &Client<C>,
+    delay_ms: i32,
+) -> bool {
+    // SAFETY: `native_ptr` is live while `client` is borrowed; the mock
+    // cluster handle it returns belongs to that client and is only used for
+    // this one call, during the borrow.
+    unsafe {
+        let mc = rdsys::rd_kafka_handle_mock_cluster(client.native_ptr());
+        if mc.is_null() {
+            return false;
+        }
+        rdsys::rd_kafka_mock_group_initial_rebalance_delay_ms(mc, delay_ms);
+        true
+    }
+}

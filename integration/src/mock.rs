@@ -1,0 +1,148 @@
+//! librdkafka's mock cluster as a broker fixture: in process, no Docker.
+//! The default tier, run by every `cargo test`.
+
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::mocking::{MockCluster, MockCoordinator};
+use rdkafka::producer::{BaseProducer, Producer};
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+use ruckus_core::model::ErrorCode;
+
+use crate::ffi;
+
+/// A mock cluster, owned by a producer client created with
+/// `test.mock.num.brokers` (so the raw handle needed for the group
+/// rebalance delay is reachable). Broker ids are `1..=brokers`.
+pub struct MockKafka {
+    owner: BaseProducer,
+    brokers: i32,
+}
+
+impl std::fmt::Debug for MockKafka {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MockKafka")
+            .field("brokers", &self.brokers)
+            .field("bootstrap", &self.bootstrap())
+            .finish()
+    }
+}
+
+/// A mock-cluster operation failed.
+#[derive(Debug, thiserror::Error)]
+#[error("mock cluster: {0}")]
+pub struct MockError(String);
+
+impl MockKafka {
+    /// Starts a cluster of `brokers` brokers with the group initial
+    /// rebalance delay set to 0 (with librdkafka's default every first
+    /// rebalance waits seconds).
+    ///
+    /// # Errors
+    /// librdkafka could not create it.
+    pub fn start(brokers: i32) -> Result<Self, MockError> {
+        let owner: BaseProducer = ClientConfig::new()
+            .set("test.mock.num.brokers", brokers.to_string())
+            .set("client.id", "ruckus-mock-owner")
+            .create()
+            .map_err(|e| MockError(e.to_string()))?;
+        if !ffi::mock_initial_rebalance_delay(owner.client(), 0) {
+            return Err(MockError("the owner client has no mock cluster".into()));
+        }
+        Ok(Self { owner, brokers })
+    }
+
+    fn cluster(&self) -> MockCluster<'_, rdkafka::producer::DefaultProducerContext> {
+        self.owner
+            .client()
+            .mock_cluster()
+            .expect("a mock-owning client keeps its cluster")
+    }
+
+    /// `bootstrap.servers` for clients.
+    pub fn bootstrap(&self) -> String {
+        self.cluster().bootstrap_servers()
+    }
+
+    /// Broker ids.
+    pub fn broker_ids(&self) -> std::ops::RangeInclusive<i32> {
+        1..=self.brokers
+    }
+
+    /// Creates a topic.
+    ///
+    /// # Errors
+    /// The mock refused.
+    pub fn create_topic(&self, topic: &str, partitions: i32) -> Result<(), MockError> {
+        self.cluster()
+            .create_topic(topic, partitions, self.brokers.min(3))
+            .map_err(|e| MockError(e.to_string()))
+    }
+
+    /// Takes a broker down (its connections drop, it accepts none).
+    ///
+    /// # Errors
+    /// No such broker.
+    pub fn broker_down(&self, id: i32) -> Result<(), MockError> {
+        self.cluster().broker_down(id).map_err(|e| MockError(e.to_string()))
+    }
+
+    /// Brings a broker back.
+    ///
+    /// # Errors
+    /// No such broker.
+    pub fn broker_up(&self, id: i32) -> Result<(), MockError> {
+        self.cluster().broker_up(id).map_err(|e| MockError(e.to_string()))
+    }
+
+    /// Sets a broker's round-trip time.
+    ///
+    /// # Errors
+    /// No such broker.
+    pub fn broker_rtt(&self, id: i32, rtt: Duration) -> Result<(), MockError> {
+        self.cluster()
+            .broker_round_trip_time(id, rtt)
+            .map_err(|e| MockError(e.to_string()))
+    }
+
+    /// The next requests of `api` fail with these errors, in order.
+    ///
+    /// # Errors
+    /// A code librdkafka does not know.
+    pub fn request_errors(&self, api: RDKafkaApiKey, errors: &[ErrorCode]) -> Result<(), MockError> {
+        let errs = errors
+            .iter()
+            .map(|e| {
+                RDKafkaRespErr::try_from(i32::from(e.code()))
+                    .map_err(|_| MockError(format!("librdkafka has no error {e:?}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.cluster().request_errors(api, &errs);
+        Ok(())
+    }
+
+    /// Moves the group's coordinator to broker `id`.
+    ///
+    /// # Errors
+    /// No such broker.
+    pub fn move_coordinator(&self, group: &str, id: i32) -> Result<(), MockError> {
+        self.cluster()
+            .coordinator(MockCoordinator::Group(group.to_owned()), id)
+            .map_err(|e| MockError(e.to_string()))
+    }
+
+    /// Moves a partition's leadership to broker `id`.
+    ///
+    /// # Errors
+    /// No such partition or broker.
+    pub fn move_leader(&self, topic: &str, partition: i32, id: i32) -> Result<(), MockError> {
+        self.cluster()
+            .partition_leader(topic, partition, Some(id))
+            .map_err(|e| MockError(e.to_string()))
+    }
+
+    /// Flushes the owner client (nothing of ours is produced through it).
+    pub fn flush(&self) {
+        let _ = self.owner.flush(Duration::from_millis(100));
+    }
+}

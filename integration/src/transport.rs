@@ -1,0 +1,591 @@
+//! The rdkafka transport: `ruckus-core`'s [`Transport`] over a real Kafka
+//! client, so the reference consumer runs unchanged against real brokers.
+//!
+//! - Offsets are never committed or stored by librdkafka on its own
+//!   (`enable.auto.commit=false`, `enable.auto.offset.store=false`); the
+//!   engine commits explicit offset lists.
+//! - A dedicated thread polls the consumer. Rebalance callbacks run on it
+//!   and become [`TransportEvent`]s: an assignment (with the group
+//!   generation read from librdkafka), a revocation — the thread then waits
+//!   for the engine's [`Transport::revocation_done`], so the engine commits
+//!   its completed prefix while the partitions are still owned — or a loss.
+//! - Dead letters go through an idempotent producer with `acks=all`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc as std_mpsc, Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header as RdHeader, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::topic_partition_list::TopicPartitionList;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientContext, Offset as RdOffset};
+use ruckus_core::consumer::{DeadLetter, StartPosition};
+use ruckus_core::driver::{Transport, TransportError, TransportEvent};
+use ruckus_core::model::{
+    ErrorCode, Generation, Header, MemberId, Offset, Partition, Record, Timestamp, Topic,
+    TopicPartition,
+};
+use tokio::sync::mpsc;
+
+use crate::ffi;
+
+/// How the consumer group rebalances.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Assignor {
+    /// Eager, range.
+    Range,
+    /// Eager, round-robin.
+    RoundRobin,
+    /// Cooperative (KIP-429), sticky.
+    CooperativeSticky,
+}
+
+impl Assignor {
+    fn as_str(self) -> &'static str {
+        match self {
+            Assignor::Range => "range",
+            Assignor::RoundRobin => "roundrobin",
+            Assignor::CooperativeSticky => "cooperative-sticky",
+        }
+    }
+}
+
+/// Settings of the rdkafka transport.
+#[derive(Clone, Debug)]
+pub struct KafkaConfig {
+    /// `bootstrap.servers`.
+    pub bootstrap: String,
+    /// `group.id`.
+    pub group_id: String,
+    /// `client.id` (also the member's name in the history).
+    pub client_id: String,
+    /// The assignor.
+    pub assignor: Assignor,
+    /// `session.timeout.ms`.
+    pub session_timeout: Duration,
+    /// `heartbeat.interval.ms`.
+    pub heartbeat_interval: Duration,
+    /// How long a revocation waits for the engine before giving the
+    /// partitions up anyway.
+    pub revoke_timeout: Duration,
+    /// Timeout of blocking calls (commits, offset and watermark queries).
+    pub request_timeout: Duration,
+    /// Further client properties, applied last (consumer and producer).
+    pub extra: Vec<(String, String)>,
+}
+
+impl KafkaConfig {
+    /// Defaults for a group on `bootstrap`, tuned for tests: short
+    /// sessions, small prefetch, short fetch waits.
+    pub fn new(bootstrap: &str, group_id: &str, client_id: &str) -> Self {
+        Self {
+            bootstrap: bootstrap.to_owned(),
+            group_id: group_id.to_owned(),
+            client_id: client_id.to_owned(),
+            assignor: Assignor::CooperativeSticky,
+            session_timeout: Duration::from_millis(2_000),
+            heartbeat_interval: Duration::from_millis(100),
+            revoke_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(5),
+            extra: Vec::new(),
+        }
+    }
+
+    /// The consumer's client configuration.
+    pub fn consumer_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.bootstrap)
+            .set("group.id", &self.group_id)
+            .set("client.id", &self.client_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("partition.assignment.strategy", self.assignor.as_str())
+            .set("session.timeout.ms", ms(self.session_timeout))
+            .set("heartbeat.interval.ms", ms(self.heartbeat_interval))
+            .set("fetch.wait.max.ms", "20")
+            .set("fetch.queue.backoff.ms", "10")
+            .set("queued.min.messages", "200")
+            .set("topic.metadata.refresh.interval.ms", "1000")
+            .set("reconnect.backoff.ms", "50")
+            .set("reconnect.backoff.max.ms", "500");
+        for (k, v) in &self.extra {
+            c.set(k, v);
+        }
+        c
+    }
+
+    /// The dead-letter producer's configuration: idempotent, `acks=all`.
+    pub fn producer_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.bootstrap)
+            .set("client.id", format!("{}-dlq", self.client_id))
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("message.timeout.ms", "5000")
+            .set("linger.ms", "0");
+        for (k, v) in &self.extra {
+            if k.starts_with("test.") || k.starts_with("reconnect.") {
+                c.set(k, v);
+            }
+        }
+        c
+    }
+}
+
+fn ms(d: Duration) -> String {
+    d.as_millis().to_string()
+}
+
+/// What the poll thread hands over, in order.
+enum Item {
+    Record(Record),
+    Event(TransportEvent),
+}
+
+/// The consumer context: rebalance callbacks, on the poll thread.
+struct Ctx {
+    tx: mpsc::UnboundedSender<Item>,
+    done: Mutex<std_mpsc::Receiver<()>>,
+    revoke_timeout: Duration,
+    leaving: Arc<AtomicBool>,
+}
+
+impl ClientContext for Ctx {}
+
+fn partitions_of(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
+    tpl.elements()
+        .iter()
+        .map(|e| TopicPartition {
+            topic: Topic::new(e.topic()),
+            partition: Partition(e.partition()),
+        })
+        .collect()
+}
+
+impl ConsumerContext for Ctx {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(tpl) = rebalance else {
+            return;
+        };
+        let partitions = partitions_of(tpl);
+        if partitions.is_empty() {
+            return;
+        }
+        if consumer.assignment_lost() {
+            let _ = self.tx.send(Item::Event(TransportEvent::Lost { partitions }));
+            return;
+        }
+        let _ = self
+            .tx
+            .send(Item::Event(TransportEvent::Revoked { partitions }));
+        if self.leaving.load(Ordering::SeqCst) {
+            return;
+        }
+        // Hold the revocation until the engine committed what it finished.
+        let done = self.done.lock().expect("done");
+        while done.try_recv().is_ok() {}
+        let _ = done.recv_timeout(self.revoke_timeout);
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Assign(tpl) = rebalance else {
+            return;
+        };
+        let (generation, member) = ffi::group_generation(consumer.client()).unwrap_or((-1, String::new()));
+        let generation = Generation(generation);
+        let _ = self.tx.send(Item::Event(TransportEvent::Joined {
+            member_id: MemberId::new(member),
+            generation,
+        }));
+        let partitions = partitions_of(tpl);
+        if !partitions.is_empty() {
+            let _ = self.tx.send(Item::Event(TransportEvent::Assigned {
+                partitions,
+                generation,
+            }));
+        }
+    }
+}
+
+/// The transport. Build with [`RdKafkaTransport::new`] inside a tokio
+/// runtime.
+pub struct RdKafkaTransport {
+    config: KafkaConfig,
+    consumer: Arc<BaseConsumer<Ctx>>,
+    producer: FutureProducer,
+    rx: mpsc::UnboundedReceiver<Item>,
+    done_tx: std_mpsc::Sender<()>,
+    stop: Arc<AtomicBool>,
+    leaving: Arc<AtomicBool>,
+    poller: Option<std::thread::JoinHandle<()>>,
+    /// Next offset to hand to the engine per owned partition; records below
+    /// are stale (from before a seek) and dropped.
+    positions: BTreeMap<TopicPartition, Offset>,
+    /// An event read while gathering records, handed out next.
+    pending: Option<TransportEvent>,
+}
+
+impl std::fmt::Debug for RdKafkaTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RdKafkaTransport")
+            .field("client_id", &self.config.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn kafka_error(e: &KafkaError) -> ErrorCode {
+    match e.rdkafka_error_code() {
+        Some(code) => {
+            let c = code as i32;
+            if c >= 0 {
+                ErrorCode::from_code(c as i16)
+            } else {
+                // librdkafka's local errors: timeouts and transport failures
+                // are worth retrying; say so with a retriable Kafka code.
+                match code {
+                    RDKafkaErrorCode::MessageTimedOut
+                    | RDKafkaErrorCode::OperationTimedOut
+                    | RDKafkaErrorCode::RequestTimedOut => ErrorCode::RequestTimedOut,
+                    RDKafkaErrorCode::AllBrokersDown | RDKafkaErrorCode::BrokerTransportFailure => {
+                        ErrorCode::NetworkException
+                    }
+                    RDKafkaErrorCode::State => ErrorCode::RebalanceInProgress,
+                    _ => ErrorCode::UnknownServerError,
+                }
+            }
+        }
+        None => ErrorCode::UnknownServerError,
+    }
+}
+
+fn transport_error(e: &KafkaError) -> TransportError {
+    TransportError::Io(e.to_string())
+}
+
+impl RdKafkaTransport {
+    /// Creates the consumer and the dead-letter producer. Nothing joins
+    /// the group until `subscribe`.
+    ///
+    /// # Errors
+    /// librdkafka rejected the configuration.
+    pub fn new(config: KafkaConfig) -> Result<Self, TransportError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (done_tx, done_rx) = std_mpsc::channel();
+        let leaving = Arc::new(AtomicBool::new(false));
+        let ctx = Ctx {
+            tx: tx.clone(),
+            done: Mutex::new(done_rx),
+            revoke_timeout: config.revoke_timeout,
+            leaving: leaving.clone(),
+        };
+        let consumer: BaseConsumer<Ctx> = config
+            .consumer_config()
+            .create_with_context(ctx)
+            .map_err(|e| transport_error(&e))?;
+        let producer: FutureProducer = config
+            .producer_config()
+            .create()
+            .map_err(|e| transport_error(&e))?;
+        let consumer = Arc::new(consumer);
+        let stop = Arc::new(AtomicBool::new(false));
+        let poller = {
+            let (consumer, stop) = (consumer.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name(format!("ruckus-poll-{}", config.client_id))
+                .spawn(move || poll_loop(&consumer, &stop, &tx))
+                .map_err(|e| TransportError::Io(e.to_string()))?
+        };
+        Ok(Self {
+            config,
+            consumer,
+            producer,
+            rx,
+            done_tx,
+            stop,
+            leaving,
+            poller: Some(poller),
+            positions: BTreeMap::new(),
+            pending: None,
+        })
+    }
+
+    /// Runs a blocking librdkafka call off the async thread.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&BaseConsumer<Ctx>) -> T + Send + 'static,
+    ) -> Result<T, TransportError> {
+        let c = self.consumer.clone();
+        tokio::task::spawn_blocking(move || f(&c))
+            .await
+            .map_err(|e| TransportError::Io(e.to_string()))
+    }
+
+    /// Stops the poll thread (idempotent).
+    fn stop_polling(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(p) = self.poller.take() {
+            let _ = p.join();
+        }
+    }
+
+    fn accept(&mut self, item: Item) -> Option<TransportEvent> {
+        match item {
+            Item::Record(r) => {
+                let pos = self.positions.get_mut(&r.topic_partition)?;
+                if r.offset < *pos {
+                    return None;
+                }
+                *pos = Offset(r.offset.0 + 1);
+                Some(TransportEvent::Records(vec![r]))
+            }
+            Item::Event(e) => {
+                if let TransportEvent::Revoked { partitions } | TransportEvent::Lost { partitions } = &e {
+                    for tp in partitions {
+                        self.positions.remove(tp);
+                    }
+                }
+                Some(e)
+            }
+        }
+    }
+}
+
+impl Drop for RdKafkaTransport {
+    fn drop(&mut self) {
+        self.leaving.store(true, Ordering::SeqCst);
+        let _ = self.done_tx.send(());
+        self.stop_polling();
+    }
+}
+
+fn poll_loop(consumer: &BaseConsumer<Ctx>, stop: &AtomicBool, tx: &mpsc::UnboundedSender<Item>) {
+    while !stop.load(Ordering::SeqCst) {
+        match consumer.poll(Duration::from_millis(50)) {
+            Some(Ok(m)) => {
+                let headers = m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|x: RdHeader<'_, &[u8]>| Header {
+                                key: x.key.to_owned(),
+                                value: x.value.map(Bytes::copy_from_slice),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let record = Record {
+                    topic_partition: TopicPartition {
+                        topic: Topic::new(m.topic()),
+                        partition: Partition(m.partition()),
+                    },
+                    offset: Offset(m.offset()),
+                    key: m.key().map(Bytes::copy_from_slice),
+                    value: m.payload().map(Bytes::copy_from_slice),
+                    headers,
+                    timestamp: Timestamp(m.timestamp().to_millis().unwrap_or(0)),
+                };
+                if tx.send(Item::Record(record)).is_err() {
+                    return;
+                }
+            }
+            // Errors while polling (a broker down, a partition EOF) are
+            // librdkafka's to recover from; the group callbacks report
+            // what matters to the engine.
+            Some(Err(_)) | None => {}
+        }
+    }
+}
+
+impl Transport for RdKafkaTransport {
+    async fn subscribe(&mut self, topics: &[Topic]) -> Result<(), TransportError> {
+        let names: Vec<&str> = topics.iter().map(Topic::as_str).collect();
+        self.consumer
+            .subscribe(&names)
+            .map_err(|e| transport_error(&e))
+    }
+
+    async fn poll(&mut self, max_wait: Duration) -> Result<Vec<TransportEvent>, TransportError> {
+        if let Some(e) = self.pending.take() {
+            return Ok(vec![e]);
+        }
+        let first = match tokio::time::timeout(max_wait, self.rx.recv()).await {
+            Ok(Some(item)) => item,
+            Ok(None) => return Err(TransportError::Closed),
+            Err(_) => return Ok(Vec::new()),
+        };
+        let mut records = Vec::new();
+        let mut item = Some(first);
+        while let Some(it) = item.take() {
+            match self.accept(it) {
+                Some(TransportEvent::Records(mut r)) => records.append(&mut r),
+                Some(e) => {
+                    if records.is_empty() {
+                        return Ok(vec![e]);
+                    }
+                    self.pending = Some(e);
+                    break;
+                }
+                None => {}
+            }
+            if records.len() >= 500 {
+                break;
+            }
+            item = self.rx.try_recv().ok();
+        }
+        Ok(if records.is_empty() {
+            Vec::new()
+        } else {
+            vec![TransportEvent::Records(records)]
+        })
+    }
+
+    async fn start_positions(
+        &mut self,
+        partitions: &[TopicPartition],
+    ) -> Result<Vec<(TopicPartition, StartPosition)>, TransportError> {
+        let parts = partitions.to_vec();
+        let timeout = self.config.request_timeout;
+        self.blocking(move |c| {
+            let mut tpl = TopicPartitionList::new();
+            for tp in &parts {
+                tpl.add_partition(tp.topic.as_str(), tp.partition.0);
+            }
+            let committed = c.committed_offsets(tpl, timeout).map_err(|e| transport_error(&e))?;
+            let mut out = Vec::new();
+            for tp in &parts {
+                let committed = committed
+                    .find_partition(tp.topic.as_str(), tp.partition.0)
+                    .and_then(|e| match e.offset() {
+                        RdOffset::Offset(o) if o >= 0 => Some(Offset(o)),
+                        _ => None,
+                    });
+                let (low, high) = c
+                    .fetch_watermarks(tp.topic.as_str(), tp.partition.0, timeout)
+                    .map_err(|e| transport_error(&e))?;
+                out.push((
+                    tp.clone(),
+                    StartPosition {
+                        committed,
+                        log_start: Offset(low),
+                        log_end: Offset(high),
+                    },
+                ));
+            }
+            Ok(out)
+        })
+        .await?
+    }
+
+    fn seek(&mut self, tp: &TopicPartition, offset: Offset) {
+        self.positions.insert(tp.clone(), offset);
+        // Asynchronous (timeout 0). It fails while librdkafka is still
+        // starting the partition's fetcher — which then starts at the
+        // committed offset, the same position the engine chose; the filter
+        // above drops anything below `offset` either way.
+        let _ = self.consumer.seek(
+            tp.topic.as_str(),
+            tp.partition.0,
+            RdOffset::Offset(offset.0),
+            Duration::ZERO,
+        );
+    }
+
+    fn pause(&mut self, tp: &TopicPartition) {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(tp.topic.as_str(), tp.partition.0);
+        let _ = self.consumer.pause(&tpl);
+    }
+
+    fn resume(&mut self, tp: &TopicPartition) {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(tp.topic.as_str(), tp.partition.0);
+        let _ = self.consumer.resume(&tpl);
+    }
+
+    async fn commit(
+        &mut self,
+        _generation: Generation,
+        _member_id: &MemberId,
+        offsets: &[(TopicPartition, Offset)],
+    ) -> Result<(), ErrorCode> {
+        let offsets = offsets.to_vec();
+        let result = self
+            .blocking(move |c| {
+                let mut tpl = TopicPartitionList::new();
+                for (tp, o) in &offsets {
+                    tpl.add_partition_offset(tp.topic.as_str(), tp.partition.0, RdOffset::Offset(o.0))
+                        .map_err(|e| kafka_error(&e))?;
+                }
+                match c.commit(&tpl, CommitMode::Sync) {
+                    Ok(()) => Ok(()),
+                    // Nothing to commit is not a failure.
+                    Err(e) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::NoOffset) => Ok(()),
+                    Err(e) => Err(kafka_error(&e)),
+                }
+            })
+            .await;
+        result.map_err(|_| ErrorCode::UnknownServerError)?
+    }
+
+    async fn produce_dead_letter(
+        &mut self,
+        topic: &Topic,
+        letter: &DeadLetter,
+    ) -> Result<(), ErrorCode> {
+        let mut headers = OwnedHeaders::new();
+        for h in letter.headers() {
+            headers = headers.insert(RdHeader {
+                key: &h.key,
+                value: h.value.as_deref(),
+            });
+        }
+        let key = letter.key.as_deref().unwrap_or_default();
+        let value = letter.value.as_deref().unwrap_or_default();
+        let record = FutureRecord::to(topic.as_str())
+            .key(key)
+            .payload(value)
+            .headers(headers);
+        match self.producer.send_result(record) {
+            Ok(delivery) => match delivery.await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err((e, _))) => Err(kafka_error(&e)),
+                Err(_) => Err(ErrorCode::RequestTimedOut),
+            },
+            Err((e, _)) => Err(kafka_error(&e)),
+        }
+    }
+
+    async fn watermarks(
+        &mut self,
+        tp: &TopicPartition,
+    ) -> Result<(Offset, Offset), TransportError> {
+        let (topic, p, timeout) = (tp.topic.clone(), tp.partition.0, self.config.request_timeout);
+        self.blocking(move |c| {
+            c.fetch_watermarks(topic.as_str(), p, timeout)
+                .map(|(l, h)| (Offset(l), Offset(h)))
+                .map_err(|e| transport_error(&e))
+        })
+        .await?
+    }
+
+    async fn revocation_done(&mut self, _partitions: &[TopicPartition]) {
+        let _ = self.done_tx.send(());
+    }
+
+    async fn leave(&mut self) -> Result<(), TransportError> {
+        self.leaving.store(true, Ordering::SeqCst);
+        let _ = self.done_tx.send(());
+        self.consumer.unsubscribe();
+        // Let the poll thread run the final revocation, then stop it.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        self.stop_polling();
+        Ok(())
+    }
+}
