@@ -84,7 +84,9 @@ impl MockKafka {
     /// # Errors
     /// No such broker.
     pub fn broker_down(&self, id: i32) -> Result<(), MockError> {
-        self.cluster().broker_down(id).map_err(|e| MockError(e.to_string()))
+        self.cluster()
+            .broker_down(id)
+            .map_err(|e| MockError(e.to_string()))
     }
 
     /// Brings a broker back.
@@ -92,7 +94,9 @@ impl MockKafka {
     /// # Errors
     /// No such broker.
     pub fn broker_up(&self, id: i32) -> Result<(), MockError> {
-        self.cluster().broker_up(id).map_err(|e| MockError(e.to_string()))
+        self.cluster()
+            .broker_up(id)
+            .map_err(|e| MockError(e.to_string()))
     }
 
     /// Sets a broker's round-trip time.
@@ -109,7 +113,11 @@ impl MockKafka {
     ///
     /// # Errors
     /// A code librdkafka does not know.
-    pub fn request_errors(&self, api: RDKafkaApiKey, errors: &[ErrorCode]) -> Result<(), MockError> {
+    pub fn request_errors(
+        &self,
+        api: RDKafkaApiKey,
+        errors: &[ErrorCode],
+    ) -> Result<(), MockError> {
         let errs = errors
             .iter()
             .map(|e| {

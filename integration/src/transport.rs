@@ -179,7 +179,9 @@ impl ConsumerContext for Ctx {
             return;
         }
         if consumer.assignment_lost() {
-            let _ = self.tx.send(Item::Event(TransportEvent::Lost { partitions }));
+            let _ = self
+                .tx
+                .send(Item::Event(TransportEvent::Lost { partitions }));
             return;
         }
         let _ = self
@@ -198,13 +200,18 @@ impl ConsumerContext for Ctx {
         let Rebalance::Assign(tpl) = rebalance else {
             return;
         };
-        let (generation, member) = ffi::group_generation(consumer.client()).unwrap_or((-1, String::new()));
+        let (generation, member) =
+            ffi::group_generation(consumer.client()).unwrap_or((-1, String::new()));
         let generation = Generation(generation);
         let _ = self.tx.send(Item::Event(TransportEvent::Joined {
             member_id: MemberId::new(member),
             generation,
         }));
         let partitions = partitions_of(tpl);
+        // librdkafka keeps an application pause across an unassign and a
+        // later assign of the same partition; a new assignment starts
+        // unpaused, as the engine expects.
+        let _ = consumer.resume(tpl);
         if !partitions.is_empty() {
             let _ = self.tx.send(Item::Event(TransportEvent::Assigned {
                 partitions,
@@ -346,7 +353,9 @@ impl RdKafkaTransport {
                 Some(TransportEvent::Records(vec![r]))
             }
             Item::Event(e) => {
-                if let TransportEvent::Revoked { partitions } | TransportEvent::Lost { partitions } = &e {
+                if let TransportEvent::Revoked { partitions }
+                | TransportEvent::Lost { partitions } = &e
+                {
                     for tp in partitions {
                         self.positions.remove(tp);
                     }
@@ -367,38 +376,35 @@ impl Drop for RdKafkaTransport {
 
 fn poll_loop(consumer: &BaseConsumer<Ctx>, stop: &AtomicBool, tx: &mpsc::UnboundedSender<Item>) {
     while !stop.load(Ordering::SeqCst) {
-        match consumer.poll(Duration::from_millis(50)) {
-            Some(Ok(m)) => {
-                let headers = m
-                    .headers()
-                    .map(|h| {
-                        h.iter()
-                            .map(|x: RdHeader<'_, &[u8]>| Header {
-                                key: x.key.to_owned(),
-                                value: x.value.map(Bytes::copy_from_slice),
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let record = Record {
-                    topic_partition: TopicPartition {
-                        topic: Topic::new(m.topic()),
-                        partition: Partition(m.partition()),
-                    },
-                    offset: Offset(m.offset()),
-                    key: m.key().map(Bytes::copy_from_slice),
-                    value: m.payload().map(Bytes::copy_from_slice),
-                    headers,
-                    timestamp: Timestamp(m.timestamp().to_millis().unwrap_or(0)),
-                };
-                if tx.send(Item::Record(record)).is_err() {
-                    return;
-                }
+        // Errors while polling (a broker down, a partition EOF) are
+        // librdkafka's to recover from; the group callbacks report what
+        // matters to the engine.
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
+            let headers = m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|x: RdHeader<'_, &[u8]>| Header {
+                            key: x.key.to_owned(),
+                            value: x.value.map(Bytes::copy_from_slice),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let record = Record {
+                topic_partition: TopicPartition {
+                    topic: Topic::new(m.topic()),
+                    partition: Partition(m.partition()),
+                },
+                offset: Offset(m.offset()),
+                key: m.key().map(Bytes::copy_from_slice),
+                value: m.payload().map(Bytes::copy_from_slice),
+                headers,
+                timestamp: Timestamp(m.timestamp().to_millis().unwrap_or(0)),
+            };
+            if tx.send(Item::Record(record)).is_err() {
+                return;
             }
-            // Errors while polling (a broker down, a partition EOF) are
-            // librdkafka's to recover from; the group callbacks report
-            // what matters to the engine.
-            Some(Err(_)) | None => {}
         }
     }
 }
@@ -457,7 +463,9 @@ impl Transport for RdKafkaTransport {
             for tp in &parts {
                 tpl.add_partition(tp.topic.as_str(), tp.partition.0);
             }
-            let committed = c.committed_offsets(tpl, timeout).map_err(|e| transport_error(&e))?;
+            let committed = c
+                .committed_offsets(tpl, timeout)
+                .map_err(|e| transport_error(&e))?;
             let mut out = Vec::new();
             for tp in &parts {
                 let committed = committed
@@ -520,8 +528,12 @@ impl Transport for RdKafkaTransport {
             .blocking(move |c| {
                 let mut tpl = TopicPartitionList::new();
                 for (tp, o) in &offsets {
-                    tpl.add_partition_offset(tp.topic.as_str(), tp.partition.0, RdOffset::Offset(o.0))
-                        .map_err(|e| kafka_error(&e))?;
+                    tpl.add_partition_offset(
+                        tp.topic.as_str(),
+                        tp.partition.0,
+                        RdOffset::Offset(o.0),
+                    )
+                    .map_err(|e| kafka_error(&e))?;
                 }
                 match c.commit(&tpl, CommitMode::Sync) {
                     Ok(()) => Ok(()),
@@ -566,7 +578,11 @@ impl Transport for RdKafkaTransport {
         &mut self,
         tp: &TopicPartition,
     ) -> Result<(Offset, Offset), TransportError> {
-        let (topic, p, timeout) = (tp.topic.clone(), tp.partition.0, self.config.request_timeout);
+        let (topic, p, timeout) = (
+            tp.topic.clone(),
+            tp.partition.0,
+            self.config.request_timeout,
+        );
         self.blocking(move |c| {
             c.fetch_watermarks(topic.as_str(), p, timeout)
                 .map(|(l, h)| (Offset(l), Offset(h)))
