@@ -145,7 +145,7 @@ fn ms(d: Duration) -> String {
 
 /// What the poll thread hands over, in order.
 enum Item {
-    Record(Record),
+    Records(Vec<Record>),
     Event(TransportEvent),
 }
 
@@ -344,13 +344,19 @@ impl RdKafkaTransport {
 
     fn accept(&mut self, item: Item) -> Option<TransportEvent> {
         match item {
-            Item::Record(r) => {
-                let pos = self.positions.get_mut(&r.topic_partition)?;
-                if r.offset < *pos {
-                    return None;
+            Item::Records(batch) => {
+                let mut out = Vec::with_capacity(batch.len());
+                for r in batch {
+                    let Some(pos) = self.positions.get_mut(&r.topic_partition) else {
+                        continue;
+                    };
+                    if r.offset < *pos {
+                        continue;
+                    }
+                    *pos = Offset(r.offset.0 + 1);
+                    out.push(r);
                 }
-                *pos = Offset(r.offset.0 + 1);
-                Some(TransportEvent::Records(vec![r]))
+                (!out.is_empty()).then_some(TransportEvent::Records(out))
             }
             Item::Event(e) => {
                 if let TransportEvent::Revoked { partitions }
@@ -374,37 +380,61 @@ impl Drop for RdKafkaTransport {
     }
 }
 
-fn poll_loop(consumer: &BaseConsumer<Ctx>, stop: &AtomicBool, tx: &mpsc::UnboundedSender<Item>) {
-    while !stop.load(Ordering::SeqCst) {
-        // Errors while polling (a broker down, a partition EOF) are
-        // librdkafka's to recover from; the group callbacks report what
-        // matters to the engine.
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
-            let headers = m
-                .headers()
-                .map(|h| {
-                    h.iter()
-                        .map(|x: RdHeader<'_, &[u8]>| Header {
-                            key: x.key.to_owned(),
-                            value: x.value.map(Bytes::copy_from_slice),
-                        })
-                        .collect()
+fn owned(m: &rdkafka::message::BorrowedMessage<'_>) -> Record {
+    let headers = m
+        .headers()
+        .map(|h| {
+            h.iter()
+                .map(|x: RdHeader<'_, &[u8]>| Header {
+                    key: x.key.to_owned(),
+                    value: x.value.map(Bytes::copy_from_slice),
                 })
-                .unwrap_or_default();
-            let record = Record {
-                topic_partition: TopicPartition {
-                    topic: Topic::new(m.topic()),
-                    partition: Partition(m.partition()),
-                },
-                offset: Offset(m.offset()),
-                key: m.key().map(Bytes::copy_from_slice),
-                value: m.payload().map(Bytes::copy_from_slice),
-                headers,
-                timestamp: Timestamp(m.timestamp().to_millis().unwrap_or(0)),
-            };
-            if tx.send(Item::Record(record)).is_err() {
-                return;
+                .collect()
+        })
+        .unwrap_or_default();
+    Record {
+        topic_partition: TopicPartition {
+            topic: Topic::new(m.topic()),
+            partition: Partition(m.partition()),
+        },
+        offset: Offset(m.offset()),
+        key: m.key().map(Bytes::copy_from_slice),
+        value: m.payload().map(Bytes::copy_from_slice),
+        headers,
+        timestamp: Timestamp(m.timestamp().to_millis().unwrap_or(0)),
+    }
+}
+
+/// Records handed over per channel message at most.
+const BATCH: usize = 512;
+
+fn poll_loop(consumer: &BaseConsumer<Ctx>, stop: &AtomicBool, tx: &mpsc::UnboundedSender<Item>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while !stop.load(Ordering::SeqCst) {
+        // Block briefly for the first record, then take what is already
+        // there without waiting. Errors while polling (a broker down, a
+        // partition EOF) are librdkafka's to recover from; the group
+        // callbacks report what matters to the engine. A rebalance event
+        // can overtake records polled just before it; records of a revoked
+        // partition are then dropped by `accept` (never processed, so never
+        // committed past) and redelivered to the next owner.
+        let wait = if batch.is_empty() {
+            Duration::from_millis(50)
+        } else {
+            Duration::ZERO
+        };
+        match consumer.poll(wait) {
+            Some(Ok(m)) => {
+                batch.push(owned(&m));
+                if batch.len() < BATCH {
+                    continue;
+                }
             }
+            Some(Err(_)) => continue,
+            None => {}
+        }
+        if !batch.is_empty() && tx.send(Item::Records(std::mem::take(&mut batch))).is_err() {
+            return;
         }
     }
 }
@@ -440,7 +470,7 @@ impl Transport for RdKafkaTransport {
                 }
                 None => {}
             }
-            if records.len() >= 500 {
+            if records.len() >= 2 * BATCH {
                 break;
             }
             item = self.rx.try_recv().ok();

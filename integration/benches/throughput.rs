@@ -1,0 +1,220 @@
+//! Throughput of the reference consumer (no-op processor, over the rdkafka
+//! transport) against a raw rdkafka `BaseConsumer`, on the same mock
+//! cluster in the same run: 200,000 records of 100 bytes on 6 partitions.
+//! Also the p99 poll-to-processed latency of the reference consumer (from
+//! the engine receiving a record to its processing finishing).
+//!
+//! `cargo bench -p ruckus-integration --bench throughput`
+//! (`RUCKUS_BENCH_RECORDS` changes the count, `RUCKUS_BENCH_ROUNDS` the
+//! number of alternating rounds, default 3.)
+
+#![allow(clippy::print_stdout)]
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant as WallInstant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use ruckus_core::consumer::{CommitStrategy, ConsumerConfig, ProcessingError};
+use ruckus_core::driver::{Driver, EventSink, MessageProcessor, RecordContext};
+use ruckus_core::events::Event;
+use ruckus_core::model::{Instant, Offset, Record, Topic, TopicPartition};
+use ruckus_core::rng::SplitMix64;
+use ruckus_integration::mock::MockKafka;
+use ruckus_integration::transport::{KafkaConfig, RdKafkaTransport};
+
+const TOPIC: &str = "bench";
+const PARTITIONS: i32 = 6;
+
+struct Noop;
+
+impl MessageProcessor for Noop {
+    async fn process(&self, _r: &Record, _c: &RecordContext) -> Result<(), ProcessingError> {
+        Ok(())
+    }
+}
+
+/// Counts successes; records fetch-to-success times of every 16th offset
+/// (sampled, so the measuring costs the consumer little).
+struct Timing {
+    start: WallInstant,
+    done: AtomicUsize,
+    inner: Mutex<TimingInner>,
+}
+
+#[derive(Default)]
+struct TimingInner {
+    fetched: BTreeMap<(TopicPartition, Offset), u64>,
+    latencies: Vec<u64>,
+}
+
+impl EventSink for Timing {
+    fn emit(&self, _at: Instant, event: &Event) {
+        match event {
+            Event::Fetched { tp, offset } if offset.0 % 16 == 0 => {
+                let us = self.start.elapsed().as_micros() as u64;
+                let mut s = self.inner.lock().expect("timing");
+                s.fetched.insert((tp.clone(), *offset), us);
+            }
+            Event::ProcessingSucceeded { tp, offset, .. } => {
+                if offset.0 % 16 == 0 {
+                    let us = self.start.elapsed().as_micros() as u64;
+                    let mut s = self.inner.lock().expect("timing");
+                    if let Some(f) = s.fetched.remove(&(tp.clone(), *offset)) {
+                        s.latencies.push(us - f);
+                    }
+                }
+                self.done.fetch_add(1, AtomicOrdering::Relaxed);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn produce(mock: &MockKafka, n: usize) {
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", mock.bootstrap())
+        .set("linger.ms", "20")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .expect("producer");
+    let value = vec![b'v'; 100];
+    for i in 0..n {
+        let key = (i % 1024).to_string();
+        loop {
+            match p.send(BaseRecord::to(TOPIC).key(&key).payload(&value)) {
+                Ok(()) => break,
+                Err(_) => {
+                    p.poll(Duration::from_millis(10));
+                }
+            }
+        }
+    }
+    p.flush(Duration::from_secs(60)).expect("flushed");
+}
+
+fn raw(mock: &MockKafka, n: usize, group: &str) -> Duration {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", mock.bootstrap())
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("fetch.wait.max.ms", "20")
+        .create()
+        .expect("consumer");
+    c.subscribe(&[TOPIC]).expect("subscribed");
+    let mut got = 0;
+    let mut start = None;
+    while got < n {
+        if let Some(Ok(_)) = c.poll(Duration::from_millis(100)) {
+            start.get_or_insert_with(WallInstant::now);
+            got += 1;
+        }
+    }
+    start.expect("consumed").elapsed()
+}
+
+fn reference(mock: &MockKafka, n: usize, group: &str) -> (Duration, Vec<u64>) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let timing = Arc::new(Timing {
+            start: WallInstant::now(),
+            done: AtomicUsize::new(0),
+            inner: Mutex::default(),
+        });
+        let mut config = ConsumerConfig::new(group, vec![Topic::new(TOPIC)]);
+        config.commit = CommitStrategy::Periodic {
+            records: 5_000,
+            interval: Duration::from_secs(1),
+        };
+        config.max_buffered_per_partition = 5_000;
+        let kc = KafkaConfig::new(&mock.bootstrap(), group, "bench-0");
+        let driver = Driver::new(
+            config,
+            RdKafkaTransport::new(kc).expect("transport"),
+            Noop,
+            Box::new(SplitMix64::new(1)),
+            timing.clone(),
+        )
+        .expect("config");
+        let stop = driver.shutdown_handle();
+        let task = tokio::spawn(driver.run());
+        // Time from the first processed record to the last, as for raw.
+        let mut first = None;
+        loop {
+            let done = timing.done.load(AtomicOrdering::Relaxed);
+            if done > 0 {
+                first.get_or_insert_with(WallInstant::now);
+            }
+            if done >= n {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let took = first.expect("processed").elapsed();
+        stop.shutdown();
+        let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        let lat = std::mem::take(&mut timing.inner.lock().expect("timing").latencies);
+        (took, lat)
+    })
+}
+
+fn main() {
+    let n: usize = std::env::var("RUCKUS_BENCH_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    let rounds: usize = std::env::var("RUCKUS_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let mock = MockKafka::start(1).expect("mock");
+    mock.create_topic(TOPIC, PARTITIONS).expect("topic");
+    produce(&mock, n);
+    println!("{n} records × 100 B on {PARTITIONS} partitions, one mock broker, {rounds} rounds");
+    let (mut raws, mut refs, mut lats) = (Vec::new(), Vec::new(), Vec::new());
+    for r in 0..rounds {
+        let t_raw = raw(&mock, n, &format!("raw-{r}"));
+        let (t_ref, mut lat) = reference(&mock, n, &format!("ref-{r}"));
+        let (raw_rate, ref_rate) = (
+            n as f64 / t_raw.as_secs_f64(),
+            n as f64 / t_ref.as_secs_f64(),
+        );
+        println!(
+            "round {r}: raw BaseConsumer {raw_rate:>10.0} rec/s   reference consumer {ref_rate:>10.0} rec/s   ratio {:.3}",
+            ref_rate / raw_rate
+        );
+        raws.push(raw_rate);
+        refs.push(ref_rate);
+        lats.append(&mut lat);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (raw_m, ref_m) = (median(&mut raws), median(&mut refs));
+    lats.sort_unstable();
+    let pct = |p: f64| {
+        lats.get(((lats.len() as f64 * p) as usize).min(lats.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
+    println!(
+        "median: raw {raw_m:.0} rec/s, reference {ref_m:.0} rec/s, ratio {:.3} (goal >= 0.95)",
+        ref_m / raw_m
+    );
+    println!(
+        "poll-to-processed latency over {} sampled records: p50 {} µs, p99 {} µs, max {} µs",
+        lats.len(),
+        pct(0.50),
+        pct(0.99),
+        lats.last().copied().unwrap_or(0)
+    );
+}
