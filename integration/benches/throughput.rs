@@ -29,10 +29,12 @@ use ruckus_integration::transport::{KafkaConfig, RdKafkaTransport};
 const TOPIC: &str = "bench";
 const PARTITIONS: i32 = 6;
 
-struct Noop;
+/// Does nothing but count.
+struct Noop(Arc<AtomicUsize>);
 
 impl MessageProcessor for Noop {
     async fn process(&self, _r: &Record, _c: &RecordContext) -> Result<(), ProcessingError> {
+        self.0.fetch_add(1, AtomicOrdering::Relaxed);
         Ok(())
     }
 }
@@ -117,7 +119,10 @@ fn raw(mock: &MockKafka, n: usize, group: &str) -> Duration {
     start.expect("consumed").elapsed()
 }
 
-fn reference(mock: &MockKafka, n: usize, group: &str) -> (Duration, Vec<u64>) {
+/// The reference consumer; with `events` off (as in production) it is
+/// timed by its processor's count, with them on the sink also samples
+/// latencies.
+fn reference(mock: &MockKafka, n: usize, group: &str, events: bool) -> (Duration, Vec<u64>) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -135,11 +140,13 @@ fn reference(mock: &MockKafka, n: usize, group: &str) -> (Duration, Vec<u64>) {
             interval: Duration::from_secs(1),
         };
         config.max_buffered_per_partition = 5_000;
+        config.record_events = events;
+        let processed = Arc::new(AtomicUsize::new(0));
         let kc = KafkaConfig::new(&mock.bootstrap(), group, "bench-0");
         let driver = Driver::new(
             config,
             RdKafkaTransport::new(kc).expect("transport"),
-            Noop,
+            Noop(processed.clone()),
             Box::new(SplitMix64::new(1)),
             timing.clone(),
         )
@@ -149,7 +156,7 @@ fn reference(mock: &MockKafka, n: usize, group: &str) -> (Duration, Vec<u64>) {
         // Time from the first processed record to the last, as for raw.
         let mut first = None;
         loop {
-            let done = timing.done.load(AtomicOrdering::Relaxed);
+            let done = processed.load(AtomicOrdering::Relaxed);
             if done > 0 {
                 first.get_or_insert_with(WallInstant::now);
             }
@@ -179,22 +186,28 @@ fn main() {
     mock.create_topic(TOPIC, PARTITIONS).expect("topic");
     produce(&mock, n);
     println!("{n} records × 100 B on {PARTITIONS} partitions, one mock broker, {rounds} rounds");
-    let (mut raws, mut refs, mut lats) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut raws, mut refs, mut lats) = (Vec::new(), Vec::new(), Vec::<u64>::new());
     for r in 0..rounds {
         let t_raw = raw(&mock, n, &format!("raw-{r}"));
-        let (t_ref, mut lat) = reference(&mock, n, &format!("ref-{r}"));
+        let (t_ref, _) = reference(&mock, n, &format!("ref-{r}"), false);
         let (raw_rate, ref_rate) = (
             n as f64 / t_raw.as_secs_f64(),
             n as f64 / t_ref.as_secs_f64(),
         );
         println!(
-            "round {r}: raw BaseConsumer {raw_rate:>10.0} rec/s   reference consumer {ref_rate:>10.0} rec/s   ratio {:.3}",
+            "round {r}: raw BaseConsumer {raw_rate:>10.0} rec/s   reference consumer (events off) {ref_rate:>10.0} rec/s   ratio {:.3}",
             ref_rate / raw_rate
         );
         raws.push(raw_rate);
         refs.push(ref_rate);
-        lats.append(&mut lat);
     }
+    // Latency, with per-record events on (the history a test needs).
+    let (t_events, mut lat) = reference(&mock, n, "ref-events", true);
+    lats.append(&mut lat);
+    println!(
+        "reference consumer with per-record events on: {:.0} rec/s",
+        n as f64 / t_events.as_secs_f64()
+    );
     let median = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
