@@ -498,12 +498,17 @@ impl Transport for RdKafkaTransport {
                 .map_err(|e| transport_error(&e))?;
             let mut out = Vec::new();
             for tp in &parts {
-                let committed = committed
-                    .find_partition(tp.topic.as_str(), tp.partition.0)
-                    .and_then(|e| match e.offset() {
-                        RdOffset::Offset(o) if o >= 0 => Some(Offset(o)),
-                        _ => None,
-                    });
+                let elem = committed.find_partition(tp.topic.as_str(), tp.partition.0);
+                // A partition the broker answered with an error has an
+                // unknown commit: fail (the driver retries) rather than
+                // treat it as "never committed" and rewind to the log start.
+                if let Some(Err(e)) = elem.as_ref().map(|e| e.error()) {
+                    return Err(transport_error(&e));
+                }
+                let committed = elem.and_then(|e| match e.offset() {
+                    RdOffset::Offset(o) if o >= 0 => Some(Offset(o)),
+                    _ => None,
+                });
                 let (low, high) = c
                     .fetch_watermarks(tp.topic.as_str(), tp.partition.0, timeout)
                     .map_err(|e| transport_error(&e))?;

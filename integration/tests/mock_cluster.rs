@@ -5,301 +5,17 @@
 // Progress of each run is reported on stderr.
 #![allow(clippy::print_stderr)]
 
-use std::sync::Arc;
-use std::time::{Duration, Instant as WallInstant};
+mod common;
 
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::topic_partition_list::TopicPartitionList;
+use std::time::Duration;
+
+use common::*;
 use rdkafka::types::RDKafkaApiKey;
-use rdkafka::Offset as RdOffset;
-use ruckus_chaos::check::{self, Context, Invariant, Liveness, Order};
-use ruckus_core::consumer::{
-    CommitStrategy, ConsumerConfig, DeadLetterConfig, DlqLimit, ProcessingError, RetryPolicy,
-};
-use ruckus_core::driver::{Driver, EventSink, MessageProcessor, RecordContext, ShutdownHandle};
+use ruckus_chaos::check::Invariant;
+use ruckus_core::consumer::CommitStrategy;
 use ruckus_core::events::Event;
-use ruckus_core::model::{ErrorCode, Instant, Offset, Record, Topic, TopicPartition};
-use ruckus_core::rng::SplitMix64;
-use ruckus_integration::mock::MockKafka;
-use ruckus_integration::transport::{KafkaConfig, RdKafkaTransport};
-use ruckus_sim::history::{Entry, History};
-use tokio::task::JoinHandle;
-
-const TOPIC: &str = "orders";
-const DLQ: &str = "orders.dlq";
-const GROUP: &str = "ruckus-mock";
-const PARTITIONS: i32 = 6;
-
-/// Stamps events with wall-clock milliseconds since the run started.
-struct WallSink {
-    history: History,
-    host: String,
-    start: WallInstant,
-}
-
-impl EventSink for WallSink {
-    fn emit(&self, _at: Instant, event: &Event) {
-        let at = Instant::from_millis(self.start.elapsed().as_millis() as u64);
-        self.history.record_at(at, &self.host, event.clone());
-    }
-}
-
-/// Processing: 1 ms per record; records whose value ends in `poison` fail
-/// permanently.
-struct Work;
-
-impl MessageProcessor for Work {
-    async fn process(&self, record: &Record, _ctx: &RecordContext) -> Result<(), ProcessingError> {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-        if record
-            .value
-            .as_deref()
-            .is_some_and(|v| v.ends_with(b"poison"))
-        {
-            return Err(ProcessingError::permanent("poison"));
-        }
-        Ok(())
-    }
-}
-
-struct Run {
-    mock: MockKafka,
-    history: History,
-    start: WallInstant,
-    members: Vec<Option<(JoinHandle<()>, ShutdownHandle)>>,
-    config: ConsumerConfig,
-}
-
-fn consumer_config() -> ConsumerConfig {
-    let mut c = ConsumerConfig::new(GROUP, vec![Topic::new(TOPIC)]);
-    c.commit = CommitStrategy::Periodic {
-        records: 100,
-        interval: Duration::from_millis(200),
-    };
-    c.retry = RetryPolicy {
-        max_attempts: 3,
-        initial_backoff: Duration::from_millis(20),
-        ..RetryPolicy::default()
-    };
-    c.dead_letter = Some(DeadLetterConfig {
-        topic: Topic::new(DLQ),
-        limit: DlqLimit::default(),
-        write_backoff: RetryPolicy {
-            initial_backoff: Duration::from_millis(50),
-            max_backoff: Duration::from_secs(1),
-            ..RetryPolicy::default()
-        },
-    });
-    c
-}
-
-impl Run {
-    fn new(brokers: i32, config: ConsumerConfig) -> Self {
-        let mock = MockKafka::start(brokers).expect("mock cluster");
-        mock.create_topic(TOPIC, PARTITIONS).expect("topic");
-        mock.create_topic(DLQ, 2).expect("dlq topic");
-        Self {
-            mock,
-            history: History::default(),
-            start: WallInstant::now(),
-            members: Vec::new(),
-            config,
-        }
-    }
-
-    fn now(&self) -> Instant {
-        Instant::from_millis(self.start.elapsed().as_millis() as u64)
-    }
-
-    fn fault(&self, description: &str) {
-        self.history.record_at(
-            self.now(),
-            "nemesis",
-            Event::FaultInjected {
-                description: description.to_owned(),
-            },
-        );
-    }
-
-    fn start_member(&mut self, i: usize) {
-        let host = format!("consumer-{i}");
-        let kc = KafkaConfig::new(&self.mock.bootstrap(), GROUP, &host);
-        let sink = Arc::new(WallSink {
-            history: self.history.clone(),
-            host: host.clone(),
-            start: self.start,
-        });
-        let transport = RdKafkaTransport::new(kc).expect("transport");
-        let driver = Driver::new(
-            self.config.clone(),
-            transport,
-            Work,
-            Box::new(SplitMix64::new(i as u64 + 1)),
-            sink,
-        )
-        .expect("valid config");
-        let stop = driver.shutdown_handle();
-        let task = tokio::spawn(async move {
-            if let Err(e) = driver.run().await {
-                eprintln!("{host}: driver ended: {e}");
-            }
-        });
-        if self.members.len() <= i {
-            self.members.resize_with(i + 1, || None);
-        }
-        self.members[i] = Some((task, stop));
-    }
-
-    /// Kills a member: its task is dropped mid-flight, nothing committed.
-    fn crash_member(&mut self, i: usize) {
-        if let Some((task, _)) = self.members[i].take() {
-            task.abort();
-            self.fault(&format!("crash consumer-{i}"));
-        }
-    }
-
-    /// Produces on its own task; each acknowledged record enters the
-    /// history.
-    fn produce(&self, messages: usize, poison_every: usize) -> JoinHandle<()> {
-        let (bootstrap, history, start) = (self.mock.bootstrap(), self.history.clone(), self.start);
-        tokio::spawn(async move {
-            let producer: FutureProducer = ClientConfig::new()
-                .set("bootstrap.servers", bootstrap)
-                .set("acks", "all")
-                .set("enable.idempotence", "true")
-                .set("linger.ms", "5")
-                .create()
-                .expect("producer");
-            let mut waits = Vec::new();
-            for i in 0..messages {
-                let key = format!("key-{}", i % 97);
-                let value = if poison_every > 0 && i % poison_every == poison_every - 1 {
-                    format!("message-{i}-poison")
-                } else {
-                    format!("message-{i}")
-                };
-                let record = FutureRecord::to(TOPIC).key(&key).payload(&value);
-                waits.push(producer.send_result(record).expect("queued"));
-            }
-            for w in waits {
-                if let Ok(Ok(d)) = w.await {
-                    history.record_at(
-                        Instant::from_millis(start.elapsed().as_millis() as u64),
-                        "producer",
-                        Event::Produced {
-                            tp: TopicPartition::new(TOPIC, d.partition),
-                            offset: Offset(d.offset),
-                        },
-                    );
-                }
-            }
-        })
-    }
-
-    /// Waits until every partition's committed offset reaches its high
-    /// watermark; returns when, or `None` at the deadline.
-    async fn converge(&self, within: Duration) -> Option<Instant> {
-        let admin: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", self.mock.bootstrap())
-            .set("group.id", GROUP)
-            .set("enable.auto.commit", "false")
-            .create()
-            .expect("admin consumer");
-        let admin = Arc::new(admin);
-        let deadline = WallInstant::now() + within;
-        while WallInstant::now() < deadline {
-            let a = admin.clone();
-            let done = tokio::task::spawn_blocking(move || {
-                let mut tpl = TopicPartitionList::new();
-                for p in 0..PARTITIONS {
-                    tpl.add_partition(TOPIC, p);
-                }
-                let Ok(committed) = a.committed_offsets(tpl, Duration::from_secs(2)) else {
-                    return false;
-                };
-                (0..PARTITIONS).all(|p| {
-                    let Ok((_, high)) = a.fetch_watermarks(TOPIC, p, Duration::from_secs(2)) else {
-                        return false;
-                    };
-                    matches!(
-                        committed.find_partition(TOPIC, p).map(|e| e.offset()),
-                        Some(RdOffset::Offset(c)) if c == high
-                    )
-                })
-            })
-            .await
-            .unwrap_or(false);
-            if done {
-                return Some(self.now());
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        None
-    }
-
-    /// Stops the members gracefully and judges the history.
-    async fn finish(mut self, name: &str, within: Duration) -> (Vec<Entry>, Vec<check::Violation>) {
-        let converged = self.converge(within).await;
-        let deadline = self.now();
-        for m in self.members.iter_mut() {
-            if let Some((task, stop)) = m.take() {
-                stop.shutdown();
-                let _ = tokio::time::timeout(Duration::from_secs(15), task).await;
-            }
-        }
-        self.mock.flush();
-        let history = self.history.entries();
-        let mut sorted = history.clone();
-        sorted.sort_by_key(|e| e.at);
-        let ctx = Context {
-            retry: self.config.retry.clone(),
-            order: Order::Partition,
-            liveness: Liveness {
-                deadline,
-                converged_at: converged,
-                lagging: vec![],
-            },
-        };
-        let violations = check::check(&sorted, &ctx, &Invariant::ALL);
-        eprintln!(
-            "{name}: {} events in {:.1}s; converged at {}",
-            history.len(),
-            self.start.elapsed().as_secs_f64(),
-            converged.map_or("never".into(), |t| t.to_string())
-        );
-        (sorted, violations)
-    }
-}
-
-fn assert_holds(name: &str, h: &[Entry], violations: &[check::Violation]) {
-    if !violations.is_empty() {
-        for e in h.iter().filter(|e| {
-            matches!(
-                e.event,
-                Event::Joined { .. }
-                    | Event::Assigned { .. }
-                    | Event::Revoked { .. }
-                    | Event::Lost { .. }
-                    | Event::Stopped { .. }
-                    | Event::FaultInjected { .. }
-            )
-        }) {
-            eprintln!("{}", check::render(e));
-        }
-        if let Ok(path) = std::env::var("RUCKUS_DUMP") {
-            let lines: Vec<String> = h.iter().map(check::render).collect();
-            let _ = std::fs::write(path, lines.join("\n"));
-        }
-        let text: Vec<String> = violations.iter().map(ToString::to_string).collect();
-        panic!("{name}: {}", text.join("\n"));
-    }
-}
-
-fn count(h: &[Entry], f: impl Fn(&Event) -> bool) -> usize {
-    h.iter().filter(|e| f(&e.event)).count()
-}
+use ruckus_core::model::ErrorCode;
+use ruckus_sim::history::Entry;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn steady_state_on_the_mock_cluster_loses_nothing() {
@@ -335,7 +51,7 @@ async fn an_offset_commit_error_burst_on_the_mock_cluster_loses_nothing() {
         run.start_member(i);
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    run.mock
+    run.mock()
         .request_errors(
             RDKafkaApiKey::OffsetCommit,
             &[ErrorCode::RebalanceInProgress; 3],
@@ -413,10 +129,10 @@ async fn with_fault(
 async fn a_leader_broker_down_for_3s_on_the_mock_cluster_loses_nothing() {
     with_fault("leader_down", 3_000, 0, |run| {
         Box::pin(async move {
-            run.mock.broker_down(1).expect("down");
+            run.mock().broker_down(1).expect("down");
             run.fault("crash broker-1");
             tokio::time::sleep(Duration::from_secs(3)).await;
-            run.mock.broker_up(1).expect("up");
+            run.mock().broker_up(1).expect("up");
         })
     })
     .await;
@@ -426,7 +142,7 @@ async fn a_leader_broker_down_for_3s_on_the_mock_cluster_loses_nothing() {
 async fn a_coordinator_move_on_the_mock_cluster_loses_nothing() {
     with_fault("coordinator_move", 3_000, 0, |run| {
         Box::pin(async move {
-            run.mock.move_coordinator(GROUP, 3).expect("moved");
+            run.mock().move_coordinator(GROUP, 3).expect("moved");
             run.fault("coordinator moved to broker 3");
         })
     })
@@ -437,7 +153,7 @@ async fn a_coordinator_move_on_the_mock_cluster_loses_nothing() {
 async fn heartbeat_errors_forcing_a_rejoin_on_the_mock_cluster_lose_nothing() {
     let h = with_fault("heartbeat_errors", 3_000, 0, |run| {
         Box::pin(async move {
-            run.mock
+            run.mock()
                 .request_errors(
                     RDKafkaApiKey::Heartbeat,
                     &[ErrorCode::RebalanceInProgress; 4],
@@ -456,13 +172,13 @@ async fn heartbeat_errors_forcing_a_rejoin_on_the_mock_cluster_lose_nothing() {
 async fn all_brokers_down_for_3s_on_the_mock_cluster_loses_nothing() {
     with_fault("all_brokers_down", 3_000, 0, |run| {
         Box::pin(async move {
-            for b in run.mock.broker_ids() {
-                run.mock.broker_down(b).expect("down");
+            for b in run.mock().broker_ids() {
+                run.mock().broker_down(b).expect("down");
             }
             run.fault("crash every broker");
             tokio::time::sleep(Duration::from_secs(3)).await;
-            for b in run.mock.broker_ids() {
-                run.mock.broker_up(b).expect("up");
+            for b in run.mock().broker_ids() {
+                run.mock().broker_up(b).expect("up");
             }
         })
     })
@@ -473,7 +189,7 @@ async fn all_brokers_down_for_3s_on_the_mock_cluster_loses_nothing() {
 async fn dead_letter_produce_errors_on_the_mock_cluster_lose_nothing() {
     let h = with_fault("dead_letter_errors", 2_000, 40, |run| {
         Box::pin(async move {
-            run.mock
+            run.mock()
                 .request_errors(RDKafkaApiKey::Produce, &[ErrorCode::NotEnoughReplicas; 12])
                 .expect("errors");
             run.fault("errors Produce NotEnoughReplicas x12");
