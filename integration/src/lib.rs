@@ -6,11 +6,13 @@
 //!   (the default tier: no Docker), with its faults — brokers down and up,
 //!   round-trip time, per-API request errors, coordinator and leader moves.
 //!
-//! Not built yet: the container tier (Redpanda through testcontainers, a
-//! local Tansu stand-in image), the external-cluster tier, the KIP-848
-//! protocol, the integration runner that maps scenario files to real
-//! faults, and the nightly job. Tests in `tests/` judge runs with
-//! `ruckus-chaos`'s checkers.
+//! Tests in `tests/` judge runs with `ruckus-chaos`'s checkers:
+//! `mock_cluster.rs` (the default tier) and `container.rs` (a broker image
+//! through testcontainers, skipped with its reason without Docker or the
+//! image; the nightly workflow runs it against Redpanda).
+//!
+//! Not built yet: the external-cluster tier, the KIP-848 protocol, and the
+//! integration runner that maps scenario files to real faults.
 
 mod ffi;
 pub mod mock;
