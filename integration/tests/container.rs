@@ -163,6 +163,10 @@ fn run_with(name: &'static str, fault: Fault) -> Result<(), Failed> {
         produce.await.map_err(|e| format!("producer: {e}"))?;
         let (h, v) = run.finish(name, Duration::from_secs(120)).await;
         if !v.is_empty() {
+            if let Ok(path) = std::env::var("RUCKUS_DUMP") {
+                let lines: Vec<String> = h.iter().map(ruckus_chaos::check::render).collect();
+                let _ = std::fs::write(path, lines.join("\n"));
+            }
             let text: Vec<String> = v.iter().map(ToString::to_string).collect();
             return Err(format!("{name}: {}", text.join("\n")).into());
         }
