@@ -68,6 +68,17 @@ pub struct SeedResult {
     pub repro: String,
 }
 
+impl SeedResult {
+    /// Whether this seed is a failure in itself: the run broke, replayed
+    /// differently, or (in a good scenario) broke an invariant. A
+    /// known-bad scenario's seed that found nothing is not one.
+    pub fn needs_attention(&self, expected_violation: Option<Invariant>) -> bool {
+        self.error.is_some()
+            || self.deterministic == Some(false)
+            || (!self.passed && expected_violation.is_none())
+    }
+}
+
 /// A scenario's outcome over its seeds.
 #[derive(Clone, Debug, Serialize)]
 pub struct ScenarioReport {
@@ -95,11 +106,9 @@ impl ScenarioReport {
     /// The seeds that need attention: failing seeds of a good scenario, or
     /// everything of a known-bad scenario that found nothing.
     pub fn failures(&self) -> impl Iterator<Item = &SeedResult> {
-        self.seeds.iter().filter(move |s| {
-            s.error.is_some()
-                || s.deterministic == Some(false)
-                || (!s.passed && self.expected_violation.is_none())
-        })
+        self.seeds
+            .iter()
+            .filter(move |s| s.needs_attention(self.expected_violation))
     }
 }
 
@@ -161,10 +170,7 @@ pub fn run_scenario(sc: &Scenario, opts: &Options) -> ScenarioReport {
                     return;
                 }
                 let r = run_seed(sc, seed, opts.determinism);
-                let bad = r.error.is_some()
-                    || r.deterministic == Some(false)
-                    || (!r.passed && sc.expect.violation.is_none());
-                if bad {
+                if r.needs_attention(sc.expect.violation) {
                     failed.fetch_add(1, Ordering::SeqCst);
                     if opts.stop_at_first {
                         stop.store(true, Ordering::SeqCst);

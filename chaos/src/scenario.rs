@@ -465,41 +465,6 @@ impl<'de> Deserialize<'de> for HostRef {
     }
 }
 
-/// A Kafka API, for injected errors.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-#[allow(missing_docs)]
-pub enum ApiSpec {
-    Produce,
-    Fetch,
-    ListOffsets,
-    FindCoordinator,
-    JoinGroup,
-    SyncGroup,
-    Heartbeat,
-    LeaveGroup,
-    OffsetCommit,
-    OffsetFetch,
-}
-
-impl ApiSpec {
-    /// The simulation's API.
-    pub fn api(self) -> Api {
-        match self {
-            ApiSpec::Produce => Api::Produce,
-            ApiSpec::Fetch => Api::Fetch,
-            ApiSpec::ListOffsets => Api::ListOffsets,
-            ApiSpec::FindCoordinator => Api::FindCoordinator,
-            ApiSpec::JoinGroup => Api::JoinGroup,
-            ApiSpec::SyncGroup => Api::SyncGroup,
-            ApiSpec::Heartbeat => Api::Heartbeat,
-            ApiSpec::LeaveGroup => Api::LeaveGroup,
-            ApiSpec::OffsetCommit => Api::OffsetCommit,
-            ApiSpec::OffsetFetch => Api::OffsetFetch,
-        }
-    }
-}
-
 /// A Kafka error code, written by name (`REBALANCE_IN_PROGRESS`) or number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ErrorName(pub ErrorCode);
@@ -639,7 +604,7 @@ pub enum FaultSpec {
         /// When.
         at: Dur,
         /// Which API.
-        api: ApiSpec,
+        api: Api,
         /// The error answered.
         error: ErrorName,
         /// How many requests.

@@ -11,7 +11,7 @@ use ruckus_core::coordinator::CoordinatorConfig;
 use ruckus_core::driver::{Driver, ShutdownHandle};
 use ruckus_core::events::Event;
 use ruckus_core::model::{ErrorCode, GroupId, Instant, Topic, TopicPartition};
-use ruckus_core::rng::{Rng, SplitMix64};
+use ruckus_core::rng::SplitMix64;
 use ruckus_sim::cluster::{broker, broker_host, Api, Cluster};
 use ruckus_sim::history::{Entry, History};
 use ruckus_sim::pause::PauseGate;
@@ -116,7 +116,7 @@ pub fn scheduled(sc: &Scenario) -> Vec<Planned> {
             } => out.push((at, Step::Latency(a, b, latency.0), duration.map(|d| d.0))),
             FaultSpec::Errors {
                 api, error, count, ..
-            } => out.push((at, Step::Errors(api.api(), None, error.0, count), None)),
+            } => out.push((at, Step::Errors(api, None, error.0, count), None)),
             FaultSpec::DeadLetterOutage { count, .. } => out.push((
                 at,
                 Step::Errors(
@@ -178,17 +178,6 @@ pub struct RunOutput {
 
 fn host_name(i: usize) -> String {
     format!("consumer-{i}")
-}
-
-/// A link's seeded latency: 5–50 ms, a function of the seed and the two
-/// names only, so hosts added later get theirs without disturbing others.
-fn link_latency(seed: u64, a: &str, b: &str) -> Duration {
-    let (a, b) = if a <= b { (a, b) } else { (b, a) };
-    let mut h: u64 = seed ^ 0x1a7e_c0de;
-    for byte in a.bytes().chain([0u8]).chain(b.bytes()) {
-        h = (h ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-    }
-    Duration::from_millis(5 + SplitMix64::new(h).next_u64() % 46)
 }
 
 struct Members {
@@ -359,7 +348,7 @@ pub fn run(sc: &Scenario, seed: u64) -> RunOutput {
     hosts.push("producer".into());
     for (i, a) in hosts.iter().enumerate() {
         for b in &hosts[i + 1..] {
-            sim.set_link_latency(a.as_str(), b.as_str(), link_latency(seed, a, b));
+            sim.set_link_latency(a.as_str(), b.as_str(), ruckus_sim::link_latency(seed, a, b));
         }
     }
     let mut queue: BTreeMap<(Duration, u64), Step> = BTreeMap::new();
@@ -577,7 +566,11 @@ impl World<'_> {
             }
             Step::ResetLatency(a, b) => {
                 let (ha, hb) = (self.host(a)?, self.host(b)?);
-                sim.set_link_latency(ha.as_str(), hb.as_str(), link_latency(self.seed, &ha, &hb));
+                sim.set_link_latency(
+                    ha.as_str(),
+                    hb.as_str(),
+                    ruckus_sim::link_latency(self.seed, &ha, &hb),
+                );
                 self.record(at, format!("latency {ha} {hb} back to seeded"), true);
                 None
             }

@@ -148,9 +148,4 @@ impl MockKafka {
             .partition_leader(topic, partition, Some(id))
             .map_err(|e| MockError(e.to_string()))
     }
-
-    /// Flushes the owner client (nothing of ours is produced through it).
-    pub fn flush(&self) {
-        let _ = self.owner.flush(Duration::from_millis(100));
-    }
 }

@@ -334,6 +334,13 @@ impl RdKafkaTransport {
             .map_err(|e| TransportError::Io(e.to_string()))
     }
 
+    /// From now on revocations do not wait for the engine, and one that is
+    /// waiting goes on.
+    fn stop_waiting_for_revocations(&self) {
+        self.leaving.store(true, Ordering::SeqCst);
+        let _ = self.done_tx.send(());
+    }
+
     /// Stops the poll thread (idempotent).
     fn stop_polling(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
@@ -374,8 +381,7 @@ impl RdKafkaTransport {
 
 impl Drop for RdKafkaTransport {
     fn drop(&mut self) {
-        self.leaving.store(true, Ordering::SeqCst);
-        let _ = self.done_tx.send(());
+        self.stop_waiting_for_revocations();
         self.stop_polling();
     }
 }
@@ -631,8 +637,7 @@ impl Transport for RdKafkaTransport {
     }
 
     async fn leave(&mut self) -> Result<(), TransportError> {
-        self.leaving.store(true, Ordering::SeqCst);
-        let _ = self.done_tx.send(());
+        self.stop_waiting_for_revocations();
         self.consumer.unsubscribe();
         // Let the poll thread run the final revocation, then stop it.
         tokio::time::sleep(Duration::from_millis(200)).await;

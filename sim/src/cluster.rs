@@ -57,8 +57,10 @@ struct State {
     seed: u64,
 }
 
-/// A Kafka API, for error injection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// A Kafka API, for error injection; scenario files name it in kebab
+/// case (`offset-commit`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum Api {
     /// Produce.
@@ -261,10 +263,7 @@ impl Cluster {
     /// seeded from the cluster's seed and the host's name.
     pub fn link_loss(&self, host: &str) -> LinkLoss {
         let mut s = self.lock();
-        let mut h = s.seed ^ 0x10_55;
-        for b in host.bytes() {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
+        let h = crate::seeded_hash(s.seed ^ 0x10_55, &[host]);
         s.losses
             .entry(host.to_owned())
             .or_insert_with(|| LinkLoss::new(h))

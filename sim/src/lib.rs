@@ -60,11 +60,39 @@ pub fn builder(seed: u64, duration: Duration) -> turmoil::Builder {
     b
 }
 
+/// A stable hash of `names` mixed with `seed` (FNV-1a, names separated by
+/// a zero byte), for what a run derives per host or per link: it depends on
+/// the names only, never on the order in which hosts or links appear.
+pub fn seeded_hash(seed: u64, names: &[&str]) -> u64 {
+    let mut h = seed;
+    for (i, name) in names.iter().enumerate() {
+        if i > 0 {
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        for b in name.bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// The latency of the link between hosts `a` and `b` (either order):
+/// 5–50 ms, drawn from `seed` and the two names.
+pub fn link_latency(seed: u64, a: &str, b: &str) -> Duration {
+    use ruckus_core::rng::{Rng, SplitMix64};
+    let (a, b) = if a <= b { (a, b) } else { (b, a) };
+    let h = seeded_hash(seed ^ 0x1a7e_c0de, &[a, b]);
+    Duration::from_millis(5 + SplitMix64::new(h).next_u64() % 46)
+}
+
 /// Gives every link between `hosts` its own latency, drawn once from
 /// `seed` (5–50 ms), so different seeds explore different timings while
 /// each run stays replayable: a link's latency is fixed, so the order in
 /// which messages draw from turmoil's RNG cannot change a delivery time.
-/// Call after every host is registered.
+/// Call after every host is registered. (Draws in the order of `hosts`;
+/// runs that add hosts later use [`link_latency`], which depends on the
+/// names only. This one is kept as it is: changing it would change every
+/// sim test's history.)
 pub fn seed_link_latencies(sim: &turmoil::Sim<'_>, hosts: &[String], seed: u64) {
     use ruckus_core::rng::{Rng, SplitMix64};
     let mut rng = SplitMix64::new(seed ^ 0x1a7e_c0de);

@@ -312,9 +312,6 @@ impl Run {
                 let _ = tokio::time::timeout(Duration::from_secs(15), task).await;
             }
         }
-        if let Some(m) = &self.mock {
-            m.flush();
-        }
         let history = self.history.entries();
         let mut sorted = history.clone();
         sorted.sort_by_key(|e| e.at);
