@@ -48,8 +48,8 @@ pub struct Scenario {
     pub path: PathBuf,
     /// What the scenario shows, in a sentence or two.
     pub description: String,
-    /// Where it can run: `sim` (always), `mock` and `container` (real
-    /// brokers, ruckus-integration).
+    /// Where it can run: `sim` (always), `mock`, `container` and
+    /// `external` (real brokers, ruckus-integration).
     #[serde(default = "default_backends")]
     pub backends: Vec<Backend>,
     /// The cluster.
@@ -95,6 +95,9 @@ pub enum Backend {
     Mock,
     /// A broker in a container.
     Container,
+    /// A cluster someone else runs (`RUCKUS_KAFKA_BOOTSTRAP`): only the
+    /// members' own faults, none of the brokers'.
+    External,
 }
 
 /// The simulated cluster.
@@ -560,6 +563,27 @@ pub enum FaultSpec {
         /// Restart after this long (never, if absent).
         restart_after: Option<Dur>,
     },
+    /// Freeze a broker (as `docker pause` does): its connections stay
+    /// open and nothing it is sent is answered until it thaws; then it
+    /// answers everything held.
+    PauseBroker {
+        /// When.
+        at: Dur,
+        /// `broker-<n>`, `coordinator` or `leader-of-<partition>`.
+        broker: BrokerRef,
+        /// How long.
+        duration: Dur,
+    },
+    /// Cut a broker off from every client (as `docker network disconnect`
+    /// does): what is sent to or from it is dropped.
+    DisconnectBroker {
+        /// When.
+        at: Dur,
+        /// `broker-<n>`, `coordinator` or `leader-of-<partition>`.
+        broker: BrokerRef,
+        /// Reconnect after this long (never, if absent).
+        duration: Option<Dur>,
+    },
     /// Drop all traffic between two hosts (from `a` to `b` only, if
     /// one-way).
     Partition {
@@ -663,6 +687,8 @@ impl FaultSpec {
             | FaultSpec::StartMember { at, .. }
             | FaultSpec::PauseMember { at, .. }
             | FaultSpec::CrashBroker { at, .. }
+            | FaultSpec::PauseBroker { at, .. }
+            | FaultSpec::DisconnectBroker { at, .. }
             | FaultSpec::Partition { at, .. }
             | FaultSpec::Hold { at, .. }
             | FaultSpec::Latency { at, .. }
@@ -1013,6 +1039,8 @@ impl Scenario {
                     ))
                 }
                 FaultSpec::CrashBroker { broker, .. }
+                | FaultSpec::PauseBroker { broker, .. }
+                | FaultSpec::DisconnectBroker { broker, .. }
                     if !host_ok(&HostRef::Broker(broker.clone())) =>
                 {
                     return bad(format!("broker {broker:?} does not exist"))

@@ -44,6 +44,15 @@ pub enum Step {
     CrashBroker(BrokerRef),
     /// Restart broker `n`.
     RestartBroker(u32),
+    /// Hold every link between a broker and the clients (a frozen
+    /// broker).
+    PauseBroker(BrokerRef),
+    /// Release them.
+    ResumeBroker(u32),
+    /// Cut every link between a broker and the clients.
+    DisconnectBroker(BrokerRef),
+    /// Heal them.
+    ReconnectBroker(u32),
     /// Cut a link (one way: from the first host to the second).
     Partition(HostRef, HostRef, bool),
     /// Heal a link.
@@ -97,6 +106,12 @@ pub fn scheduled(sc: &Scenario) -> Vec<Planned> {
                 restart_after,
                 ..
             } => out.push((at, Step::CrashBroker(broker), restart_after.map(|d| d.0))),
+            FaultSpec::PauseBroker {
+                broker, duration, ..
+            } => out.push((at, Step::PauseBroker(broker), Some(duration.0))),
+            FaultSpec::DisconnectBroker {
+                broker, duration, ..
+            } => out.push((at, Step::DisconnectBroker(broker), duration.map(|d| d.0))),
             FaultSpec::Partition {
                 a,
                 b,
@@ -416,6 +431,7 @@ pub fn run(sc: &Scenario, seed: u64) -> RunOutput {
                 converged_at,
                 lagging,
             },
+            resolution: Duration::ZERO,
         },
         simulated: sim.elapsed(),
         error,
@@ -445,6 +461,13 @@ impl World<'_> {
             HostRef::Producer => Some("producer".into()),
             HostRef::Broker(b) => self.broker(b).map(broker_host),
         }
+    }
+
+    /// Every client host: the members (late ones too) and the producer.
+    fn clients(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.starts.keys().map(|m| host_name(*m)).collect();
+        v.push("producer".into());
+        v
     }
 
     fn record(&self, at: Duration, description: String, heals: bool) {
@@ -523,6 +546,36 @@ impl World<'_> {
                 self.cluster.set_alive(*n, true);
                 sim.bounce(broker_host(*n));
                 self.record(at, format!("restart {}", broker_host(*n)), true);
+                None
+            }
+            Step::PauseBroker(b) => {
+                let n = self.broker(b)?;
+                for c in self.clients() {
+                    sim.hold(broker_host(n).as_str(), c.as_str());
+                }
+                self.record(at, format!("pause {} ({b:?})", broker_host(n)), false);
+                Some(Step::ResumeBroker(n))
+            }
+            Step::ResumeBroker(n) => {
+                for c in self.clients() {
+                    sim.release(broker_host(*n).as_str(), c.as_str());
+                }
+                self.record(at, format!("unpause {}", broker_host(*n)), true);
+                None
+            }
+            Step::DisconnectBroker(b) => {
+                let n = self.broker(b)?;
+                for c in self.clients() {
+                    sim.partition(broker_host(n).as_str(), c.as_str());
+                }
+                self.record(at, format!("disconnect {} ({b:?})", broker_host(n)), false);
+                Some(Step::ReconnectBroker(n))
+            }
+            Step::ReconnectBroker(n) => {
+                for c in self.clients() {
+                    sim.repair(broker_host(*n).as_str(), c.as_str());
+                }
+                self.record(at, format!("reconnect {}", broker_host(*n)), true);
                 None
             }
             Step::Partition(a, b, one_way) => {

@@ -52,3 +52,24 @@ pub(crate) fn mock_initial_rebalance_delay<C: ClientContext>(
         true
     }
 }
+
+/// Sets the mock cluster's KIP-848 (`group.protocol=consumer`) session
+/// timeout and heartbeat interval, which that protocol takes from the
+/// broker. Returns false if the client has no mock cluster.
+pub(crate) fn mock_consumer_group_timeouts<C: ClientContext>(
+    client: &Client<C>,
+    session_ms: i32,
+    heartbeat_ms: i32,
+) -> bool {
+    // SAFETY: as in `mock_initial_rebalance_delay`: the handle belongs to
+    // the borrowed client and is used only during the borrow.
+    unsafe {
+        let mc = rdsys::rd_kafka_handle_mock_cluster(client.native_ptr());
+        if mc.is_null() {
+            return false;
+        }
+        rdsys::rd_kafka_mock_set_group_consumer_session_timeout_ms(mc, session_ms);
+        rdsys::rd_kafka_mock_set_group_consumer_heartbeat_interval_ms(mc, heartbeat_ms);
+        true
+    }
+}

@@ -14,6 +14,9 @@
 //! Not built yet: the external-cluster tier, the KIP-848 protocol, and the
 //! integration runner that maps scenario files to real faults.
 
+pub mod container;
 mod ffi;
+pub mod harness;
 pub mod mock;
+pub mod scenario;
 pub mod transport;

@@ -59,6 +59,26 @@ impl MockKafka {
             .expect("a mock-owning client keeps its cluster")
     }
 
+    /// Sets the session timeout and heartbeat interval of KIP-848
+    /// (`group.protocol=consumer`) groups, which that protocol takes from
+    /// the broker (librdkafka's mock defaults: 45 s and 3 s).
+    ///
+    /// # Errors
+    /// The owner client has no mock cluster.
+    pub fn consumer_group_timeouts(
+        &self,
+        session: Duration,
+        heartbeat: Duration,
+    ) -> Result<(), MockError> {
+        let ok = ffi::mock_consumer_group_timeouts(
+            self.owner.client(),
+            session.as_millis() as i32,
+            heartbeat.as_millis() as i32,
+        );
+        ok.then_some(())
+            .ok_or_else(|| MockError("the owner client has no mock cluster".into()))
+    }
+
     /// `bootstrap.servers` for clients.
     pub fn bootstrap(&self) -> String {
         self.cluster().bootstrap_servers()

@@ -56,6 +56,20 @@ impl Assignor {
     }
 }
 
+/// Which group protocol the consumer speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupProtocol {
+    /// The classic protocol (JoinGroup/SyncGroup/Heartbeat), the assignor
+    /// on the client.
+    Classic,
+    /// KIP-848 (`group.protocol=consumer`): the broker assigns and
+    /// reconciles incrementally through ConsumerGroupHeartbeat; session
+    /// timeout and heartbeat interval are the broker's, so
+    /// [`KafkaConfig::assignor`], `session_timeout` and
+    /// `heartbeat_interval` are not sent.
+    Consumer,
+}
+
 /// Settings of the rdkafka transport.
 #[derive(Clone, Debug)]
 pub struct KafkaConfig {
@@ -65,7 +79,9 @@ pub struct KafkaConfig {
     pub group_id: String,
     /// `client.id` (also the member's name in the history).
     pub client_id: String,
-    /// The assignor.
+    /// The group protocol.
+    pub protocol: GroupProtocol,
+    /// The assignor (classic protocol).
     pub assignor: Assignor,
     /// `session.timeout.ms`.
     pub session_timeout: Duration,
@@ -88,6 +104,7 @@ impl KafkaConfig {
             bootstrap: bootstrap.to_owned(),
             group_id: group_id.to_owned(),
             client_id: client_id.to_owned(),
+            protocol: GroupProtocol::Classic,
             assignor: Assignor::CooperativeSticky,
             session_timeout: Duration::from_millis(2_000),
             heartbeat_interval: Duration::from_millis(100),
@@ -106,15 +123,23 @@ impl KafkaConfig {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
-            .set("partition.assignment.strategy", self.assignor.as_str())
-            .set("session.timeout.ms", ms(self.session_timeout))
-            .set("heartbeat.interval.ms", ms(self.heartbeat_interval))
             .set("fetch.wait.max.ms", "20")
             .set("fetch.queue.backoff.ms", "10")
             .set("queued.min.messages", "200")
             .set("topic.metadata.refresh.interval.ms", "1000")
             .set("reconnect.backoff.ms", "50")
             .set("reconnect.backoff.max.ms", "500");
+        match self.protocol {
+            GroupProtocol::Classic => {
+                c.set("group.protocol", "classic")
+                    .set("partition.assignment.strategy", self.assignor.as_str())
+                    .set("session.timeout.ms", ms(self.session_timeout))
+                    .set("heartbeat.interval.ms", ms(self.heartbeat_interval));
+            }
+            GroupProtocol::Consumer => {
+                c.set("group.protocol", "consumer");
+            }
+        }
         for (k, v) in &self.extra {
             c.set(k, v);
         }

@@ -5,16 +5,15 @@
 // Progress of each run is reported on stderr.
 #![allow(clippy::print_stderr)]
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
 use rdkafka::types::RDKafkaApiKey;
 use ruckus_chaos::check::Invariant;
 use ruckus_core::consumer::CommitStrategy;
 use ruckus_core::events::Event;
 use ruckus_core::model::ErrorCode;
+use ruckus_integration::harness::*;
+use ruckus_integration::transport::GroupProtocol;
 use ruckus_sim::history::Entry;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -23,7 +22,7 @@ async fn steady_state_on_the_mock_cluster_loses_nothing() {
     for i in 0..3 {
         run.start_member(i);
     }
-    run.produce(2_000, 0).await.expect("produced");
+    run.produce_burst(2_000, 0).await.expect("produced");
     let (h, v) = run.finish("steady_state", Duration::from_secs(60)).await;
     assert_holds("steady_state", &h, &v);
     assert_eq!(count(&h, |e| matches!(e, Event::Produced { .. })), 2_000);
@@ -35,7 +34,7 @@ async fn a_member_crash_on_the_mock_cluster_loses_nothing() {
     for i in 0..3 {
         run.start_member(i);
     }
-    let produce = run.produce(3_000, 0);
+    let produce = run.produce_burst(3_000, 0);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     run.crash_member(1);
     produce.await.expect("produced");
@@ -58,7 +57,7 @@ async fn an_offset_commit_error_burst_on_the_mock_cluster_loses_nothing() {
         )
         .expect("errors");
     run.fault("errors OffsetCommit RebalanceInProgress x3");
-    run.produce(2_000, 0).await.expect("produced");
+    run.produce_burst(2_000, 0).await.expect("produced");
     let (h, v) = run.finish("commit_errors", Duration::from_secs(60)).await;
     assert_holds("commit_errors", &h, &v);
     assert!(
@@ -73,7 +72,7 @@ async fn poison_records_are_dead_lettered_on_the_mock_cluster() {
     for i in 0..2 {
         run.start_member(i);
     }
-    run.produce(1_000, 50).await.expect("produced");
+    run.produce_burst(1_000, 50).await.expect("produced");
     let (h, v) = run.finish("poison", Duration::from_secs(60)).await;
     assert_holds("poison", &h, &v);
     assert!(count(&h, |e| matches!(e, Event::DeadLettered { .. })) >= 20);
@@ -89,7 +88,7 @@ async fn the_known_bad_auto_commit_is_caught_losing_messages_on_the_mock_cluster
     for i in 0..2 {
         run.start_member(i);
     }
-    let produce = run.produce(4_000, 0);
+    let produce = run.produce_burst(4_000, 0);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     run.crash_member(0);
     produce.await.expect("produced");
@@ -116,7 +115,7 @@ async fn with_fault(
     for i in 0..3 {
         run.start_member(i);
     }
-    let produce = run.produce(messages, poison_every);
+    let produce = run.produce_burst(messages, poison_every);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     fault(&run).await;
     produce.await.expect("produced");
@@ -197,4 +196,73 @@ async fn dead_letter_produce_errors_on_the_mock_cluster_lose_nothing() {
     })
     .await;
     assert!(count(&h, |e| matches!(e, Event::DeadLettered { .. })) >= 40);
+}
+
+/// A run whose members speak KIP-848 (`group.protocol=consumer`): the
+/// mock cluster assigns, members reconcile incrementally.
+fn kip848_run() -> Run {
+    let mut run = Run::new(3, consumer_config());
+    run.mock()
+        .consumer_group_timeouts(Duration::from_millis(2_000), Duration::from_millis(100))
+        .expect("timeouts");
+    run.membership.protocol = GroupProtocol::Consumer;
+    run
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kip848_steady_state_on_the_mock_cluster_loses_nothing() {
+    let mut run = kip848_run();
+    for i in 0..3 {
+        run.start_member(i);
+    }
+    run.produce_burst(2_000, 0).await.expect("produced");
+    let (h, v) = run
+        .finish("kip848_steady_state", Duration::from_secs(60))
+        .await;
+    assert_holds("kip848_steady_state", &h, &v);
+    let owners: std::collections::BTreeSet<&str> = h
+        .iter()
+        .filter(|e| matches!(e.event, Event::Assigned { .. }))
+        .map(|e| e.host.as_str())
+        .collect();
+    assert_eq!(
+        owners.len(),
+        3,
+        "the broker did not assign to every member: {owners:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kip848_member_crash_on_the_mock_cluster_loses_nothing() {
+    let mut run = kip848_run();
+    for i in 0..3 {
+        run.start_member(i);
+    }
+    // 3,000 messages over about 3 s, the crash in the middle.
+    let produce = run.produce(Workload {
+        messages: 3_000,
+        batch: 100,
+        interval: Duration::from_millis(100),
+        poison_every: 0,
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    run.crash_member(1);
+    produce.await.expect("produced");
+    let (h, v) = run
+        .finish("kip848_member_crash", Duration::from_secs(60))
+        .await;
+    assert_holds("kip848_member_crash", &h, &v);
+    // The survivors took the crashed member's partitions over.
+    let crash = h
+        .iter()
+        .find(|e| matches!(e.event, Event::FaultInjected { .. }))
+        .map(|e| e.at)
+        .expect("the crash is in the history");
+    let taken_over = h.iter().any(|e| {
+        e.at > crash && e.host != "consumer-1" && matches!(e.event, Event::Assigned { .. })
+    });
+    assert!(
+        taken_over,
+        "no survivor was assigned partitions after the crash"
+    );
 }

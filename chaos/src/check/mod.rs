@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::time::Duration;
 
 use ruckus_core::consumer::{ErrorClass, RetryPolicy};
 use ruckus_core::events::Event;
@@ -152,6 +153,11 @@ pub struct Context {
     pub order: Order,
     /// The liveness verdict of the run.
     pub liveness: Liveness,
+    /// How coarse the timestamps are: zero for a simulation (each event
+    /// carries the exact simulated time); for a wall-clock run, events are
+    /// stamped in whole milliseconds by the sink, a little after the
+    /// engine acted, so time comparisons allow this much slack.
+    pub resolution: Duration,
 }
 
 /// How the run ended, for the liveness checker.
@@ -193,7 +199,7 @@ pub fn check_one(inv: Invariant, history: &[Entry], ctx: &Context) -> Option<Vio
         Invariant::PartitionOrder => None,
         Invariant::NoCommitRegression => no_commit_regression(history),
         Invariant::DeadLetterCorrectness => dead_letter_correctness(history, &ctx.retry),
-        Invariant::RetryBounds => retry_bounds(history, &ctx.retry),
+        Invariant::RetryBounds => retry_bounds(history, &ctx.retry, ctx.resolution),
         Invariant::Liveness => return liveness(history, &ctx.liveness),
     };
     found.map(|f| f.into_violation(inv, history))
@@ -728,7 +734,7 @@ fn dead_letter_correctness(h: &[Entry], retry: &RetryPolicy) -> Option<Found> {
 }
 
 /// Retry bounds and backoff.
-fn retry_bounds(h: &[Entry], retry: &RetryPolicy) -> Option<Found> {
+fn retry_bounds(h: &[Entry], retry: &RetryPolicy, resolution: Duration) -> Option<Found> {
     // (host, partition, offset, attempt) -> earliest time it may start
     let mut not_before: BTreeMap<(&str, &TopicPartition, Offset, u32), Instant> = BTreeMap::new();
     for (i, e) in h.iter().enumerate() {
@@ -751,7 +757,7 @@ fn retry_bounds(h: &[Entry], retry: &RetryPolicy) -> Option<Found> {
                     ));
                 }
                 if let Some(t) = not_before.remove(&(host, tp, *offset, *attempt)) {
-                    if e.at < t {
+                    if e.at.as_millis() + (resolution.as_millis() as u64) < t.as_millis() {
                         return Some(Found::new(
                             i,
                             tp,

@@ -41,6 +41,7 @@ fn ctx() -> Context {
             converged_at: Some(Instant::from_millis(1_000)),
             lagging: vec![],
         },
+        resolution: std::time::Duration::ZERO,
     }
 }
 

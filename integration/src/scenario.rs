@@ -1,0 +1,766 @@
+//! The integration runner: a scenario file from `scenarios/`, run on a real
+//! broker, its faults mapped to real faults, judged by the same checkers.
+//!
+//! A scenario says where it runs (`backends = ["sim", "mock", ...]`).
+//! [`plan`] maps each of its faults to what the backend can really do, or
+//! says plainly that a fault has no real equivalent there; [`run`] starts
+//! the members, produces the workload, applies the faults on the wall
+//! clock, waits for convergence and checks the history.
+//!
+//! | fault | mock cluster | container | external |
+//! |---|---|---|---|
+//! | crash/stop/start member, rolling restart | real | real | real |
+//! | crash-broker | broker down/up | stop/start (durable images only) | — |
+//! | pause-broker | round-trip time = the pause, then 0 | `docker pause`/`unpause` | — |
+//! | disconnect-broker | broker down/up | network disconnect/connect | — |
+//! | latency (member or producer to broker) | the broker's round-trip time, for every client | — | — |
+//! | errors, dead-letter-outage | per-API request errors | — | — |
+//! | pause-member, partition, hold, clock-jump, loss, nemesis | — | — | — |
+//!
+//! The mock cluster's brokers are `1..=n` for the scenario's `broker-0 …`;
+//! `coordinator` and `leader-of-<p>` are pinned to known brokers before
+//! the run starts (and the pin is in the history). A container is one
+//! broker: every broker reference names it.
+
+use std::time::Duration;
+
+use rdkafka::types::RDKafkaApiKey;
+use ruckus_chaos::scenario::{
+    Backend, BrokerRef, FaultSpec, HostRef, Scenario, DLQ_TOPIC, GROUP, TOPIC,
+};
+use ruckus_core::model::ErrorCode;
+use ruckus_sim::cluster::Api;
+
+use crate::container::ContainerBroker;
+use crate::harness::{Broker, Membership, Names, Processing, Run, Verdict, Workload};
+use crate::mock::MockKafka;
+use crate::transport::{Assignor, GroupProtocol};
+
+/// What a real backend does at one moment of a run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Kill member `i` (nothing committed).
+    CrashMember(usize),
+    /// Start member `i` (again, or for the first time).
+    StartMember(usize),
+    /// Shut member `i` down gracefully.
+    StopMember(usize),
+    /// Mock: take broker `id` down (connections closed, new ones refused).
+    BrokerDown(i32),
+    /// Mock: bring it back.
+    BrokerUp(i32),
+    /// Mock: delay every response of broker `id` by this long (0 heals).
+    Rtt(i32, Duration),
+    /// Mock: the next `count` requests of an API fail with `error`.
+    Errors(RDKafkaApiKey, ErrorCode, u32),
+    /// Container: freeze it.
+    PauseContainer,
+    /// Container: thaw it.
+    UnpauseContainer,
+    /// Container: stop it.
+    StopContainer,
+    /// Container: start it again.
+    StartContainer,
+    /// Container: disconnect it from its network.
+    DisconnectContainer,
+    /// Container: connect it again.
+    ReconnectContainer,
+}
+
+/// One planned action: when, what, and how it reads in the history.
+#[derive(Clone, Debug)]
+pub struct Step {
+    /// Since the run started.
+    pub at: Duration,
+    /// What.
+    pub action: Action,
+    /// The history's description of it.
+    pub description: String,
+    /// Whether it heals an earlier step.
+    pub heals: bool,
+}
+
+/// A scenario mapped to a backend.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// Mock only: the coordinator is pinned to this broker, and each
+    /// `(partition, broker)` leader, before the run starts.
+    pub pin_coordinator: Option<i32>,
+    /// Pinned partition leaders.
+    pub pin_leaders: Vec<(i32, i32)>,
+    /// Steps in time order.
+    pub steps: Vec<Step>,
+    /// Notes on how faults were approximated.
+    pub notes: Vec<String>,
+}
+
+/// Why a scenario cannot run on a backend.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{file}: cannot run on {backend:?}:\n  {}", reasons.join("\n  "))]
+pub struct Unsupported {
+    /// The scenario file.
+    pub file: String,
+    /// The backend.
+    pub backend: Backend,
+    /// One line per fault (or setting) with no real equivalent.
+    pub reasons: Vec<String>,
+}
+
+fn fault_name(f: &FaultSpec) -> &'static str {
+    match f {
+        FaultSpec::CrashMember { .. } => "crash-member",
+        FaultSpec::StopMember { .. } => "stop-member",
+        FaultSpec::StartMember { .. } => "start-member",
+        FaultSpec::PauseMember { .. } => "pause-member",
+        FaultSpec::CrashBroker { .. } => "crash-broker",
+        FaultSpec::PauseBroker { .. } => "pause-broker",
+        FaultSpec::DisconnectBroker { .. } => "disconnect-broker",
+        FaultSpec::Partition { .. } => "partition",
+        FaultSpec::Hold { .. } => "hold",
+        FaultSpec::Latency { .. } => "latency",
+        FaultSpec::Errors { .. } => "errors",
+        FaultSpec::DeadLetterOutage { .. } => "dead-letter-outage",
+        FaultSpec::ClockJump { .. } => "clock-jump",
+        FaultSpec::Loss { .. } => "loss",
+        FaultSpec::RollingRestart { .. } => "rolling-restart",
+    }
+}
+
+/// librdkafka's name of a simulated API.
+pub fn api_key(api: Api) -> Option<RDKafkaApiKey> {
+    Some(match api {
+        Api::Produce => RDKafkaApiKey::Produce,
+        Api::Fetch => RDKafkaApiKey::Fetch,
+        Api::ListOffsets => RDKafkaApiKey::ListOffsets,
+        Api::FindCoordinator => RDKafkaApiKey::FindCoordinator,
+        Api::JoinGroup => RDKafkaApiKey::JoinGroup,
+        Api::SyncGroup => RDKafkaApiKey::SyncGroup,
+        Api::Heartbeat => RDKafkaApiKey::Heartbeat,
+        Api::LeaveGroup => RDKafkaApiKey::LeaveGroup,
+        Api::OffsetCommit => RDKafkaApiKey::OffsetCommit,
+        Api::OffsetFetch => RDKafkaApiKey::OffsetFetch,
+        _ => return None,
+    })
+}
+
+/// The assignor librdkafka calls by the scenario's name.
+fn assignor(name: &str) -> Option<Assignor> {
+    match name {
+        "range" => Some(Assignor::Range),
+        "roundrobin" => Some(Assignor::RoundRobin),
+        "cooperative-sticky" => Some(Assignor::CooperativeSticky),
+        _ => None,
+    }
+}
+
+struct Planner<'a> {
+    sc: &'a Scenario,
+    backend: Backend,
+    durable: bool,
+    plan: Plan,
+    reasons: Vec<String>,
+}
+
+impl Planner<'_> {
+    fn push(&mut self, at: Duration, action: Action, description: String, heals: bool) {
+        self.plan.steps.push(Step {
+            at,
+            action,
+            description,
+            heals,
+        });
+    }
+
+    /// The mock broker id of a reference (pinning it if needed).
+    fn mock_broker(&mut self, b: &BrokerRef) -> i32 {
+        let n = self.sc.cluster.brokers.max(1) as i32;
+        match b {
+            BrokerRef::Id(i) => *i as i32 + 1,
+            BrokerRef::Coordinator => *self.plan.pin_coordinator.get_or_insert(1),
+            BrokerRef::LeaderOf(p) => {
+                if let Some((_, id)) = self.plan.pin_leaders.iter().find(|(q, _)| q == p) {
+                    return *id;
+                }
+                // Away from the pinned coordinator when there is room.
+                let id = (p + 1) % n + 1;
+                self.plan.pin_leaders.push((*p, id));
+                id
+            }
+        }
+    }
+
+    fn member_fault(&mut self, f: &FaultSpec) {
+        let at = f.at();
+        match f {
+            FaultSpec::CrashMember {
+                member,
+                restart_after,
+                ..
+            } => {
+                self.push(
+                    at,
+                    Action::CrashMember(*member),
+                    format!("crash consumer-{member}"),
+                    false,
+                );
+                if let Some(d) = restart_after {
+                    self.push(
+                        at + d.0,
+                        Action::StartMember(*member),
+                        format!("restart consumer-{member}"),
+                        true,
+                    );
+                }
+            }
+            FaultSpec::StopMember {
+                member,
+                restart_after,
+                ..
+            } => {
+                self.push(
+                    at,
+                    Action::StopMember(*member),
+                    format!("shutdown consumer-{member}"),
+                    false,
+                );
+                if let Some(d) = restart_after {
+                    self.push(
+                        at + d.0,
+                        Action::StartMember(*member),
+                        format!("restart consumer-{member}"),
+                        true,
+                    );
+                }
+            }
+            FaultSpec::StartMember { member, .. } => self.push(
+                at,
+                Action::StartMember(*member),
+                format!("start consumer-{member}"),
+                false,
+            ),
+            FaultSpec::RollingRestart { gap, .. } => {
+                let mut t = at;
+                for m in 0..self.sc.group.members {
+                    self.push(
+                        t,
+                        Action::StopMember(m),
+                        format!("shutdown consumer-{m}"),
+                        false,
+                    );
+                    self.push(
+                        t + gap.0,
+                        Action::StartMember(m),
+                        format!("restart consumer-{m}"),
+                        true,
+                    );
+                    t += gap.0 * 2;
+                }
+            }
+            _ => unreachable!("member faults only"),
+        }
+    }
+
+    fn no(&mut self, f: &FaultSpec, why: &str) {
+        self.reasons
+            .push(format!("`{}` at {:?}: {why}", fault_name(f), f.at()));
+    }
+
+    fn fault(&mut self, f: &FaultSpec) {
+        let at = f.at();
+        let backend = self.backend;
+        match (f, backend) {
+            (
+                FaultSpec::CrashMember { .. }
+                | FaultSpec::StopMember { .. }
+                | FaultSpec::StartMember { .. }
+                | FaultSpec::RollingRestart { .. },
+                _,
+            ) => self.member_fault(f),
+            (FaultSpec::PauseMember { .. }, _) => self.no(
+                f,
+                "no real equivalent: a member's process cannot be frozen from inside the test \
+                 (its rdkafka threads would keep heartbeating)",
+            ),
+            (FaultSpec::ClockJump { .. }, _) => {
+                self.no(f, "no real equivalent: the members share the host's clock")
+            }
+            (FaultSpec::Partition { .. } | FaultSpec::Hold { .. } | FaultSpec::Loss { .. }, _) => {
+                self.no(
+                    f,
+                    "no real equivalent: one client's link cannot be cut, held or made lossy \
+                     (every client reaches the broker through the same loopback port)",
+                )
+            }
+            (_, Backend::External) => self.no(
+                f,
+                "an external cluster is someone else's: only the members' own faults apply",
+            ),
+            (_, Backend::Sim) => {}
+            (
+                FaultSpec::CrashBroker {
+                    broker,
+                    restart_after,
+                    ..
+                },
+                Backend::Mock,
+            ) => {
+                let id = self.mock_broker(broker);
+                self.push(
+                    at,
+                    Action::BrokerDown(id),
+                    format!("mock broker {id} down ({broker:?})"),
+                    false,
+                );
+                if let Some(d) = restart_after {
+                    self.push(
+                        at + d.0,
+                        Action::BrokerUp(id),
+                        format!("mock broker {id} up"),
+                        true,
+                    );
+                }
+            }
+            (
+                FaultSpec::DisconnectBroker {
+                    broker, duration, ..
+                },
+                Backend::Mock,
+            ) => {
+                let id = self.mock_broker(broker);
+                self.plan.notes.push(
+                    "disconnect-broker on the mock cluster: the broker goes down (its \
+                     connections close), the nearest the mock has to a cut network"
+                        .into(),
+                );
+                self.push(
+                    at,
+                    Action::BrokerDown(id),
+                    format!("mock broker {id} disconnected (down) ({broker:?})"),
+                    false,
+                );
+                if let Some(d) = duration {
+                    self.push(
+                        at + d.0,
+                        Action::BrokerUp(id),
+                        format!("mock broker {id} reconnected (up)"),
+                        true,
+                    );
+                }
+            }
+            (
+                FaultSpec::PauseBroker {
+                    broker, duration, ..
+                },
+                Backend::Mock,
+            ) => {
+                let id = self.mock_broker(broker);
+                self.plan.notes.push(
+                    "pause-broker on the mock cluster: the broker's round-trip time becomes \
+                     the pause, so what is sent during it is answered that late"
+                        .into(),
+                );
+                self.push(
+                    at,
+                    Action::Rtt(id, duration.0),
+                    format!(
+                        "mock broker {id} paused (rtt {:?}) ({broker:?})",
+                        duration.0
+                    ),
+                    false,
+                );
+                self.push(
+                    at + duration.0,
+                    Action::Rtt(id, Duration::ZERO),
+                    format!("mock broker {id} unpaused (rtt 0)"),
+                    true,
+                );
+            }
+            (
+                FaultSpec::Latency {
+                    a,
+                    b,
+                    latency,
+                    duration,
+                    ..
+                },
+                Backend::Mock,
+            ) => {
+                let broker = match (a, b) {
+                    (HostRef::Broker(x), HostRef::Consumer(_) | HostRef::Producer)
+                    | (HostRef::Consumer(_) | HostRef::Producer, HostRef::Broker(x)) => x,
+                    _ => {
+                        return self.no(
+                            f,
+                            "the mock cluster can only slow a broker (for every client), \
+                             not a link between two clients or two brokers",
+                        )
+                    }
+                };
+                let id = self.mock_broker(broker);
+                self.plan.notes.push(
+                    "latency on the mock cluster: the broker's round-trip time, for every \
+                     client (the mock cannot slow one link)"
+                        .into(),
+                );
+                self.push(
+                    at,
+                    Action::Rtt(id, latency.0 * 2),
+                    format!("mock broker {id} rtt {:?} for every client", latency.0 * 2),
+                    false,
+                );
+                if let Some(d) = duration {
+                    self.push(
+                        at + d.0,
+                        Action::Rtt(id, Duration::ZERO),
+                        format!("mock broker {id} rtt 0"),
+                        true,
+                    );
+                }
+            }
+            (
+                FaultSpec::Errors {
+                    api, error, count, ..
+                },
+                Backend::Mock,
+            ) => match api_key(*api) {
+                Some(key) => self.push(
+                    at,
+                    Action::Errors(key, error.0, *count),
+                    format!("errors {api:?} {:?} x{count}", error.0),
+                    false,
+                ),
+                None => self.no(f, &format!("librdkafka has no API {api:?}")),
+            },
+            (FaultSpec::DeadLetterOutage { count, .. }, Backend::Mock) => {
+                self.plan.notes.push(
+                    "dead-letter-outage on the mock cluster: Produce errors for every \
+                     producer; the workload's idempotent producer retries the ones it meets"
+                        .into(),
+                );
+                self.push(
+                    at,
+                    Action::Errors(RDKafkaApiKey::Produce, ErrorCode::NotEnoughReplicas, *count),
+                    format!("errors Produce NotEnoughReplicas x{count}"),
+                    false,
+                );
+            }
+            (FaultSpec::CrashBroker { broker, .. }, Backend::Container)
+                if !matches!(
+                    broker,
+                    BrokerRef::Id(0) | BrokerRef::Coordinator | BrokerRef::LeaderOf(_)
+                ) =>
+            {
+                self.no(f, "the container tier has one broker, broker-0");
+            }
+            (FaultSpec::CrashBroker { restart_after, .. }, Backend::Container) => {
+                if !self.durable {
+                    return self.no(
+                        f,
+                        "this image keeps its data in memory: stopping it loses the log, \
+                         which is broker loss, not consumer loss (use pause-broker or \
+                         disconnect-broker, or a durable image such as Redpanda)",
+                    );
+                }
+                self.push(
+                    at,
+                    Action::StopContainer,
+                    "stop broker container".into(),
+                    false,
+                );
+                if let Some(d) = restart_after {
+                    self.push(
+                        at + d.0,
+                        Action::StartContainer,
+                        "start broker container".into(),
+                        true,
+                    );
+                }
+            }
+            (FaultSpec::PauseBroker { duration, .. }, Backend::Container) => {
+                self.push(
+                    at,
+                    Action::PauseContainer,
+                    "pause broker container".into(),
+                    false,
+                );
+                self.push(
+                    at + duration.0,
+                    Action::UnpauseContainer,
+                    "unpause broker container".into(),
+                    true,
+                );
+            }
+            (FaultSpec::DisconnectBroker { duration, .. }, Backend::Container) => {
+                self.push(
+                    at,
+                    Action::DisconnectContainer,
+                    "disconnect broker container from its network".into(),
+                    false,
+                );
+                if let Some(d) = duration {
+                    self.push(
+                        at + d.0,
+                        Action::ReconnectContainer,
+                        "reconnect broker container".into(),
+                        true,
+                    );
+                }
+            }
+            (
+                FaultSpec::Latency { .. }
+                | FaultSpec::Errors { .. }
+                | FaultSpec::DeadLetterOutage { .. },
+                Backend::Container,
+            ) => self.no(
+                f,
+                "a container broker cannot be made to answer errors or slow down from outside \
+                 (no traffic control in the image)",
+            ),
+        }
+    }
+}
+
+/// Maps `sc` to `backend`. `durable`: whether a container broker keeps its
+/// data across a stop.
+///
+/// # Errors
+/// Some fault or setting has no real equivalent on `backend`; each is
+/// named.
+pub fn plan(sc: &Scenario, backend: Backend, durable: bool) -> Result<Plan, Unsupported> {
+    let mut p = Planner {
+        sc,
+        backend,
+        durable,
+        plan: Plan {
+            pin_coordinator: None,
+            pin_leaders: Vec::new(),
+            steps: Vec::new(),
+            notes: Vec::new(),
+        },
+        reasons: Vec::new(),
+    };
+    if backend == Backend::Sim {
+        p.reasons
+            .push("the simulation is ruckus-chaos's backend, not a real one".into());
+    }
+    if sc.nemesis.is_some() {
+        p.reasons.push(
+            "a randomized nemesis draws simulator faults; real runs take scheduled faults only"
+                .into(),
+        );
+    }
+    if assignor(&sc.group.assignor).is_none() {
+        p.reasons.push(format!(
+            "librdkafka has no `{}` assignor (it has range, roundrobin, cooperative-sticky)",
+            sc.group.assignor
+        ));
+    }
+    for f in &sc.faults {
+        p.fault(f.get_ref());
+    }
+    if !p.reasons.is_empty() {
+        return Err(Unsupported {
+            file: sc.path.display().to_string(),
+            backend,
+            reasons: p.reasons,
+        });
+    }
+    let mut plan = p.plan;
+    // Stable: a heal scheduled at the same moment as its fault runs after.
+    plan.steps.sort_by_key(|s| s.at);
+    plan.notes.dedup();
+    Ok(plan)
+}
+
+/// Why the backend cannot run here, if it cannot (the run is then reported
+/// as skipped, never as passed).
+pub fn unavailable(backend: Backend) -> Option<String> {
+    match backend {
+        Backend::Mock => None,
+        Backend::Sim => Some("the simulation is not a real backend".into()),
+        Backend::Container => crate::container::unavailable(),
+        Backend::External => match std::env::var(EXTERNAL_BOOTSTRAP) {
+            Ok(b) if !b.trim().is_empty() => None,
+            _ => Some(format!(
+                "{EXTERNAL_BOOTSTRAP} is not set (the bootstrap address of a cluster to run on)"
+            )),
+        },
+    }
+}
+
+/// The environment variable naming an external cluster.
+pub const EXTERNAL_BOOTSTRAP: &str = "RUCKUS_KAFKA_BOOTSTRAP";
+
+/// How a scenario run on a real backend ended.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The plan that was followed.
+    pub plan: Plan,
+    /// The checked history.
+    pub verdict: Verdict,
+    /// `Ok` when the scenario's expectation is met: every invariant holds,
+    /// or (for a known-bad consumer) the expected violation was found.
+    pub result: Result<(), String>,
+}
+
+/// A run could not be set up or a fault could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The scenario cannot run on the backend.
+    #[error(transparent)]
+    Unsupported(#[from] Unsupported),
+    /// The broker, topics or a fault failed.
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// Runs `sc` on `backend` (which must be available, see [`unavailable`]).
+///
+/// # Errors
+/// The scenario cannot run there, or the broker could not be set up.
+pub async fn run(sc: &Scenario, backend: Backend) -> Result<Outcome, RunError> {
+    let names = Names {
+        topic: TOPIC.into(),
+        dlq: DLQ_TOPIC.into(),
+        group: GROUP.into(),
+    };
+    let (broker, names, durable) = match backend {
+        Backend::Mock => {
+            let mock = MockKafka::start(sc.cluster.brokers.max(1) as i32)
+                .map_err(|e| RunError::Setup(e.to_string()))?;
+            (Broker::Mock(mock), names, false)
+        }
+        Backend::Container => {
+            let c = ContainerBroker::start()
+                .await
+                .map_err(|e| RunError::Setup(e.to_string()))?;
+            let durable = c.durable();
+            (Broker::Container(Box::new(c)), names, durable)
+        }
+        Backend::External => {
+            let b = std::env::var(EXTERNAL_BOOTSTRAP)
+                .map_err(|_| RunError::Setup(format!("{EXTERNAL_BOOTSTRAP} is not set")))?;
+            (Broker::External(b), names.unique(), false)
+        }
+        Backend::Sim => return Err(plan(sc, backend, false).unwrap_err().into()),
+    };
+    let plan = plan(sc, backend, durable)?;
+    let g = &sc.group;
+    let mut run = Run::on(
+        broker,
+        names,
+        sc.cluster.partitions as i32,
+        sc.cluster.dead_letter_partitions as i32,
+        g.consumer_config(),
+    )
+    .await
+    .map_err(|e| RunError::Setup(e.to_string()))?;
+    run.membership = Membership {
+        protocol: GroupProtocol::Classic,
+        assignor: assignor(&g.assignor).unwrap_or(Assignor::CooperativeSticky),
+        session: g.session_timeout.0,
+        heartbeat: g.heartbeat_interval.0,
+        static_membership: g.static_membership,
+    };
+    run.processing = Processing::Behaviour(sc.processing.behaviour());
+    if let Broker::Mock(m) = &run.broker {
+        if let Some(id) = plan.pin_coordinator {
+            m.move_coordinator(&run.names.group, id)
+                .map_err(|e| RunError::Setup(e.to_string()))?;
+            run.fault(&format!("pin the coordinator to mock broker {id}"));
+        }
+        for (p, id) in &plan.pin_leaders {
+            m.move_leader(&run.names.topic, *p, *id)
+                .map_err(|e| RunError::Setup(e.to_string()))?;
+            run.fault(&format!(
+                "pin the leader of partition {p} to mock broker {id}"
+            ));
+        }
+    }
+    for i in 0..g.members {
+        run.start_member(i);
+    }
+    let produce = run.produce(Workload {
+        messages: sc.workload.messages,
+        batch: sc.workload.batch,
+        interval: sc.workload.interval.0,
+        poison_every: 0,
+    });
+    let start = tokio::time::Instant::now();
+    for step in &plan.steps {
+        tokio::time::sleep_until(start + step.at).await;
+        apply(&mut run, &step.action)
+            .await
+            .map_err(|e| RunError::Setup(format!("{}: {e}", step.description)))?;
+        if step.heals {
+            run.healed(&step.description);
+        } else {
+            run.fault(&step.description);
+        }
+    }
+    produce
+        .await
+        .map_err(|e| RunError::Setup(format!("producer: {e}")))?;
+    let wanted = sc.expect.invariants();
+    let verdict = run
+        .finish_checking(&sc.name, sc.phases.quiet.0, &wanted)
+        .await;
+    let result = match sc.expect.violation {
+        Some(x) if verdict.violations.iter().any(|v| v.invariant == x) => Ok(()),
+        Some(x) => Err(format!(
+            "the known-bad consumer was expected to violate {x:?} and did not{}",
+            if verdict.violations.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (found: {:?})",
+                    verdict
+                        .violations
+                        .iter()
+                        .map(|v| v.invariant)
+                        .collect::<Vec<_>>()
+                )
+            }
+        )),
+        None if verdict.violations.is_empty() => Ok(()),
+        None => Err(verdict
+            .violations
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")),
+    };
+    Ok(Outcome {
+        plan,
+        verdict,
+        result,
+    })
+}
+
+async fn apply(run: &mut Run, action: &Action) -> Result<(), String> {
+    let container = || {
+        run.container()
+            .ok_or_else(|| "not a container run".to_string())
+    };
+    match action {
+        Action::CrashMember(i) => {
+            run.kill_member(*i);
+        }
+        Action::StartMember(i) => run.start_member(*i),
+        Action::StopMember(i) => run.stop_member(*i, Duration::from_secs(15)).await,
+        Action::BrokerDown(id) => run.mock().broker_down(*id).map_err(|e| e.to_string())?,
+        Action::BrokerUp(id) => run.mock().broker_up(*id).map_err(|e| e.to_string())?,
+        Action::Rtt(id, d) => run.mock().broker_rtt(*id, *d).map_err(|e| e.to_string())?,
+        Action::Errors(api, e, n) => run
+            .mock()
+            .request_errors(*api, &vec![*e; *n as usize])
+            .map_err(|e| e.to_string())?,
+        Action::PauseContainer => container()?.pause().await.map_err(|e| e.to_string())?,
+        Action::UnpauseContainer => container()?.unpause().await.map_err(|e| e.to_string())?,
+        Action::StopContainer => container()?.stop().await.map_err(|e| e.to_string())?,
+        Action::StartContainer => container()?.restart().await.map_err(|e| e.to_string())?,
+        Action::DisconnectContainer => container()?.disconnect().map_err(|e| e.to_string())?,
+        Action::ReconnectContainer => container()?.reconnect().map_err(|e| e.to_string())?,
+    }
+    Ok(())
+}
