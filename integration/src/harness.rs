@@ -19,6 +19,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::Message as _;
 use rdkafka::Offset as RdOffset;
 use ruckus_chaos::check::{self, Context, Invariant, Liveness, Order};
 use ruckus_core::consumer::{
@@ -470,7 +471,7 @@ impl Run {
         );
         tokio::spawn(async move {
             let producer: FutureProducer = ClientConfig::new()
-                .set("bootstrap.servers", bootstrap)
+                .set("bootstrap.servers", bootstrap.clone())
                 .set("acks", "all")
                 .set("enable.idempotence", "true")
                 .set("linger.ms", "5")
@@ -480,25 +481,55 @@ impl Run {
             let poison = workload.poison_every;
             for i in 0..workload.messages {
                 let key = format!("key-{}", i % 97);
-                let value = if poison > 0 && i % poison == poison - 1 {
-                    format!("message-{i}-poison")
-                } else {
-                    format!("message-{i}")
-                };
+                let value = value_of(i, poison);
                 let record = FutureRecord::to(&topic).key(&key).payload(&value);
                 waits.push(producer.send_result(record).expect("queued"));
                 if !workload.interval.is_zero() && (i + 1) % workload.batch.max(1) == 0 {
                     tokio::time::sleep(workload.interval).await;
                 }
             }
-            for w in waits {
+            // An idempotent retry of a batch the broker had already written
+            // is acknowledged without its offset (-1): look such records up
+            // in the log by their value afterwards.
+            let mut unknown: Vec<(i32, String, Instant)> = Vec::new();
+            for (i, w) in waits.into_iter().enumerate() {
                 if let Ok(Ok(d)) = w.await {
+                    let at = Instant::from_millis(start.elapsed().as_millis() as u64);
+                    if d.offset < 0 {
+                        unknown.push((d.partition, value_of(i, poison), at));
+                        continue;
+                    }
                     history.record_at(
-                        Instant::from_millis(start.elapsed().as_millis() as u64),
+                        at,
                         "producer",
                         Event::Produced {
                             tp: TopicPartition::new(topic.as_str(), d.partition),
                             offset: Offset(d.offset),
+                        },
+                    );
+                }
+            }
+            if !unknown.is_empty() {
+                let found = tokio::task::spawn_blocking({
+                    let (bootstrap, topic, unknown) =
+                        (bootstrap.clone(), topic.clone(), unknown.clone());
+                    move || find_offsets(&bootstrap, &topic, &unknown)
+                })
+                .await
+                .unwrap_or_default();
+                for ((partition, value, at), offset) in unknown.into_iter().zip(found) {
+                    if offset.is_none() {
+                        eprintln!(
+                            "producer: {value} was acknowledged on partition {partition} without \
+                             an offset and is not in the log"
+                        );
+                    }
+                    history.record_at(
+                        at,
+                        "producer",
+                        Event::Produced {
+                            tp: TopicPartition::new(topic.as_str(), partition),
+                            offset: Offset(offset.unwrap_or(-1)),
                         },
                     );
                 }
@@ -668,6 +699,54 @@ impl Verdict {
             }
         }
     }
+}
+
+/// The value of the `i`-th produced message.
+fn value_of(i: usize, poison_every: usize) -> String {
+    if poison_every > 0 && i % poison_every == poison_every - 1 {
+        format!("message-{i}-poison")
+    } else {
+        format!("message-{i}")
+    }
+}
+
+/// The offsets of records with these values, read from the log (`None`
+/// for one not found within 30 s).
+fn find_offsets(
+    bootstrap: &str,
+    topic: &str,
+    wanted: &[(i32, String, Instant)],
+) -> Vec<Option<i64>> {
+    let mut found: Vec<Option<i64>> = vec![None; wanted.len()];
+    let Ok(reader) = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "ruckus-offset-lookup")
+        .set("enable.auto.commit", "false")
+        .create::<BaseConsumer>()
+    else {
+        return found;
+    };
+    let mut tpl = TopicPartitionList::new();
+    let partitions: std::collections::BTreeSet<i32> = wanted.iter().map(|w| w.0).collect();
+    for p in &partitions {
+        let _ = tpl.add_partition_offset(topic, *p, RdOffset::Beginning);
+    }
+    if reader.assign(&tpl).is_err() {
+        return found;
+    }
+    let deadline = WallInstant::now() + Duration::from_secs(30);
+    while found.iter().any(Option::is_none) && WallInstant::now() < deadline {
+        let Some(Ok(m)) = reader.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let Some(payload) = m.payload() else { continue };
+        for (k, (p, value, _)) in wanted.iter().enumerate() {
+            if found[k].is_none() && *p == m.partition() && payload == value.as_bytes() {
+                found[k] = Some(m.offset());
+            }
+        }
+    }
+    found
 }
 
 async fn create_topics(

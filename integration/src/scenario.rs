@@ -601,6 +601,9 @@ pub struct Outcome {
     /// `Ok` when the scenario's expectation is met: every invariant holds,
     /// or (for a known-bad consumer) the expected violation was found.
     pub result: Result<(), String>,
+    /// Violations that are the broker's fault (it lost an acknowledged
+    /// commit), not counted in `result`.
+    pub broker_anomalies: Vec<String>,
 }
 
 /// A run could not be set up or a fault could not be applied.
@@ -705,6 +708,13 @@ pub async fn run(sc: &Scenario, backend: Backend) -> Result<Outcome, RunError> {
     let verdict = run
         .finish_checking(&sc.name, sc.phases.quiet.0, &wanted)
         .await;
+    // A broker that loses acknowledged commits causes redeliveries no
+    // consumer can prevent: reported, apart, never counted against it.
+    let (broker_faults, consumer): (Vec<_>, Vec<_>) = verdict
+        .violations
+        .iter()
+        .partition(|v| v.invariant.is_broker_fault());
+    let broker_anomalies: Vec<String> = broker_faults.iter().map(ToString::to_string).collect();
     let result = match sc.expect.violation {
         Some(x) if verdict.violations.iter().any(|v| v.invariant == x) => Ok(()),
         Some(x) => Err(format!(
@@ -722,9 +732,8 @@ pub async fn run(sc: &Scenario, backend: Backend) -> Result<Outcome, RunError> {
                 )
             }
         )),
-        None if verdict.violations.is_empty() => Ok(()),
-        None => Err(verdict
-            .violations
+        None if consumer.is_empty() => Ok(()),
+        None => Err(consumer
             .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>()
@@ -734,6 +743,7 @@ pub async fn run(sc: &Scenario, backend: Backend) -> Result<Outcome, RunError> {
         plan,
         verdict,
         result,
+        broker_anomalies,
     })
 }
 

@@ -43,6 +43,11 @@ fn run(sc: &Scenario, backend: Backend) -> Result<(), Failed> {
     for n in &outcome.plan.notes {
         eprintln!("note: {n}");
     }
+    for a in &outcome.broker_anomalies {
+        eprintln!(
+            "BROKER ANOMALY on {backend:?} (the broker's fault, not the consumer's; not counted): {a}"
+        );
+    }
     let v = &outcome.verdict;
     eprintln!(
         "{}: {} events in {:.1}s, converged at {}",

@@ -54,11 +54,17 @@ pub enum Invariant {
     /// After the faults healed, lag returns to zero within the scenario's
     /// bound.
     Liveness,
+    /// The broker keeps what it acknowledged: a new owner starts at the
+    /// latest acknowledged commit of its partition, never below it. A
+    /// broker fault, not the consumer's — reported apart from the
+    /// consumer's invariants by the real-broker runs; `bounded-duplicates`
+    /// leaves such starts to it.
+    CommitsKept,
 }
 
 impl Invariant {
     /// Every invariant, in the order they are checked.
-    pub const ALL: [Invariant; 10] = [
+    pub const ALL: [Invariant; 11] = [
         Invariant::ZeroLoss,
         Invariant::CommitSafety,
         Invariant::HandOffContinuity,
@@ -69,7 +75,13 @@ impl Invariant {
         Invariant::DeadLetterCorrectness,
         Invariant::RetryBounds,
         Invariant::Liveness,
+        Invariant::CommitsKept,
     ];
+
+    /// Whether a violation of it is the broker's fault, not the consumer's.
+    pub fn is_broker_fault(self) -> bool {
+        self == Invariant::CommitsKept
+    }
 
     /// The kebab-case name.
     pub fn name(self) -> &'static str {
@@ -84,6 +96,7 @@ impl Invariant {
             Invariant::DeadLetterCorrectness => "dead-letter-correctness",
             Invariant::RetryBounds => "retry-bounds",
             Invariant::Liveness => "liveness",
+            Invariant::CommitsKept => "commits-kept",
         }
     }
 }
@@ -200,6 +213,7 @@ pub fn check_one(inv: Invariant, history: &[Entry], ctx: &Context) -> Option<Vio
         Invariant::NoCommitRegression => no_commit_regression(history),
         Invariant::DeadLetterCorrectness => dead_letter_correctness(history, &ctx.retry),
         Invariant::RetryBounds => retry_bounds(history, &ctx.retry, ctx.resolution),
+        Invariant::CommitsKept => commits_kept(history),
         Invariant::Liveness => return liveness(history, &ctx.liveness),
     };
     found.map(|f| f.into_violation(inv, history))
@@ -452,6 +466,13 @@ fn bounded_duplicates(h: &[Entry]) -> Option<Found> {
                         .filter(|(g, _)| g < generation)
                         .map(|(_, o)| *o)
                         .max();
+                    // A start below the latest acknowledged commit is the
+                    // broker forgetting it (commits-kept), not a consumer's
+                    // stale commit.
+                    let latest = acked.get(tp).and_then(|v| v.last()).map(|(_, o)| *o);
+                    if latest.is_some_and(|l| *start < l) {
+                        continue;
+                    }
                     if let Some(c) = earlier.filter(|c| start < c) {
                         return Some(Found::new(
                             i,
@@ -478,6 +499,37 @@ fn bounded_duplicates(h: &[Entry]) -> Option<Found> {
                     *offset,
                     format!("{} processed it twice within one ownership", e.host),
                 ));
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Commits kept: each new owner starts at the latest acknowledged commit.
+fn commits_kept(h: &[Entry]) -> Option<Found> {
+    let mut latest: BTreeMap<&TopicPartition, Offset> = BTreeMap::new();
+    for (i, e) in h.iter().enumerate() {
+        match &e.event {
+            Event::Committed { tp, offset, .. } => {
+                latest.insert(tp, *offset);
+            }
+            Event::Assigned { partitions, .. } => {
+                for (tp, start) in partitions {
+                    if let Some(l) = latest.get(tp).filter(|l| start < *l) {
+                        return Some(Found::new(
+                            i,
+                            tp,
+                            *start,
+                            format!(
+                                "{} was handed {start} though the broker had acknowledged a \
+                                 commit of {l}: the broker lost an acknowledged commit, and \
+                                 records {start}..{l} are redelivered",
+                                e.host
+                            ),
+                        ));
+                    }
+                }
             }
             _ => {}
         }

@@ -347,9 +347,30 @@ fn bounded_duplicates_fires_when_a_new_owner_starts_below_a_committed_offset() {
     let i = index_of(&h, |x| {
         x.host == "consumer-1" && matches!(x.event, Event::Assigned { .. })
     });
+    // A stale commit of 1 from generation 1 is acknowledged after the
+    // commit of 3: the broker honestly hands the new owner 1.
     h[i] = assigned(260, "consumer-1", 1, 2);
+    for (k, x) in commit(259, "consumer-0", 1, 1).into_iter().enumerate() {
+        h.insert(i + k, x);
+    }
     let v = fires(Invariant::BoundedDuplicates, &h);
     assert_eq!(v.offset, Some(1));
+    assert!(check_one(Invariant::CommitsKept, &h, &ctx()).is_none());
+}
+
+#[test]
+fn commits_kept_fires_when_the_broker_hands_out_less_than_it_acknowledged() {
+    let mut h = good();
+    let i = index_of(&h, |x| {
+        x.host == "consumer-1" && matches!(x.event, Event::Assigned { .. })
+    });
+    // The latest acknowledged commit is 3; the broker says 1.
+    h[i] = assigned(260, "consumer-1", 1, 2);
+    let v = fires(Invariant::CommitsKept, &h);
+    assert_eq!(v.offset, Some(1));
+    assert!(Invariant::CommitsKept.is_broker_fault());
+    // Not the consumer's doing: bounded-duplicates leaves it alone.
+    assert!(check_one(Invariant::BoundedDuplicates, &h, &ctx()).is_none());
 }
 
 #[test]

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The README's test command: sets up what the tests need, then runs them.
+#
+# - The container tier needs a broker image. Where a Docker engine is
+#   reachable and RUCKUS_CONTAINER_IMAGE is not set, the stand-in image
+#   ruckus-tansu:local is built (scripts/build-tansu-image.sh); a failed build
+#   fails the run. Without an engine the container tier reports itself
+#   SKIPPED with the reason, never passed.
+# - Then every test of the workspace (nextest), and the doctests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ -z "${RUCKUS_CONTAINER_IMAGE:-}" ]; then
+  if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
+    bash scripts/build-tansu-image.sh
+  else
+    echo "test.sh: no Docker engine reachable: the container tier will be reported SKIPPED" >&2
+  fi
+fi
+
+cargo nextest run --workspace --locked --no-fail-fast
+cargo test --workspace --locked --doc
