@@ -1,18 +1,23 @@
 //! # ruckus-integration — the reference consumer against real brokers
 //!
 //! - [`transport`]: `ruckus-core`'s `Transport` over rdkafka, so the
-//!   reference consumer runs unchanged against Kafka-protocol brokers.
+//!   reference consumer runs unchanged against Kafka-protocol brokers (the
+//!   classic protocol, eager and cooperative, and KIP-848).
 //! - [`mock`]: librdkafka's mock cluster as an in-process broker fixture
 //!   (the default tier: no Docker), with its faults — brokers down and up,
 //!   round-trip time, per-API request errors, coordinator and leader moves.
+//! - [`container`]: a broker image through testcontainers, with pause,
+//!   stop/start and network disconnect.
+//! - [`harness`]: one run of reference-consumer members on any of those (or
+//!   an external cluster), a wall-clock history, convergence, the verdict of
+//!   `ruckus-chaos`'s checkers.
+//! - [`scenario`]: the integration runner — scenario files on real brokers,
+//!   their faults mapped to real faults.
 //!
-//! Tests in `tests/` judge runs with `ruckus-chaos`'s checkers:
-//! `mock_cluster.rs` (the default tier) and `container.rs` (a broker image
-//! through testcontainers, skipped with its reason without Docker or the
-//! image; the nightly workflow runs it against Redpanda).
-//!
-//! Not built yet: the external-cluster tier, the KIP-848 protocol, and the
-//! integration runner that maps scenario files to real faults.
+//! Tests: `tests/mock_cluster.rs` (hand-written, the default tier) and
+//! `tests/scenarios.rs` (`<backend>::<scenario>` for every real backend a
+//! file declares; a tier that cannot run here is reported skipped with its
+//! reason).
 
 pub mod container;
 mod ffi;
