@@ -10,7 +10,7 @@
 //! | fault | mock cluster | container | external |
 //! |---|---|---|---|
 //! | crash/stop/start member, rolling restart | real | real | real |
-//! | crash-broker | broker down/up | stop/start (durable images only) | — |
+//! | crash-broker | broker down/up; the coordinator and the partitions it led fail over to a live broker | stop/start (durable images only) | — |
 //! | pause-broker | round-trip time = the pause, then 0 | `docker pause`/`unpause` | — |
 //! | disconnect-broker | broker down/up | network disconnect/connect | — |
 //! | latency (member or producer to broker) | the broker's round-trip time, for every client | — | — |
@@ -51,6 +51,10 @@ pub enum Action {
     BrokerUp(i32),
     /// Mock: delay every response of broker `id` by this long (0 heals).
     Rtt(i32, Duration),
+    /// Mock: move the group's coordinator to broker `id`.
+    MoveCoordinator(i32),
+    /// Mock: move the leadership of a source partition to broker `id`.
+    MoveLeader(i32, i32),
     /// Mock: the next `count` requests of an API fail with `error`.
     Errors(RDKafkaApiKey, ErrorCode, u32),
     /// Container: freeze it.
@@ -189,6 +193,42 @@ impl Planner<'_> {
         }
     }
 
+    /// What a real cluster does when broker `id` dies: the group's
+    /// coordinator and the partitions it led move to a live broker. The
+    /// mock cluster moves nothing by itself (and its group state machine
+    /// can abort the process when members rejoin a coordinator that came
+    /// back), so the plan moves them.
+    fn fail_over(&mut self, at: Duration, id: i32) {
+        let n = self.sc.cluster.brokers.max(1) as i32;
+        if n < 2 {
+            return;
+        }
+        let to = id % n + 1;
+        if self.plan.pin_coordinator == Some(id) {
+            self.push(
+                at,
+                Action::MoveCoordinator(to),
+                format!("the coordinator fails over to mock broker {to}"),
+                false,
+            );
+        }
+        let moved: Vec<i32> = self
+            .plan
+            .pin_leaders
+            .iter()
+            .filter(|(_, l)| *l == id)
+            .map(|(p, _)| *p)
+            .collect();
+        for p in moved {
+            self.push(
+                at,
+                Action::MoveLeader(p, to),
+                format!("the leader of partition {p} fails over to mock broker {to}"),
+                false,
+            );
+        }
+    }
+
     fn member_fault(&mut self, f: &FaultSpec) {
         let at = f.at();
         match f {
@@ -311,6 +351,7 @@ impl Planner<'_> {
                     format!("mock broker {id} down ({broker:?})"),
                     false,
                 );
+                self.fail_over(at, id);
                 if let Some(d) = restart_after {
                     self.push(
                         at + d.0,
@@ -555,6 +596,10 @@ pub fn plan(sc: &Scenario, backend: Backend, durable: bool) -> Result<Plan, Unsu
             sc.group.assignor
         ));
     }
+    if backend == Backend::Mock {
+        // A known coordinator, so a crash of its broker can fail over.
+        p.plan.pin_coordinator = Some(1);
+    }
     for f in &sc.faults {
         p.fault(f.get_ref());
     }
@@ -760,6 +805,18 @@ async fn apply(run: &mut Run, action: &Action) -> Result<(), String> {
         Action::StopMember(i) => run.stop_member(*i, Duration::from_secs(15)).await,
         Action::BrokerDown(id) => run.mock().broker_down(*id).map_err(|e| e.to_string())?,
         Action::BrokerUp(id) => run.mock().broker_up(*id).map_err(|e| e.to_string())?,
+        Action::MoveCoordinator(id) => {
+            let group = run.names.group.clone();
+            run.mock()
+                .move_coordinator(&group, *id)
+                .map_err(|e| e.to_string())?;
+        }
+        Action::MoveLeader(p, id) => {
+            let topic = run.names.topic.clone();
+            run.mock()
+                .move_leader(&topic, *p, *id)
+                .map_err(|e| e.to_string())?;
+        }
         Action::Rtt(id, d) => run.mock().broker_rtt(*id, *d).map_err(|e| e.to_string())?,
         Action::Errors(api, e, n) => run
             .mock()
