@@ -569,6 +569,14 @@ impl Transport for RdKafkaTransport {
             RdOffset::Offset(offset.0),
             Duration::ZERO,
         );
+        // An ownership starts unpaused (the engine pauses it again if it
+        // must). librdkafka keeps an application pause across an unassign
+        // and a later assign of the same partition, and a resume issued in
+        // the rebalance callback can race the assignment being applied:
+        // resume again here, after the engine has taken the partition on.
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(tp.topic.as_str(), tp.partition.0);
+        let _ = self.consumer.resume(&tpl);
     }
 
     fn pause(&mut self, tp: &TopicPartition) {
