@@ -73,3 +73,33 @@ pub(crate) fn mock_consumer_group_timeouts<C: ClientContext>(
         true
     }
 }
+
+/// Makes the next request of `api_key` that mock broker `broker_id`
+/// receives fail with `err` (answered after `rtt_ms`). Returns false if the
+/// client has no mock cluster or the broker is unknown.
+pub(crate) fn mock_broker_request_error<C: ClientContext>(
+    client: &Client<C>,
+    broker_id: i32,
+    api_key: i16,
+    err: i32,
+    rtt_ms: i32,
+) -> bool {
+    // SAFETY: as in `mock_initial_rebalance_delay`. The variadic call gets
+    // exactly `cnt` = 1 (error, rtt) pair, both C ints, as the function
+    // reads them.
+    unsafe {
+        let mc = rdsys::rd_kafka_handle_mock_cluster(client.native_ptr());
+        if mc.is_null() {
+            return false;
+        }
+        let r = rdsys::rd_kafka_mock_broker_push_request_error_rtts(
+            mc,
+            broker_id,
+            api_key,
+            1,
+            err as std::ffi::c_int,
+            rtt_ms as std::ffi::c_int,
+        );
+        r == rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+    }
+}

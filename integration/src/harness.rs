@@ -248,6 +248,7 @@ pub struct Run {
     start: WallInstant,
     members: Vec<Option<(JoinHandle<()>, ShutdownHandle)>>,
     config: ConsumerConfig,
+    producer_anomalies: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl std::fmt::Debug for Run {
@@ -324,6 +325,7 @@ impl Run {
             start: WallInstant::now(),
             members: Vec::new(),
             config,
+            producer_anomalies: Arc::default(),
         }
     }
 
@@ -463,11 +465,12 @@ impl Run {
     /// Produces `workload` on its own task; each acknowledged record enters
     /// the history.
     pub fn produce(&self, workload: Workload) -> JoinHandle<()> {
-        let (bootstrap, history, start, topic) = (
+        let (bootstrap, history, start, topic, anomalies) = (
             self.bootstrap.clone(),
             self.history.clone(),
             self.start,
             self.names.topic.clone(),
+            self.producer_anomalies.clone(),
         );
         tokio::spawn(async move {
             let producer: FutureProducer = ClientConfig::new()
@@ -518,18 +521,22 @@ impl Run {
                 .await
                 .unwrap_or_default();
                 for ((partition, value, at), offset) in unknown.into_iter().zip(found) {
-                    if offset.is_none() {
-                        eprintln!(
-                            "producer: {value} was acknowledged on partition {partition} without \
-                             an offset and is not in the log"
-                        );
-                    }
+                    let Some(offset) = offset else {
+                        // Acknowledged, yet not in the log: the broker lost
+                        // it (or never wrote it) — nothing a consumer could
+                        // have read.
+                        anomalies.lock().expect("anomalies").push(format!(
+                            "{value} was acknowledged on partition {partition} without an \
+                             offset and is not in the log"
+                        ));
+                        continue;
+                    };
                     history.record_at(
                         at,
                         "producer",
                         Event::Produced {
                             tp: TopicPartition::new(topic.as_str(), partition),
-                            offset: Offset(offset.unwrap_or(-1)),
+                            offset: Offset(offset),
                         },
                     );
                 }
@@ -636,11 +643,13 @@ impl Run {
             self.start.elapsed().as_secs_f64(),
             converged.map_or("never".into(), |t| t.to_string())
         );
+        let producer_anomalies = self.producer_anomalies.lock().expect("anomalies").clone();
         Verdict {
             history,
             violations,
             converged_at: converged,
             elapsed: self.start.elapsed(),
+            producer_anomalies,
         }
     }
 
@@ -662,6 +671,9 @@ pub struct Verdict {
     pub converged_at: Option<Instant>,
     /// Wall time of the run.
     pub elapsed: Duration,
+    /// Records the broker acknowledged without an offset that were then
+    /// not found in the log (broker faults; not in the history).
+    pub producer_anomalies: Vec<String>,
 }
 
 impl Verdict {
@@ -794,6 +806,7 @@ pub fn assert_holds(name: &str, h: &[Entry], violations: &[check::Violation]) {
         violations: violations.to_vec(),
         converged_at: None,
         elapsed: Duration::ZERO,
+        producer_anomalies: Vec::new(),
     };
     eprint!("{}", verdict.report(name));
     verdict.dump();

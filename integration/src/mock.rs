@@ -149,6 +149,31 @@ impl MockKafka {
         Ok(())
     }
 
+    /// The next requests of `api` that broker `id` receives fail with
+    /// these errors, in order (other brokers answer as usual).
+    ///
+    /// # Errors
+    /// No such broker.
+    pub fn broker_request_errors(
+        &self,
+        id: i32,
+        api: RDKafkaApiKey,
+        errors: &[ErrorCode],
+    ) -> Result<(), MockError> {
+        for e in errors {
+            if !ffi::mock_broker_request_error(
+                self.owner.client(),
+                id,
+                api as i16,
+                i32::from(e.code()),
+                0,
+            ) {
+                return Err(MockError(format!("no mock broker {id}")));
+            }
+        }
+        Ok(())
+    }
+
     /// Moves the group's coordinator to broker `id`.
     ///
     /// # Errors

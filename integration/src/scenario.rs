@@ -14,7 +14,8 @@
 //! | pause-broker | round-trip time = the pause, then 0 | `docker pause`/`unpause` | — |
 //! | disconnect-broker | broker down/up | network disconnect/connect | — |
 //! | latency (member or producer to broker) | the broker's round-trip time, for every client | — | — |
-//! | errors, dead-letter-outage | per-API request errors | — | — |
+//! | errors | per-API request errors | — | — |
+//! | dead-letter-outage | Produce errors on the broker that leads every dead-letter partition (and no source partition) | — | — |
 //! | pause-member, partition, hold, clock-jump, loss, nemesis | — | — | — |
 //!
 //! The mock cluster's brokers are `1..=n` for the scenario's `broker-0 …`;
@@ -51,6 +52,9 @@ pub enum Action {
     BrokerUp(i32),
     /// Mock: delay every response of broker `id` by this long (0 heals).
     Rtt(i32, Duration),
+    /// Mock: the next `count` requests of an API that broker `id`
+    /// receives fail with `error`.
+    BrokerErrors(i32, RDKafkaApiKey, ErrorCode, u32),
     /// Mock: move the group's coordinator to broker `id`.
     MoveCoordinator(i32),
     /// Mock: move the leadership of a source partition to broker `id`.
@@ -92,6 +96,9 @@ pub struct Plan {
     pub pin_coordinator: Option<i32>,
     /// Pinned partition leaders.
     pub pin_leaders: Vec<(i32, i32)>,
+    /// Mock only: every dead-letter partition is led by this broker (and no
+    /// source partition is), so errors on it hit dead-letter writes only.
+    pub pin_dead_letters: Option<i32>,
     /// Steps in time order.
     pub steps: Vec<Step>,
     /// Notes on how faults were approximated.
@@ -473,15 +480,33 @@ impl Planner<'_> {
                 None => self.no(f, &format!("librdkafka has no API {api:?}")),
             },
             (FaultSpec::DeadLetterOutage { count, .. }, Backend::Mock) => {
-                self.plan.notes.push(
-                    "dead-letter-outage on the mock cluster: Produce errors for every \
-                     producer; the workload's idempotent producer retries the ones it meets"
-                        .into(),
-                );
+                let n = self.sc.cluster.brokers as i32;
+                if n < 2 {
+                    return self.no(
+                        f,
+                        "on one mock broker the outage would hit the workload's producer too: \
+                         give the cluster two brokers or more",
+                    );
+                }
+                // The dead-letter partitions on the last broker, the source
+                // partitions on the others: Produce errors of that broker
+                // hit dead-letter writes only.
+                let d = n;
+                self.plan.pin_dead_letters = Some(d);
+                for p in 0..self.sc.cluster.partitions as i32 {
+                    if !self.plan.pin_leaders.iter().any(|(q, _)| *q == p) {
+                        self.plan.pin_leaders.push((p, p % (n - 1) + 1));
+                    }
+                }
                 self.push(
                     at,
-                    Action::Errors(RDKafkaApiKey::Produce, ErrorCode::NotEnoughReplicas, *count),
-                    format!("errors Produce NotEnoughReplicas x{count}"),
+                    Action::BrokerErrors(
+                        d,
+                        RDKafkaApiKey::Produce,
+                        ErrorCode::NotEnoughReplicas,
+                        *count,
+                    ),
+                    format!("errors Produce NotEnoughReplicas x{count} on mock broker {d}, leader of the dead-letter partitions"),
                     false,
                 );
             }
@@ -575,6 +600,7 @@ pub fn plan(sc: &Scenario, backend: Backend, durable: bool) -> Result<Plan, Unsu
         plan: Plan {
             pin_coordinator: None,
             pin_leaders: Vec::new(),
+            pin_dead_letters: None,
             steps: Vec::new(),
             notes: Vec::new(),
         },
@@ -717,6 +743,15 @@ pub async fn run(sc: &Scenario, backend: Backend) -> Result<Outcome, RunError> {
                 .map_err(|e| RunError::Setup(e.to_string()))?;
             run.fault(&format!("pin the coordinator to mock broker {id}"));
         }
+        if let Some(id) = plan.pin_dead_letters {
+            for p in 0..sc.cluster.dead_letter_partitions as i32 {
+                m.move_leader(&run.names.dlq, p, id)
+                    .map_err(|e| RunError::Setup(e.to_string()))?;
+            }
+            run.fault(&format!(
+                "pin the dead-letter partitions' leader to mock broker {id}"
+            ));
+        }
         for (p, id) in &plan.pin_leaders {
             m.move_leader(&run.names.topic, *p, *id)
                 .map_err(|e| RunError::Setup(e.to_string()))?;
@@ -759,7 +794,11 @@ pub async fn run(sc: &Scenario, backend: Backend) -> Result<Outcome, RunError> {
         .violations
         .iter()
         .partition(|v| v.invariant.is_broker_fault());
-    let broker_anomalies: Vec<String> = broker_faults.iter().map(ToString::to_string).collect();
+    let broker_anomalies: Vec<String> = broker_faults
+        .iter()
+        .map(ToString::to_string)
+        .chain(verdict.producer_anomalies.iter().cloned())
+        .collect();
     let result = match sc.expect.violation {
         Some(x) if verdict.violations.iter().any(|v| v.invariant == x) => Ok(()),
         Some(x) => Err(format!(
@@ -818,6 +857,10 @@ async fn apply(run: &mut Run, action: &Action) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
         }
         Action::Rtt(id, d) => run.mock().broker_rtt(*id, *d).map_err(|e| e.to_string())?,
+        Action::BrokerErrors(id, api, e, n) => run
+            .mock()
+            .broker_request_errors(*id, *api, &vec![*e; *n as usize])
+            .map_err(|e| e.to_string())?,
         Action::Errors(api, e, n) => run
             .mock()
             .request_errors(*api, &vec![*e; *n as usize])
