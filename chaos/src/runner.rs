@@ -125,8 +125,26 @@ pub fn repro(sc: &Scenario, seed: u64) -> String {
 /// Runs one seed and judges it.
 pub fn run_seed(sc: &Scenario, seed: u64, determinism: bool) -> SeedResult {
     let start = WallInstant::now();
-    let out = world::run(sc, seed);
-    let deterministic = determinism.then(|| world::run(sc, seed).history == out.history);
+    // A panic inside the simulation (turmoil's or ours) fails this seed,
+    // with its repro line; it never takes the whole run down.
+    let out = match run_caught(sc, seed) {
+        Ok(out) => out,
+        Err(why) => {
+            return SeedResult {
+                seed,
+                passed: false,
+                violations: Vec::new(),
+                error: Some(format!("the simulation panicked: {why}")),
+                deterministic: None,
+                events: 0,
+                simulated_ms: 0,
+                wall_ms: start.elapsed().as_millis() as u64,
+                repro: repro(sc, seed),
+            }
+        }
+    };
+    let deterministic =
+        determinism.then(|| run_caught(sc, seed).is_ok_and(|again| again.history == out.history));
     let wanted = sc.expect.invariants();
     let violations = check::check(&out.history, &out.context, &wanted);
     let passed = out.error.is_none()
@@ -146,6 +164,20 @@ pub fn run_seed(sc: &Scenario, seed: u64, determinism: bool) -> SeedResult {
         wall_ms: start.elapsed().as_millis() as u64,
         repro: repro(sc, seed),
     }
+}
+
+/// [`world::run`], with a panic inside the simulation turned into its
+/// message.
+///
+/// # Errors
+/// The simulation panicked.
+pub fn run_caught(sc: &Scenario, seed: u64) -> Result<world::RunOutput, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| world::run(sc, seed))).map_err(|p| {
+        p.downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-string panic payload".into())
+    })
 }
 
 /// Runs `sc` over `opts.seeds`.

@@ -56,9 +56,19 @@ pub fn builder(seed: u64, duration: Duration) -> turmoil::Builder {
         .simulation_duration(duration)
         .tick_duration(Duration::from_millis(1))
         .min_message_latency(LINK_LATENCY)
-        .max_message_latency(LINK_LATENCY);
+        .max_message_latency(LINK_LATENCY)
+        // A held link delivers everything it held at once on release,
+        // connection attempts included: turmoil's default of 64 queued
+        // connections per listener (and segments per socket) overflows —
+        // a panic — when a broker is frozen for seconds. The bound only
+        // matters where 64 would have been exceeded.
+        .tcp_capacity(TCP_CAPACITY);
     b
 }
+
+/// Queued connections per listener, and segments per socket, in a
+/// simulation.
+pub const TCP_CAPACITY: usize = 8192;
 
 /// A stable hash of `names` mixed with `seed` (FNV-1a, names separated by
 /// a zero byte), for what a run derives per host or per link: it depends on

@@ -12,7 +12,6 @@ use ruckus_chaos::check::{self, render};
 use ruckus_chaos::nemesis;
 use ruckus_chaos::runner::{self, Options, ScenarioReport};
 use ruckus_chaos::scenario::{Scenario, ScenarioError};
-use ruckus_chaos::world;
 use ruckus_core::events::Event;
 
 #[derive(Parser)]
@@ -322,7 +321,13 @@ fn print_table(reports: &[ScenarioReport]) {
 }
 
 fn replay(sc: &Scenario, seed: u64, all: bool, json: bool) -> ExitCode {
-    let out = world::run(sc, seed);
+    let out = match ruckus_chaos::runner::run_caught(sc, seed) {
+        Ok(out) => out,
+        Err(why) => {
+            eprintln!("{} seed {seed}: the simulation panicked: {why}", sc.name);
+            return ExitCode::FAILURE;
+        }
+    };
     let wanted = sc.expect.invariants();
     let violations = check::check(&out.history, &out.context, &wanted);
     if json {
