@@ -411,28 +411,97 @@ impl Drop for RdKafkaTransport {
     }
 }
 
-fn owned(m: &rdkafka::message::BorrowedMessage<'_>) -> Record {
-    let headers = m
-        .headers()
-        .map(|h| {
-            h.iter()
-                .map(|x: RdHeader<'_, &[u8]>| Header {
-                    key: x.key.to_owned(),
-                    value: x.value.map(Bytes::copy_from_slice),
-                })
-                .collect()
+/// A polled message, its key and value copied into the batch's arena.
+struct Polled {
+    topic_partition: TopicPartition,
+    offset: Offset,
+    key: Option<std::ops::Range<usize>>,
+    value: Option<std::ops::Range<usize>>,
+    headers: Vec<Header>,
+    timestamp: Timestamp,
+}
+
+/// Records gathered on the poll thread. Keys and values are copied into
+/// one buffer per batch (one allocation, not two per record) that the
+/// records then share; topic names are interned.
+#[derive(Default)]
+struct Batch {
+    arena: bytes::BytesMut,
+    polled: Vec<Polled>,
+    topics: Vec<Topic>,
+}
+
+impl Batch {
+    fn topic(&mut self, name: &str) -> Topic {
+        if let Some(t) = self.topics.iter().find(|t| t.as_str() == name) {
+            return t.clone();
+        }
+        let t = Topic::new(name);
+        self.topics.push(t.clone());
+        t
+    }
+
+    fn copy(&mut self, bytes: Option<&[u8]>) -> Option<std::ops::Range<usize>> {
+        bytes.map(|b| {
+            if self.arena.capacity() - self.arena.len() < b.len() {
+                self.arena.reserve(b.len().max(64 * 1024));
+            }
+            let at = self.arena.len();
+            self.arena.extend_from_slice(b);
+            at..self.arena.len()
         })
-        .unwrap_or_default();
-    Record {
-        topic_partition: TopicPartition {
-            topic: Topic::new(m.topic()),
-            partition: Partition(m.partition()),
-        },
-        offset: Offset(m.offset()),
-        key: m.key().map(Bytes::copy_from_slice),
-        value: m.payload().map(Bytes::copy_from_slice),
-        headers,
-        timestamp: Timestamp(m.timestamp().to_millis().unwrap_or(0)),
+    }
+
+    fn push(&mut self, m: &rdkafka::message::BorrowedMessage<'_>) {
+        let headers = m
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|x: RdHeader<'_, &[u8]>| Header {
+                        key: x.key.to_owned(),
+                        value: x.value.map(Bytes::copy_from_slice),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let topic = self.topic(m.topic());
+        let key = self.copy(m.key());
+        let value = self.copy(m.payload());
+        self.polled.push(Polled {
+            topic_partition: TopicPartition {
+                topic,
+                partition: Partition(m.partition()),
+            },
+            offset: Offset(m.offset()),
+            key,
+            value,
+            headers,
+            timestamp: Timestamp(m.timestamp().to_millis().unwrap_or(0)),
+        });
+    }
+
+    fn len(&self) -> usize {
+        self.polled.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.polled.is_empty()
+    }
+
+    /// The records gathered so far; the batch starts over.
+    fn take(&mut self) -> Vec<Record> {
+        let shared = self.arena.split().freeze();
+        self.polled
+            .drain(..)
+            .map(|p| Record {
+                topic_partition: p.topic_partition,
+                offset: p.offset,
+                key: p.key.map(|r| shared.slice(r)),
+                value: p.value.map(|r| shared.slice(r)),
+                headers: p.headers,
+                timestamp: p.timestamp,
+            })
+            .collect()
     }
 }
 
@@ -440,7 +509,7 @@ fn owned(m: &rdkafka::message::BorrowedMessage<'_>) -> Record {
 const BATCH: usize = 512;
 
 fn poll_loop(consumer: &BaseConsumer<Ctx>, stop: &AtomicBool, tx: &mpsc::UnboundedSender<Item>) {
-    let mut batch = Vec::with_capacity(BATCH);
+    let mut batch = Batch::default();
     while !stop.load(Ordering::SeqCst) {
         // Block briefly for the first record, then take what is already
         // there without waiting. Errors while polling (a broker down, a
@@ -456,7 +525,7 @@ fn poll_loop(consumer: &BaseConsumer<Ctx>, stop: &AtomicBool, tx: &mpsc::Unbound
         };
         match consumer.poll(wait) {
             Some(Ok(m)) => {
-                batch.push(owned(&m));
+                batch.push(&m);
                 if batch.len() < BATCH {
                     continue;
                 }
@@ -464,7 +533,7 @@ fn poll_loop(consumer: &BaseConsumer<Ctx>, stop: &AtomicBool, tx: &mpsc::Unbound
             Some(Err(_)) => continue,
             None => {}
         }
-        if !batch.is_empty() && tx.send(Item::Records(std::mem::take(&mut batch))).is_err() {
+        if !batch.is_empty() && tx.send(Item::Records(batch.take())).is_err() {
             return;
         }
     }
