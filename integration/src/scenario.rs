@@ -874,3 +874,101 @@ async fn apply(run: &mut Run, action: &Action) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(faults: &str) -> Scenario {
+        let text = format!(
+            "description = \"test\"\nbackends = [\"sim\", \"mock\", \"container\", \"external\"]\n{faults}"
+        );
+        Scenario::parse("test.toml", &text).expect("valid scenario")
+    }
+
+    #[test]
+    fn a_coordinator_crash_on_the_mock_fails_over_and_comes_back() {
+        let sc = scenario(
+            "[[fault]]\nkind = \"crash-broker\"\nat = \"3s\"\nbroker = \"coordinator\"\nrestart_after = \"5s\"\n",
+        );
+        let p = plan(&sc, Backend::Mock, false).expect("plans");
+        assert_eq!(p.pin_coordinator, Some(1));
+        let actions: Vec<(u64, Action)> = p
+            .steps
+            .iter()
+            .map(|s| (s.at.as_secs(), s.action.clone()))
+            .collect();
+        assert_eq!(
+            actions,
+            vec![
+                (3, Action::BrokerDown(1)),
+                (3, Action::MoveCoordinator(2)),
+                (8, Action::BrokerUp(1)),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_dead_letter_outage_on_the_mock_hits_only_the_dead_letter_leader() {
+        let sc = scenario("[[fault]]\nkind = \"dead-letter-outage\"\nat = \"2s\"\ncount = 7\n");
+        let p = plan(&sc, Backend::Mock, false).expect("plans");
+        let d = p.pin_dead_letters.expect("dead letters pinned");
+        assert!(
+            p.pin_leaders.iter().all(|(_, l)| *l != d),
+            "a source partition shares the dead-letter leader: {:?}",
+            p.pin_leaders
+        );
+        assert_eq!(p.pin_leaders.len(), sc.cluster.partitions as usize);
+        assert!(matches!(
+            p.steps[0].action,
+            Action::BrokerErrors(b, RDKafkaApiKey::Produce, ErrorCode::NotEnoughReplicas, 7) if b == d
+        ));
+    }
+
+    #[test]
+    fn faults_without_a_real_equivalent_are_named_not_skipped() {
+        let sc = scenario(
+            "[[fault]]\nkind = \"partition\"\nat = \"1s\"\na = \"consumer-0\"\nb = \"coordinator\"\nduration = \"2s\"\n\
+             [[fault]]\nkind = \"clock-jump\"\nat = \"2s\"\nmember = 1\nby = \"5s\"\n",
+        );
+        for backend in [Backend::Mock, Backend::Container, Backend::External] {
+            let e = plan(&sc, backend, true).expect_err("cannot run");
+            assert_eq!(e.reasons.len(), 2, "{e}");
+            assert!(e.reasons[0].starts_with("`partition`"), "{e}");
+            assert!(e.reasons[1].starts_with("`clock-jump`"), "{e}");
+        }
+    }
+
+    #[test]
+    fn stopping_a_container_that_keeps_its_log_in_memory_is_refused() {
+        let sc = scenario(
+            "[[fault]]\nkind = \"crash-broker\"\nat = \"3s\"\nbroker = \"broker-0\"\nrestart_after = \"2s\"\n",
+        );
+        let e = plan(&sc, Backend::Container, false).expect_err("Tansu loses its log");
+        assert!(e.reasons[0].contains("broker loss"), "{e}");
+        let p = plan(&sc, Backend::Container, true).expect("a durable image");
+        assert_eq!(p.steps[0].action, Action::StopContainer);
+        assert_eq!(p.steps[1].action, Action::StartContainer);
+    }
+
+    #[test]
+    fn broker_faults_are_refused_on_an_external_cluster_member_faults_are_not() {
+        let sc = scenario(
+            "[[fault]]\nkind = \"crash-member\"\nat = \"1s\"\nmember = 1\nrestart_after = \"1s\"\n\
+             [[fault]]\nkind = \"pause-broker\"\nat = \"2s\"\nbroker = \"coordinator\"\nduration = \"1s\"\n",
+        );
+        let e = plan(&sc, Backend::External, false).expect_err("no broker faults");
+        assert_eq!(e.reasons.len(), 1, "{e}");
+        let p = plan(&sc, Backend::Container, false).expect("container pauses");
+        let actions: Vec<Action> = p.steps.iter().map(|s| s.action.clone()).collect();
+        assert_eq!(
+            actions,
+            vec![
+                Action::CrashMember(1),
+                Action::StartMember(1),
+                Action::PauseContainer,
+                Action::UnpauseContainer,
+            ]
+        );
+    }
+}
