@@ -20,12 +20,7 @@ pub mod world;
 pub fn quiet_simulated_panics() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let msg = info
-            .payload()
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| info.payload().downcast_ref::<&str>().copied())
-            .unwrap_or("");
+        let msg = ruckus_core::panic_message(info.payload());
         if !msg.starts_with("simulated processor panic") {
             default(info);
         }

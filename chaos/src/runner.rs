@@ -172,12 +172,8 @@ pub fn run_seed(sc: &Scenario, seed: u64, determinism: bool) -> SeedResult {
 /// # Errors
 /// The simulation panicked.
 pub fn run_caught(sc: &Scenario, seed: u64) -> Result<world::RunOutput, String> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| world::run(sc, seed))).map_err(|p| {
-        p.downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| p.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "non-string panic payload".into())
-    })
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| world::run(sc, seed)))
+        .map_err(|p| ruckus_core::panic_message(&*p).to_owned())
 }
 
 /// Runs `sc` over `opts.seeds`.

@@ -48,6 +48,16 @@ pub mod protocol;
 pub mod rng;
 pub mod testing;
 
+/// The message a panic carried (`panic!("...")` payloads are `&str` or
+/// `String`), or a placeholder for any other payload.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("non-string panic payload")
+}
+
 /// The workspace README's examples, compiled as doctests so they stay true.
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]

@@ -26,6 +26,12 @@ pub fn image() -> String {
     std::env::var("RUCKUS_CONTAINER_IMAGE").unwrap_or_else(|_| DEFAULT_IMAGE.into())
 }
 
+/// Whether a broker of this image keeps its data across a stop (Redpanda
+/// does; Tansu's memory storage does not, so stopping it is broker loss).
+pub fn durable(image: &str) -> bool {
+    image.contains("redpanda")
+}
+
 /// Why the container tier cannot run here, if it cannot: no docker
 /// command, no engine, or no image.
 pub fn unavailable() -> Option<String> {
@@ -143,10 +149,9 @@ impl ContainerBroker {
         &self.image
     }
 
-    /// Whether the broker keeps its data across a stop (Redpanda does;
-    /// Tansu's memory storage does not, so stopping it is broker loss).
+    /// Whether the broker keeps its data across a stop (see [`durable`]).
     pub fn durable(&self) -> bool {
-        self.image.contains("redpanda")
+        durable(&self.image)
     }
 
     /// Freezes every process of the container (SIGSTOP through the cgroup

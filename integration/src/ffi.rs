@@ -33,6 +33,17 @@ pub(crate) fn group_generation<C: ClientContext>(client: &Client<C>) -> Option<(
     }
 }
 
+/// The mock cluster a client owns (`None` for a client without one). The
+/// handle belongs to `client`: use it only while `client` is borrowed.
+fn mock_cluster<C: ClientContext>(
+    client: &Client<C>,
+) -> Option<*mut rdsys::rd_kafka_mock_cluster_t> {
+    // SAFETY: `native_ptr` is a live handle while `client` is borrowed; the
+    // call only reads the client's mock cluster pointer.
+    let mc = unsafe { rdsys::rd_kafka_handle_mock_cluster(client.native_ptr()) };
+    (!mc.is_null()).then_some(mc)
+}
+
 /// Sets the mock cluster's group initial rebalance delay (librdkafka's
 /// default makes every first rebalance wait seconds). Returns false if the
 /// client has no mock cluster.
@@ -40,17 +51,12 @@ pub(crate) fn mock_initial_rebalance_delay<C: ClientContext>(
     client: &Client<C>,
     delay_ms: i32,
 ) -> bool {
-    // SAFETY: `native_ptr` is live while `client` is borrowed; the mock
-    // cluster handle it returns belongs to that client and is only used for
-    // this one call, during the borrow.
-    unsafe {
-        let mc = rdsys::rd_kafka_handle_mock_cluster(client.native_ptr());
-        if mc.is_null() {
-            return false;
-        }
-        rdsys::rd_kafka_mock_group_initial_rebalance_delay_ms(mc, delay_ms);
-        true
-    }
+    let Some(mc) = mock_cluster(client) else {
+        return false;
+    };
+    // SAFETY: `mc` is the borrowed client's live mock cluster.
+    unsafe { rdsys::rd_kafka_mock_group_initial_rebalance_delay_ms(mc, delay_ms) };
+    true
 }
 
 /// Sets the mock cluster's KIP-848 (`group.protocol=consumer`) session
@@ -61,17 +67,15 @@ pub(crate) fn mock_consumer_group_timeouts<C: ClientContext>(
     session_ms: i32,
     heartbeat_ms: i32,
 ) -> bool {
-    // SAFETY: as in `mock_initial_rebalance_delay`: the handle belongs to
-    // the borrowed client and is used only during the borrow.
+    let Some(mc) = mock_cluster(client) else {
+        return false;
+    };
+    // SAFETY: `mc` is the borrowed client's live mock cluster.
     unsafe {
-        let mc = rdsys::rd_kafka_handle_mock_cluster(client.native_ptr());
-        if mc.is_null() {
-            return false;
-        }
         rdsys::rd_kafka_mock_set_group_consumer_session_timeout_ms(mc, session_ms);
         rdsys::rd_kafka_mock_set_group_consumer_heartbeat_interval_ms(mc, heartbeat_ms);
-        true
     }
+    true
 }
 
 /// Makes the next request of `api_key` that mock broker `broker_id`
@@ -84,22 +88,21 @@ pub(crate) fn mock_broker_request_error<C: ClientContext>(
     err: i32,
     rtt_ms: i32,
 ) -> bool {
-    // SAFETY: as in `mock_initial_rebalance_delay`. The variadic call gets
-    // exactly `cnt` = 1 (error, rtt) pair, both C ints, as the function
-    // reads them.
-    unsafe {
-        let mc = rdsys::rd_kafka_handle_mock_cluster(client.native_ptr());
-        if mc.is_null() {
-            return false;
-        }
-        let r = rdsys::rd_kafka_mock_broker_push_request_error_rtts(
+    let Some(mc) = mock_cluster(client) else {
+        return false;
+    };
+    // SAFETY: `mc` is the borrowed client's live mock cluster. The variadic
+    // call gets exactly `cnt` = 1 (error, rtt) pair, both C ints, as the
+    // function reads them.
+    let r = unsafe {
+        rdsys::rd_kafka_mock_broker_push_request_error_rtts(
             mc,
             broker_id,
             api_key,
             1,
             err as std::ffi::c_int,
             rtt_ms as std::ffi::c_int,
-        );
-        r == rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
-    }
+        )
+    };
+    r == rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
 }

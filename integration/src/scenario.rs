@@ -154,16 +154,6 @@ pub fn api_key(api: Api) -> Option<RDKafkaApiKey> {
     })
 }
 
-/// The assignor librdkafka calls by the scenario's name.
-fn assignor(name: &str) -> Option<Assignor> {
-    match name {
-        "range" => Some(Assignor::Range),
-        "roundrobin" => Some(Assignor::RoundRobin),
-        "cooperative-sticky" => Some(Assignor::CooperativeSticky),
-        _ => None,
-    }
-}
-
 struct Planner<'a> {
     sc: &'a Scenario,
     backend: Backend,
@@ -236,6 +226,20 @@ impl Planner<'_> {
         }
     }
 
+    /// A fault at `at` and, `after` later (if ever), the step that heals it.
+    fn fault_healed(
+        &mut self,
+        at: Duration,
+        (action, description): (Action, String),
+        after: Option<Duration>,
+        (heal, heal_description): (Action, String),
+    ) {
+        self.push(at, action, description, false);
+        if let Some(d) = after {
+            self.push(at + d, heal, heal_description, true);
+        }
+    }
+
     fn member_fault(&mut self, f: &FaultSpec) {
         let at = f.at();
         match f {
@@ -244,40 +248,36 @@ impl Planner<'_> {
                 restart_after,
                 ..
             } => {
-                self.push(
+                self.fault_healed(
                     at,
-                    Action::CrashMember(*member),
-                    format!("crash consumer-{member}"),
-                    false,
-                );
-                if let Some(d) = restart_after {
-                    self.push(
-                        at + d.0,
+                    (
+                        Action::CrashMember(*member),
+                        format!("crash consumer-{member}"),
+                    ),
+                    restart_after.map(|d| d.0),
+                    (
                         Action::StartMember(*member),
                         format!("restart consumer-{member}"),
-                        true,
-                    );
-                }
+                    ),
+                );
             }
             FaultSpec::StopMember {
                 member,
                 restart_after,
                 ..
             } => {
-                self.push(
+                self.fault_healed(
                     at,
-                    Action::StopMember(*member),
-                    format!("shutdown consumer-{member}"),
-                    false,
-                );
-                if let Some(d) = restart_after {
-                    self.push(
-                        at + d.0,
+                    (
+                        Action::StopMember(*member),
+                        format!("shutdown consumer-{member}"),
+                    ),
+                    restart_after.map(|d| d.0),
+                    (
                         Action::StartMember(*member),
                         format!("restart consumer-{member}"),
-                        true,
-                    );
-                }
+                    ),
+                );
             }
             FaultSpec::StartMember { member, .. } => self.push(
                 at,
@@ -288,17 +288,11 @@ impl Planner<'_> {
             FaultSpec::RollingRestart { gap, .. } => {
                 let mut t = at;
                 for m in 0..self.sc.group.members {
-                    self.push(
+                    self.fault_healed(
                         t,
-                        Action::StopMember(m),
-                        format!("shutdown consumer-{m}"),
-                        false,
-                    );
-                    self.push(
-                        t + gap.0,
-                        Action::StartMember(m),
-                        format!("restart consumer-{m}"),
-                        true,
+                        (Action::StopMember(m), format!("shutdown consumer-{m}")),
+                        Some(gap.0),
+                        (Action::StartMember(m), format!("restart consumer-{m}")),
                     );
                     t += gap.0 * 2;
                 }
@@ -352,21 +346,16 @@ impl Planner<'_> {
                 Backend::Mock,
             ) => {
                 let id = self.mock_broker(broker);
-                self.push(
+                self.fault_healed(
                     at,
-                    Action::BrokerDown(id),
-                    format!("mock broker {id} down ({broker:?})"),
-                    false,
+                    (
+                        Action::BrokerDown(id),
+                        format!("mock broker {id} down ({broker:?})"),
+                    ),
+                    restart_after.map(|d| d.0),
+                    (Action::BrokerUp(id), format!("mock broker {id} up")),
                 );
                 self.fail_over(at, id);
-                if let Some(d) = restart_after {
-                    self.push(
-                        at + d.0,
-                        Action::BrokerUp(id),
-                        format!("mock broker {id} up"),
-                        true,
-                    );
-                }
             }
             (
                 FaultSpec::DisconnectBroker {
@@ -380,20 +369,18 @@ impl Planner<'_> {
                      connections close), the nearest the mock has to a cut network"
                         .into(),
                 );
-                self.push(
+                self.fault_healed(
                     at,
-                    Action::BrokerDown(id),
-                    format!("mock broker {id} disconnected (down) ({broker:?})"),
-                    false,
-                );
-                if let Some(d) = duration {
-                    self.push(
-                        at + d.0,
+                    (
+                        Action::BrokerDown(id),
+                        format!("mock broker {id} disconnected (down) ({broker:?})"),
+                    ),
+                    duration.map(|d| d.0),
+                    (
                         Action::BrokerUp(id),
                         format!("mock broker {id} reconnected (up)"),
-                        true,
-                    );
-                }
+                    ),
+                );
             }
             (
                 FaultSpec::PauseBroker {
@@ -407,20 +394,20 @@ impl Planner<'_> {
                      the pause, so what is sent during it is answered that late"
                         .into(),
                 );
-                self.push(
+                self.fault_healed(
                     at,
-                    Action::Rtt(id, duration.0),
-                    format!(
-                        "mock broker {id} paused (rtt {:?}) ({broker:?})",
-                        duration.0
+                    (
+                        Action::Rtt(id, duration.0),
+                        format!(
+                            "mock broker {id} paused (rtt {:?}) ({broker:?})",
+                            duration.0
+                        ),
                     ),
-                    false,
-                );
-                self.push(
-                    at + duration.0,
-                    Action::Rtt(id, Duration::ZERO),
-                    format!("mock broker {id} unpaused (rtt 0)"),
-                    true,
+                    Some(duration.0),
+                    (
+                        Action::Rtt(id, Duration::ZERO),
+                        format!("mock broker {id} unpaused (rtt 0)"),
+                    ),
                 );
             }
             (
@@ -450,20 +437,18 @@ impl Planner<'_> {
                      client (the mock cannot slow one link)"
                         .into(),
                 );
-                self.push(
+                self.fault_healed(
                     at,
-                    Action::Rtt(id, latency.0 * 2),
-                    format!("mock broker {id} rtt {:?} for every client", latency.0 * 2),
-                    false,
-                );
-                if let Some(d) = duration {
-                    self.push(
-                        at + d.0,
+                    (
+                        Action::Rtt(id, latency.0 * 2),
+                        format!("mock broker {id} rtt {:?} for every client", latency.0 * 2),
+                    ),
+                    duration.map(|d| d.0),
+                    (
                         Action::Rtt(id, Duration::ZERO),
                         format!("mock broker {id} rtt 0"),
-                        true,
-                    );
-                }
+                    ),
+                );
             }
             (
                 FaultSpec::Errors {
@@ -527,50 +512,34 @@ impl Planner<'_> {
                          disconnect-broker, or a durable image such as Redpanda)",
                     );
                 }
-                self.push(
+                self.fault_healed(
                     at,
-                    Action::StopContainer,
-                    "stop broker container".into(),
-                    false,
+                    (Action::StopContainer, "stop broker container".into()),
+                    restart_after.map(|d| d.0),
+                    (Action::StartContainer, "start broker container".into()),
                 );
-                if let Some(d) = restart_after {
-                    self.push(
-                        at + d.0,
-                        Action::StartContainer,
-                        "start broker container".into(),
-                        true,
-                    );
-                }
             }
             (FaultSpec::PauseBroker { duration, .. }, Backend::Container) => {
-                self.push(
+                self.fault_healed(
                     at,
-                    Action::PauseContainer,
-                    "pause broker container".into(),
-                    false,
-                );
-                self.push(
-                    at + duration.0,
-                    Action::UnpauseContainer,
-                    "unpause broker container".into(),
-                    true,
+                    (Action::PauseContainer, "pause broker container".into()),
+                    Some(duration.0),
+                    (Action::UnpauseContainer, "unpause broker container".into()),
                 );
             }
             (FaultSpec::DisconnectBroker { duration, .. }, Backend::Container) => {
-                self.push(
+                self.fault_healed(
                     at,
-                    Action::DisconnectContainer,
-                    "disconnect broker container from its network".into(),
-                    false,
-                );
-                if let Some(d) = duration {
-                    self.push(
-                        at + d.0,
+                    (
+                        Action::DisconnectContainer,
+                        "disconnect broker container from its network".into(),
+                    ),
+                    duration.map(|d| d.0),
+                    (
                         Action::ReconnectContainer,
                         "reconnect broker container".into(),
-                        true,
-                    );
-                }
+                    ),
+                );
             }
             (
                 FaultSpec::Latency { .. }
@@ -616,7 +585,7 @@ pub fn plan(sc: &Scenario, backend: Backend, durable: bool) -> Result<Plan, Unsu
                 .into(),
         );
     }
-    if assignor(&sc.group.assignor).is_none() {
+    if Assignor::from_name(&sc.group.assignor).is_none() {
         p.reasons.push(format!(
             "librdkafka has no `{}` assignor (it has range, roundrobin, cooperative-sticky)",
             sc.group.assignor
@@ -698,27 +667,30 @@ pub async fn run(sc: &Scenario, backend: Backend) -> Result<Outcome, RunError> {
         dlq: DLQ_TOPIC.into(),
         group: GROUP.into(),
     };
-    let (broker, names, durable) = match backend {
+    // Planned before any broker starts: a scenario that cannot run here
+    // (the simulation included) fails at once.
+    let durable =
+        backend == Backend::Container && crate::container::durable(&crate::container::image());
+    let plan = plan(sc, backend, durable)?;
+    let (broker, names) = match backend {
         Backend::Mock => {
             let mock = MockKafka::start(sc.cluster.brokers.max(1) as i32)
                 .map_err(|e| RunError::Setup(e.to_string()))?;
-            (Broker::Mock(mock), names, false)
+            (Broker::Mock(mock), names)
         }
         Backend::Container => {
             let c = ContainerBroker::start()
                 .await
                 .map_err(|e| RunError::Setup(e.to_string()))?;
-            let durable = c.durable();
-            (Broker::Container(Box::new(c)), names, durable)
+            (Broker::Container(Box::new(c)), names)
         }
         Backend::External => {
             let b = std::env::var(EXTERNAL_BOOTSTRAP)
                 .map_err(|_| RunError::Setup(format!("{EXTERNAL_BOOTSTRAP} is not set")))?;
-            (Broker::External(b), names.unique(), false)
+            (Broker::External(b), names.unique())
         }
-        Backend::Sim => return Err(plan(sc, backend, false).unwrap_err().into()),
+        Backend::Sim => unreachable!("`plan` refuses the simulation"),
     };
-    let plan = plan(sc, backend, durable)?;
     let g = &sc.group;
     let mut run = Run::on(
         broker,
@@ -731,7 +703,7 @@ pub async fn run(sc: &Scenario, backend: Backend) -> Result<Outcome, RunError> {
     .map_err(|e| RunError::Setup(e.to_string()))?;
     run.membership = Membership {
         protocol: GroupProtocol::Classic,
-        assignor: assignor(&g.assignor).unwrap_or(Assignor::CooperativeSticky),
+        assignor: Assignor::from_name(&g.assignor).unwrap_or(Assignor::CooperativeSticky),
         session: g.session_timeout.0,
         heartbeat: g.heartbeat_interval.0,
         static_membership: g.static_membership,

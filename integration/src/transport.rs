@@ -47,7 +47,20 @@ pub enum Assignor {
 }
 
 impl Assignor {
-    fn as_str(self) -> &'static str {
+    /// Every assignor librdkafka has.
+    pub const ALL: [Assignor; 3] = [
+        Assignor::Range,
+        Assignor::RoundRobin,
+        Assignor::CooperativeSticky,
+    ];
+
+    /// The assignor of this `partition.assignment.strategy` name.
+    pub fn from_name(name: &str) -> Option<Assignor> {
+        Self::ALL.into_iter().find(|a| a.as_str() == name)
+    }
+
+    /// Its `partition.assignment.strategy` name.
+    pub fn as_str(self) -> &'static str {
         match self {
             Assignor::Range => "range",
             Assignor::RoundRobin => "roundrobin",

@@ -448,14 +448,10 @@ impl<T: Transport, P: MessageProcessor> Driver<T, P> {
                     .catch_unwind()
                     .await;
                 let result = result.unwrap_or_else(|panic| {
-                    let msg = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| (*s).to_owned())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "non-string panic payload".to_owned());
                     // A panic is a failure of this record, not of the consumer.
                     Err(ProcessingError::transient(format!(
-                        "processor panicked: {msg}"
+                        "processor panicked: {}",
+                        crate::panic_message(&*panic)
                     )))
                 });
                 (d, result, started)
