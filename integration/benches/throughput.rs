@@ -98,7 +98,46 @@ fn produce(mock: &MockKafka, n: usize) {
     p.flush(Duration::from_secs(60)).expect("flushed");
 }
 
-fn raw(mock: &MockKafka, n: usize, group: &str) -> Duration {
+/// CPU time of every thread of this process so far, in nanoseconds (from
+/// `/proc/self/task/*/schedstat`; `None` where there is no procfs).
+fn cpu_ns() -> Option<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let path = task.ok()?.path().join("schedstat");
+        // A thread may end between the listing and the read.
+        let Ok(text) = std::fs::read_to_string(path) else {
+            continue;
+        };
+        total += text.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total)
+}
+
+/// Wall time and CPU time (all threads) from the first record to the last.
+struct Timed {
+    wall: Duration,
+    cpu: Option<u64>,
+}
+
+impl Timed {
+    fn since(wall: WallInstant, cpu: Option<u64>) -> Self {
+        Timed {
+            wall: wall.elapsed(),
+            cpu: cpu.zip(cpu_ns()).map(|(a, b)| b.saturating_sub(a)),
+        }
+    }
+
+    fn rate(&self, n: usize) -> f64 {
+        n as f64 / self.wall.as_secs_f64()
+    }
+
+    /// CPU nanoseconds per record, all threads.
+    fn cpu_per_record(&self, n: usize) -> Option<f64> {
+        self.cpu.map(|c| c as f64 / n as f64)
+    }
+}
+
+fn raw(mock: &MockKafka, n: usize, group: &str) -> Timed {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", mock.bootstrap())
         .set("group.id", group)
@@ -112,17 +151,18 @@ fn raw(mock: &MockKafka, n: usize, group: &str) -> Duration {
     let mut start = None;
     while got < n {
         if let Some(Ok(_)) = c.poll(Duration::from_millis(100)) {
-            start.get_or_insert_with(WallInstant::now);
+            start.get_or_insert_with(|| (WallInstant::now(), cpu_ns()));
             got += 1;
         }
     }
-    start.expect("consumed").elapsed()
+    let (wall, cpu) = start.expect("consumed");
+    Timed::since(wall, cpu)
 }
 
 /// The reference consumer; with `events` off (as in production) it is
 /// timed by its processor's count, with them on the sink also samples
 /// latencies.
-fn reference(mock: &MockKafka, n: usize, group: &str, events: bool) -> (Duration, Vec<u64>) {
+fn reference(mock: &MockKafka, n: usize, group: &str, events: bool) -> (Timed, Vec<u64>) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -158,14 +198,15 @@ fn reference(mock: &MockKafka, n: usize, group: &str, events: bool) -> (Duration
         loop {
             let done = processed.load(AtomicOrdering::Relaxed);
             if done > 0 {
-                first.get_or_insert_with(WallInstant::now);
+                first.get_or_insert_with(|| (WallInstant::now(), cpu_ns()));
             }
             if done >= n {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        let took = first.expect("processed").elapsed();
+        let (wall, cpu) = first.expect("processed");
+        let took = Timed::since(wall, cpu);
         stop.shutdown();
         let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
         let lat = std::mem::take(&mut timing.inner.lock().expect("timing").latencies);
@@ -187,26 +228,30 @@ fn main() {
     produce(&mock, n);
     println!("{n} records × 100 B on {PARTITIONS} partitions, one mock broker, {rounds} rounds");
     let (mut raws, mut refs, mut lats) = (Vec::new(), Vec::new(), Vec::<u64>::new());
+    let (mut raw_cpu, mut ref_cpu) = (Vec::new(), Vec::new());
+    let cpu = |c: Option<f64>| c.map_or("?".to_owned(), |c| format!("{c:.0}"));
     for r in 0..rounds {
         let t_raw = raw(&mock, n, &format!("raw-{r}"));
         let (t_ref, _) = reference(&mock, n, &format!("ref-{r}"), false);
-        let (raw_rate, ref_rate) = (
-            n as f64 / t_raw.as_secs_f64(),
-            n as f64 / t_ref.as_secs_f64(),
-        );
+        let (raw_rate, ref_rate) = (t_raw.rate(n), t_ref.rate(n));
         println!(
-            "round {r}: raw BaseConsumer {raw_rate:>10.0} rec/s   reference consumer (events off) {ref_rate:>10.0} rec/s   ratio {:.3}",
+            "round {r}: raw BaseConsumer {raw_rate:>10.0} rec/s ({} ns CPU/rec)   reference consumer (events off) {ref_rate:>10.0} rec/s ({} ns CPU/rec)   ratio {:.3}",
+            cpu(t_raw.cpu_per_record(n)),
+            cpu(t_ref.cpu_per_record(n)),
             ref_rate / raw_rate
         );
         raws.push(raw_rate);
         refs.push(ref_rate);
+        raw_cpu.extend(t_raw.cpu_per_record(n));
+        ref_cpu.extend(t_ref.cpu_per_record(n));
     }
     // Latency, with per-record events on (the history a test needs).
     let (t_events, mut lat) = reference(&mock, n, "ref-events", true);
     lats.append(&mut lat);
     println!(
-        "reference consumer with per-record events on: {:.0} rec/s",
-        n as f64 / t_events.as_secs_f64()
+        "reference consumer with per-record events on: {:.0} rec/s ({} ns CPU/rec)",
+        t_events.rate(n),
+        cpu(t_events.cpu_per_record(n))
     );
     let median = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
@@ -223,6 +268,12 @@ fn main() {
         "median: raw {raw_m:.0} rec/s, reference {ref_m:.0} rec/s, ratio {:.3} (goal >= 0.95)",
         ref_m / raw_m
     );
+    if !raw_cpu.is_empty() && !ref_cpu.is_empty() {
+        let (raw_c, ref_c) = (median(&mut raw_cpu), median(&mut ref_cpu));
+        println!(
+            "median CPU per record, all threads (the mock broker's included): raw {raw_c:.0} ns, reference {ref_c:.0} ns"
+        );
+    }
     println!(
         "poll-to-processed latency over {} sampled records: p50 {} µs, p99 {} µs, max {} µs",
         lats.len(),
