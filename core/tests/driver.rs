@@ -175,6 +175,28 @@ async fn processes_everything_commits_it_and_leaves_on_shutdown() {
     )));
 }
 
+/// A shutdown asked for while the driver is not waiting on its channel
+/// (here: before it runs at all) still stops it, gracefully.
+#[tokio::test(start_paused = true)]
+async fn a_shutdown_asked_for_while_the_driver_is_busy_is_not_missed() {
+    let c = cluster(2, 5);
+    let driver = Driver::new(
+        config(),
+        MemoryTransport::new(c.clone()),
+        Recorder::default(),
+        Box::new(SplitMix64::new(7)),
+        Arc::new(VecSink::default()),
+    )
+    .expect("valid config");
+    driver.shutdown_handle().shutdown();
+    let reason = tokio::time::timeout(Duration::from_secs(60), driver.run())
+        .await
+        .expect("the driver stops instead of waiting forever")
+        .expect("driver ends cleanly");
+    assert_eq!(reason, StopReason::Shutdown);
+    assert!(c.left());
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_panicking_processor_fails_only_that_record() {
     let c = cluster(2, 10);

@@ -30,6 +30,7 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -309,9 +310,12 @@ impl<T: Transport, P: MessageProcessor> Driver<T, P> {
     }
 
     fn now(&self) -> Instant {
-        let ms = tokio::time::Instant::now()
-            .saturating_duration_since(self.start)
-            .as_millis();
+        self.engine_time(tokio::time::Instant::now())
+    }
+
+    /// The engine's time of a tokio instant.
+    fn engine_time(&self, at: tokio::time::Instant) -> Instant {
+        let ms = at.saturating_duration_since(self.start).as_millis();
         Instant::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
     }
 
@@ -319,11 +323,17 @@ impl<T: Transport, P: MessageProcessor> Driver<T, P> {
         self.start + Duration::from_millis(at.as_millis())
     }
 
-    fn flush_events(&mut self) {
-        let now = self.now();
-        while let Some(e) = self.engine.poll_event() {
-            record_metrics(&e);
-            self.sink.emit(now, &e);
+    /// Hands the engine's events to the sink, stamped `at` (read now if
+    /// `None`; the clock is read only when there is something to stamp).
+    fn flush_events(&mut self, at: Option<tokio::time::Instant>) {
+        let mut next = self.engine.poll_event();
+        if next.is_some() {
+            let now = self.engine_time(at.unwrap_or_else(tokio::time::Instant::now));
+            while let Some(e) = next {
+                record_metrics(&e);
+                self.sink.emit(now, &e);
+                next = self.engine.poll_event();
+            }
         }
         metrics::gauge!("ruckus_consumer_in_flight").set(self.engine.in_flight() as f64);
     }
@@ -338,28 +348,30 @@ impl<T: Transport, P: MessageProcessor> Driver<T, P> {
         self.transport.subscribe(&topics).await?;
         let mut running: FuturesUnordered<Running> = FuturesUnordered::new();
         let mut next_lag = tokio::time::Instant::now() + self.lag_interval;
+        // Whether the engine was told to shut down. The request is read
+        // from the channel's value, not only from its change: one made
+        // while the driver was busy elsewhere (carrying out actions, or
+        // inside a processor that finished on its first poll) is seen too.
+        let mut stopping = false;
         loop {
+            if !stopping && *self.shutdown_rx.borrow_and_update() {
+                stopping = true;
+                let now = self.now();
+                self.engine.shutdown(now);
+            }
             if let Some(reason) = self.act(&mut running).await? {
                 return Ok(reason);
             }
             let timer = self.engine.poll_timeout().map(|t| self.to_tokio(t));
-            let stopping = *self.shutdown_rx.borrow();
             tokio::select! {
                 biased;
                 changed = self.shutdown_rx.changed(), if !stopping => {
-                    if changed.is_err() || *self.shutdown_rx.borrow() {
-                        let now = self.now();
-                        self.engine.shutdown(now);
-                    }
+                    // The sender lives in the driver, so this never fails;
+                    // the value is acted on at the top of the loop.
+                    let _ = changed;
                 }
                 Some((d, result, started)) = running.next(), if !running.is_empty() => {
-                    metrics::histogram!("ruckus_consumer_processing_seconds").record(started.elapsed().as_secs_f64());
-                    match &result {
-                        Ok(()) => self.processor.on_success(&d.record),
-                        Err(e) => self.processor.on_failure(&d.record, e),
-                    }
-                    let now = self.now();
-                    self.engine.handle_processed(now, d, result);
+                    self.finish_processing(d, result, started, tokio::time::Instant::now());
                 }
                 () = sleep_until(timer) => {
                     let now = self.now();
@@ -383,16 +395,39 @@ impl<T: Transport, P: MessageProcessor> Driver<T, P> {
         &mut self,
         running: &mut FuturesUnordered<Running>,
     ) -> Result<Option<StopReason>, DriverError> {
+        // The clock as read at the end of the last action, if nothing was
+        // awaited since: stamps the events it caused and starts the next
+        // record's processing.
+        let mut clock = None;
         loop {
-            self.flush_events();
+            self.flush_events(clock);
             let Some(action) = self.engine.poll_action() else {
                 return Ok(None);
             };
+            let clock_now = clock.take();
             match action {
                 Action::Seek { tp, offset } => self.transport.seek(&tp, offset),
                 Action::Pause(tp) => self.transport.pause(&tp),
                 Action::Resume(tp) => self.transport.resume(&tp),
-                Action::Process(d) => running.push(self.start_processing(d)),
+                Action::Process(d) => {
+                    // A processing that is done on its first poll (nothing
+                    // to wait for) is answered here and now, so a batch of
+                    // such records goes through without a trip round the
+                    // select loop and the set of running futures each. The
+                    // clock read at the end of one is the start of the next.
+                    let started = clock_now.unwrap_or_else(tokio::time::Instant::now);
+                    let mut processing = self.start_processing(d, started);
+                    match std::future::poll_fn(|cx| Poll::Ready(processing.as_mut().poll(cx))).await
+                    {
+                        Poll::Ready((d, result, started)) => {
+                            let ended = tokio::time::Instant::now();
+                            self.finish_processing(d, result, started, ended);
+                            clock = Some(ended);
+                        }
+                        // Polled again (with its own waker) by the set.
+                        Poll::Pending => running.push(processing),
+                    }
+                }
                 Action::Commit(c) => {
                     let started = tokio::time::Instant::now();
                     let result = self
@@ -417,10 +452,10 @@ impl<T: Transport, P: MessageProcessor> Driver<T, P> {
                 }
                 Action::RevocationDone(tps) => self.transport.revocation_done(&tps).await,
                 Action::Stopped(reason) => {
-                    self.flush_events();
+                    self.flush_events(None);
                     let left = self.transport.leave().await;
                     self.engine.handle_left();
-                    self.flush_events();
+                    self.flush_events(None);
                     left?;
                     return Ok(Some(reason));
                 }
@@ -428,7 +463,26 @@ impl<T: Transport, P: MessageProcessor> Driver<T, P> {
         }
     }
 
-    fn start_processing(&self, d: Dispatch) -> Running {
+    /// Hands a processing result to the processor's hooks and the engine.
+    fn finish_processing(
+        &mut self,
+        d: Dispatch,
+        result: Result<(), ProcessingError>,
+        started: tokio::time::Instant,
+        ended: tokio::time::Instant,
+    ) {
+        metrics::histogram!("ruckus_consumer_processing_seconds")
+            .record(ended.saturating_duration_since(started).as_secs_f64());
+        match &result {
+            Ok(()) => self.processor.on_success(&d.record),
+            Err(e) => self.processor.on_failure(&d.record, e),
+        }
+        let now = self.engine_time(ended);
+        self.engine.handle_processed(now, d, result);
+    }
+
+    /// The processing of `d`, started at `started`.
+    fn start_processing(&self, d: Dispatch, started: tokio::time::Instant) -> Running {
         let processor = self.processor.clone();
         let ctx = RecordContext {
             attempt: d.ticket.attempt(),
@@ -441,23 +495,26 @@ impl<T: Transport, P: MessageProcessor> Driver<T, P> {
             offset = d.record.offset.0,
             attempt = ctx.attempt,
         );
-        Box::pin(
-            async move {
-                let started = tokio::time::Instant::now();
-                let result = AssertUnwindSafe(processor.process(&d.record, &ctx))
-                    .catch_unwind()
-                    .await;
-                let result = result.unwrap_or_else(|panic| {
-                    // A panic is a failure of this record, not of the consumer.
-                    Err(ProcessingError::transient(format!(
-                        "processor panicked: {}",
-                        crate::panic_message(&*panic)
-                    )))
-                });
-                (d, result, started)
-            }
-            .instrument(span),
-        )
+        let processing = async move {
+            let result = AssertUnwindSafe(processor.process(&d.record, &ctx))
+                .catch_unwind()
+                .await;
+            let result = result.unwrap_or_else(|panic| {
+                // A panic is a failure of this record, not of the consumer.
+                Err(ProcessingError::transient(format!(
+                    "processor panicked: {}",
+                    crate::panic_message(&*panic)
+                )))
+            });
+            (d, result, started)
+        };
+        // Without a subscriber that wants the span, skip entering and
+        // leaving it on every poll.
+        if span.is_disabled() {
+            Box::pin(processing)
+        } else {
+            Box::pin(processing.instrument(span))
+        }
     }
 
     async fn handle_transport_event(&mut self, event: TransportEvent) -> Result<(), DriverError> {
