@@ -4,26 +4,35 @@
 //! - Offsets are never committed or stored by librdkafka on its own
 //!   (`enable.auto.commit=false`, `enable.auto.offset.store=false`); the
 //!   engine commits explicit offset lists.
-//! - A dedicated thread polls the consumer. Rebalance callbacks run on it
-//!   and become [`TransportEvent`]s: an assignment (with the group
-//!   generation read from librdkafka), a revocation — the thread then waits
-//!   for the engine's [`Transport::revocation_done`], so the engine commits
-//!   its completed prefix while the partitions are still owned — or a loss.
+//! - The consumer is polled on the driver's own task, inside
+//!   [`Transport::poll`]: librdkafka's queue wakes the task when it turns
+//!   non-empty, and records go from librdkafka to the engine without a
+//!   thread in between.
+//! - Rebalances are served there too and become [`TransportEvent`]s: an
+//!   assignment (with the group generation read from librdkafka), a
+//!   revocation, or a loss. A revocation is not given back to librdkafka in
+//!   its callback: the partitions are unassigned only when the engine says
+//!   [`Transport::revocation_done`] (or after `revoke_timeout`), so the
+//!   engine commits its completed prefix while it still owns them.
 //! - Dead letters go through an idempotent producer with `acks=all`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc as std_mpsc, Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+use std::time::{Duration, Instant as WallInstant};
 
 use bytes::Bytes;
+use futures_util::StreamExt;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol, StreamConsumer,
+};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header as RdHeader, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::topic_partition_list::TopicPartitionList;
-use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use rdkafka::{ClientContext, Offset as RdOffset};
 use ruckus_core::consumer::{DeadLetter, StartPosition};
 use ruckus_core::driver::{Transport, TransportError, TransportEvent};
@@ -31,7 +40,6 @@ use ruckus_core::model::{
     ErrorCode, Generation, Header, MemberId, Offset, Partition, Record, Timestamp, Topic,
     TopicPartition,
 };
-use tokio::sync::mpsc;
 
 use crate::ffi;
 
@@ -181,18 +189,40 @@ fn ms(d: Duration) -> String {
     d.as_millis().to_string()
 }
 
-/// What the poll thread hands over, in order.
-enum Item {
-    Records(Vec<Record>),
-    Event(TransportEvent),
+/// A revocation librdkafka is waiting for: the partitions are unassigned
+/// once the engine is done with them.
+struct PendingRevoke {
+    tpl: TopicPartitionList,
+    since: WallInstant,
 }
 
-/// The consumer context: rebalance callbacks, on the poll thread.
+/// The consumer context. Its callbacks run inside librdkafka's poll, on
+/// the driver's task.
 struct Ctx {
-    tx: mpsc::UnboundedSender<Item>,
-    done: Mutex<std_mpsc::Receiver<()>>,
-    revoke_timeout: Duration,
-    leaving: Arc<AtomicBool>,
+    /// Group events for the engine, in the order librdkafka reported them.
+    events: Mutex<VecDeque<TransportEvent>>,
+    /// Set while `events` is not empty (checked once per polled message).
+    has_events: AtomicBool,
+    revoke: Mutex<Option<PendingRevoke>>,
+    /// Leaving: a revocation is given up at once, nobody waits for it.
+    leaving: AtomicBool,
+}
+
+impl Ctx {
+    fn push(&self, event: TransportEvent) {
+        let mut events = self.events.lock().expect("events");
+        events.push_back(event);
+        self.has_events.store(true, Ordering::Release);
+    }
+
+    fn take_events(&self) -> Vec<TransportEvent> {
+        if !self.has_events.load(Ordering::Acquire) {
+            return Vec::new();
+        }
+        let mut events = self.events.lock().expect("events");
+        self.has_events.store(false, Ordering::Release);
+        events.drain(..).collect()
+    }
 }
 
 impl ClientContext for Ctx {}
@@ -207,54 +237,77 @@ fn partitions_of(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
         .collect()
 }
 
-impl ConsumerContext for Ctx {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let Rebalance::Revoke(tpl) = rebalance else {
-            return;
-        };
-        let partitions = partitions_of(tpl);
-        if partitions.is_empty() {
-            return;
-        }
-        if consumer.assignment_lost() {
-            let _ = self
-                .tx
-                .send(Item::Event(TransportEvent::Lost { partitions }));
-            return;
-        }
-        let _ = self
-            .tx
-            .send(Item::Event(TransportEvent::Revoked { partitions }));
-        if self.leaving.load(Ordering::SeqCst) {
-            return;
-        }
-        // Hold the revocation until the engine committed what it finished.
-        let done = self.done.lock().expect("done");
-        while done.try_recv().is_ok() {}
-        let _ = done.recv_timeout(self.revoke_timeout);
-    }
+/// Gives partitions back to librdkafka: an incremental unassign under a
+/// cooperative protocol, the whole assignment otherwise. Failures are
+/// librdkafka's to report; the group goes on either way.
+fn unassign<C: Consumer<Ctx>>(consumer: &C, tpl: &TopicPartitionList) {
+    let _ = match consumer.rebalance_protocol() {
+        RebalanceProtocol::Cooperative => consumer.incremental_unassign(tpl),
+        _ => consumer.unassign(),
+    };
+}
 
-    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let Rebalance::Assign(tpl) = rebalance else {
-            return;
-        };
+impl ConsumerContext for Ctx {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let _ = match consumer.rebalance_protocol() {
+                    RebalanceProtocol::Cooperative => consumer.incremental_assign(tpl),
+                    _ => consumer.assign(tpl),
+                };
+                self.assigned(consumer, tpl);
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                let partitions = partitions_of(tpl);
+                if partitions.is_empty() {
+                    unassign(consumer, tpl);
+                } else if consumer.assignment_lost() {
+                    self.push(TransportEvent::Lost { partitions });
+                    unassign(consumer, tpl);
+                } else {
+                    self.push(TransportEvent::Revoked { partitions });
+                    if self.leaving.load(Ordering::SeqCst) {
+                        unassign(consumer, tpl);
+                    } else {
+                        // Held until the engine committed what it finished.
+                        *self.revoke.lock().expect("revoke") = Some(PendingRevoke {
+                            tpl: tpl.clone(),
+                            since: WallInstant::now(),
+                        });
+                    }
+                }
+            }
+            // A rebalance error: give up the assignment, as librdkafka's
+            // own handling does; the group reassigns.
+            _ => unassign(consumer, tpl),
+        }
+    }
+}
+
+impl Ctx {
+    fn assigned(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
         let (generation, member) =
             ffi::group_generation(consumer.client()).unwrap_or((-1, String::new()));
         let generation = Generation(generation);
-        let _ = self.tx.send(Item::Event(TransportEvent::Joined {
+        self.push(TransportEvent::Joined {
             member_id: MemberId::new(member),
             generation,
-        }));
+        });
         let partitions = partitions_of(tpl);
         // librdkafka keeps an application pause across an unassign and a
         // later assign of the same partition; a new assignment starts
         // unpaused, as the engine expects.
         let _ = consumer.resume(tpl);
         if !partitions.is_empty() {
-            let _ = self.tx.send(Item::Event(TransportEvent::Assigned {
+            self.push(TransportEvent::Assigned {
                 partitions,
                 generation,
-            }));
+            });
         }
     }
 }
@@ -263,18 +316,13 @@ impl ConsumerContext for Ctx {
 /// runtime.
 pub struct RdKafkaTransport {
     config: KafkaConfig,
-    consumer: Arc<BaseConsumer<Ctx>>,
+    consumer: Arc<StreamConsumer<Ctx>>,
     producer: FutureProducer,
-    rx: mpsc::UnboundedReceiver<Item>,
-    done_tx: std_mpsc::Sender<()>,
-    stop: Arc<AtomicBool>,
-    leaving: Arc<AtomicBool>,
-    poller: Option<std::thread::JoinHandle<()>>,
     /// Next offset to hand to the engine per owned partition; records below
     /// are stale (from before a seek) and dropped.
     positions: BTreeMap<TopicPartition, Offset>,
-    /// An event read while gathering records, handed out next.
-    pending: Option<TransportEvent>,
+    /// Where polled records are gathered.
+    batch: Batch,
 }
 
 impl std::fmt::Debug for RdKafkaTransport {
@@ -321,16 +369,13 @@ impl RdKafkaTransport {
     /// # Errors
     /// librdkafka rejected the configuration.
     pub fn new(config: KafkaConfig) -> Result<Self, TransportError> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let (done_tx, done_rx) = std_mpsc::channel();
-        let leaving = Arc::new(AtomicBool::new(false));
         let ctx = Ctx {
-            tx: tx.clone(),
-            done: Mutex::new(done_rx),
-            revoke_timeout: config.revoke_timeout,
-            leaving: leaving.clone(),
+            events: Mutex::new(VecDeque::new()),
+            has_events: AtomicBool::new(false),
+            revoke: Mutex::new(None),
+            leaving: AtomicBool::new(false),
         };
-        let consumer: BaseConsumer<Ctx> = config
+        let consumer: StreamConsumer<Ctx> = config
             .consumer_config()
             .create_with_context(ctx)
             .map_err(|e| transport_error(&e))?;
@@ -338,33 +383,19 @@ impl RdKafkaTransport {
             .producer_config()
             .create()
             .map_err(|e| transport_error(&e))?;
-        let consumer = Arc::new(consumer);
-        let stop = Arc::new(AtomicBool::new(false));
-        let poller = {
-            let (consumer, stop) = (consumer.clone(), stop.clone());
-            std::thread::Builder::new()
-                .name(format!("ruckus-poll-{}", config.client_id))
-                .spawn(move || poll_loop(&consumer, &stop, &tx))
-                .map_err(|e| TransportError::Io(e.to_string()))?
-        };
         Ok(Self {
             config,
-            consumer,
+            consumer: Arc::new(consumer),
             producer,
-            rx,
-            done_tx,
-            stop,
-            leaving,
-            poller: Some(poller),
             positions: BTreeMap::new(),
-            pending: None,
+            batch: Batch::default(),
         })
     }
 
     /// Runs a blocking librdkafka call off the async thread.
     async fn blocking<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&BaseConsumer<Ctx>) -> T + Send + 'static,
+        f: impl FnOnce(&StreamConsumer<Ctx>) -> T + Send + 'static,
     ) -> Result<T, TransportError> {
         let c = self.consumer.clone();
         tokio::task::spawn_blocking(move || f(&c))
@@ -372,55 +403,56 @@ impl RdKafkaTransport {
             .map_err(|e| TransportError::Io(e.to_string()))
     }
 
-    /// From now on revocations do not wait for the engine, and one that is
-    /// waiting goes on.
-    fn stop_waiting_for_revocations(&self) {
-        self.leaving.store(true, Ordering::SeqCst);
-        let _ = self.done_tx.send(());
+    fn ctx(&self) -> &Arc<Ctx> {
+        self.consumer.context()
     }
 
-    /// Stops the poll thread (idempotent).
-    fn stop_polling(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(p) = self.poller.take() {
-            let _ = p.join();
+    /// Gives the partitions of a held revocation back to librdkafka.
+    fn finish_revocation(&self) {
+        let pending = self.ctx().revoke.lock().expect("revoke").take();
+        if let Some(p) = pending {
+            unassign(&*self.consumer, &p.tpl);
         }
     }
 
-    fn accept(&mut self, item: Item) -> Option<TransportEvent> {
-        match item {
-            Item::Records(batch) => {
-                let mut out = Vec::with_capacity(batch.len());
-                for r in batch {
-                    let Some(pos) = self.positions.get_mut(&r.topic_partition) else {
-                        continue;
-                    };
-                    if r.offset < *pos {
-                        continue;
-                    }
-                    *pos = Offset(r.offset.0 + 1);
-                    out.push(r);
+    /// Group events for the engine; the positions of partitions it gives
+    /// up are forgotten, so their late records are dropped.
+    fn take_events(&mut self) -> Vec<TransportEvent> {
+        let events = self.ctx().take_events();
+        for e in &events {
+            if let TransportEvent::Revoked { partitions } | TransportEvent::Lost { partitions } = e
+            {
+                for tp in partitions {
+                    self.positions.remove(tp);
                 }
-                (!out.is_empty()).then_some(TransportEvent::Records(out))
-            }
-            Item::Event(e) => {
-                if let TransportEvent::Revoked { partitions }
-                | TransportEvent::Lost { partitions } = &e
-                {
-                    for tp in partitions {
-                        self.positions.remove(tp);
-                    }
-                }
-                Some(e)
             }
         }
+        events
+    }
+
+    /// Records of owned partitions at or past the engine's position.
+    fn accept(&mut self, batch: Vec<Record>) -> Vec<Record> {
+        let mut out = Vec::with_capacity(batch.len());
+        for r in batch {
+            let Some(pos) = self.positions.get_mut(&r.topic_partition) else {
+                continue;
+            };
+            if r.offset < *pos {
+                continue;
+            }
+            *pos = Offset(r.offset.0 + 1);
+            out.push(r);
+        }
+        out
     }
 }
 
 impl Drop for RdKafkaTransport {
     fn drop(&mut self) {
-        self.stop_waiting_for_revocations();
-        self.stop_polling();
+        // Nobody answers revocations any more; the consumer's own close
+        // (when it is dropped) then leaves the group.
+        self.ctx().leaving.store(true, Ordering::SeqCst);
+        self.finish_revocation();
     }
 }
 
@@ -497,10 +529,6 @@ impl Batch {
         self.polled.len()
     }
 
-    fn is_empty(&self) -> bool {
-        self.polled.is_empty()
-    }
-
     /// The records gathered so far; the batch starts over.
     fn take(&mut self) -> Vec<Record> {
         let shared = self.arena.split().freeze();
@@ -518,39 +546,8 @@ impl Batch {
     }
 }
 
-/// Records handed over per channel message at most.
-const BATCH: usize = 512;
-
-fn poll_loop(consumer: &BaseConsumer<Ctx>, stop: &AtomicBool, tx: &mpsc::UnboundedSender<Item>) {
-    let mut batch = Batch::default();
-    while !stop.load(Ordering::SeqCst) {
-        // Block briefly for the first record, then take what is already
-        // there without waiting. Errors while polling (a broker down, a
-        // partition EOF) are librdkafka's to recover from; the group
-        // callbacks report what matters to the engine. A rebalance event
-        // can overtake records polled just before it; records of a revoked
-        // partition are then dropped by `accept` (never processed, so never
-        // committed past) and redelivered to the next owner.
-        let wait = if batch.is_empty() {
-            Duration::from_millis(50)
-        } else {
-            Duration::ZERO
-        };
-        match consumer.poll(wait) {
-            Some(Ok(m)) => {
-                batch.push(&m);
-                if batch.len() < BATCH {
-                    continue;
-                }
-            }
-            Some(Err(_)) => continue,
-            None => {}
-        }
-        if !batch.is_empty() && tx.send(Item::Records(batch.take())).is_err() {
-            return;
-        }
-    }
-}
+/// Records handed to the engine per poll at most.
+const BATCH: usize = 1024;
 
 impl Transport for RdKafkaTransport {
     async fn subscribe(&mut self, topics: &[Topic]) -> Result<(), TransportError> {
@@ -561,35 +558,67 @@ impl Transport for RdKafkaTransport {
     }
 
     async fn poll(&mut self, max_wait: Duration) -> Result<Vec<TransportEvent>, TransportError> {
-        if let Some(e) = self.pending.take() {
-            return Ok(vec![e]);
+        // A revocation the engine never answered is given up after
+        // `revoke_timeout`, as librdkafka would otherwise wait forever.
+        let overdue = self
+            .ctx()
+            .revoke
+            .lock()
+            .expect("revoke")
+            .as_ref()
+            .is_some_and(|p| p.since.elapsed() >= self.config.revoke_timeout);
+        if overdue {
+            self.finish_revocation();
         }
-        let first = match tokio::time::timeout(max_wait, self.rx.recv()).await {
-            Ok(Some(item)) => item,
-            Ok(None) => return Err(TransportError::Closed),
-            Err(_) => return Ok(Vec::new()),
-        };
-        let mut records = Vec::new();
-        let mut item = Some(first);
-        while let Some(it) = item.take() {
-            match self.accept(it) {
-                Some(TransportEvent::Records(mut r)) => records.append(&mut r),
-                Some(e) => {
-                    if records.is_empty() {
-                        return Ok(vec![e]);
-                    }
-                    self.pending = Some(e);
-                    break;
+        let events = self.take_events();
+        if !events.is_empty() {
+            return Ok(events);
+        }
+        // Polling serves librdkafka's callbacks too: a rebalance becomes an
+        // event in the context, and gathering stops there, so records
+        // polled before it are handed out before it and none after it.
+        // The only await is before anything was taken from librdkafka, so
+        // a dropped poll loses nothing.
+        let consumer = self.consumer.clone();
+        let ctx = consumer.context().clone();
+        let batch = &mut self.batch;
+        {
+            let mut stream = consumer.stream();
+            let first = std::future::poll_fn(|cx| {
+                if ctx.has_events.load(Ordering::Acquire) {
+                    return Poll::Ready(false);
                 }
-                None => {}
+                match stream.poll_next_unpin(cx) {
+                    Poll::Ready(Some(Ok(m))) => {
+                        batch.push(&m);
+                        Poll::Ready(true)
+                    }
+                    // Errors while polling (a broker down, a partition EOF)
+                    // are librdkafka's to recover from; the group callbacks
+                    // report what matters to the engine.
+                    Poll::Ready(Some(Err(_))) => {
+                        cx.waker().wake_by_ref();
+                        Poll::Pending
+                    }
+                    Poll::Ready(None) => Poll::Ready(false),
+                    Poll::Pending => Poll::Pending,
+                }
+            });
+            if let Ok(true) = tokio::time::timeout(max_wait, first).await {
+                // Then what is already there, without waiting.
+                while batch.len() < BATCH && !ctx.has_events.load(Ordering::Acquire) {
+                    match futures_util::FutureExt::now_or_never(stream.next()) {
+                        Some(Some(Ok(m))) => batch.push(&m),
+                        Some(Some(Err(_))) => {}
+                        Some(None) | None => break,
+                    }
+                }
             }
-            if records.len() >= 2 * BATCH {
-                break;
-            }
-            item = self.rx.try_recv().ok();
         }
+        let records = batch.take();
+        let records = self.accept(records);
         Ok(if records.is_empty() {
-            Vec::new()
+            self.take_events()
         } else {
             vec![TransportEvent::Records(records)]
         })
@@ -748,15 +777,28 @@ impl Transport for RdKafkaTransport {
     }
 
     async fn revocation_done(&mut self, _partitions: &[TopicPartition]) {
-        let _ = self.done_tx.send(());
+        self.finish_revocation();
     }
 
     async fn leave(&mut self) -> Result<(), TransportError> {
-        self.stop_waiting_for_revocations();
+        self.ctx().leaving.store(true, Ordering::SeqCst);
+        self.finish_revocation();
         self.consumer.unsubscribe();
-        // Let the poll thread run the final revocation, then stop it.
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        self.stop_polling();
+        // Serve the final revocation: poll (dropping records, which are
+        // never processed, so never committed) until nothing is assigned.
+        let deadline = WallInstant::now() + Duration::from_secs(1);
+        let consumer = self.consumer.clone();
+        while WallInstant::now() < deadline {
+            {
+                let mut stream = consumer.stream();
+                let _ = tokio::time::timeout(Duration::from_millis(20), stream.next()).await;
+            }
+            let assigned = consumer.assignment().map_or(0, |a| a.count());
+            if assigned == 0 {
+                break;
+            }
+        }
+        self.ctx().take_events();
         Ok(())
     }
 }
