@@ -466,7 +466,7 @@ struct Polled {
     timestamp: Timestamp,
 }
 
-/// Records gathered on the poll thread. Keys and values are copied into
+/// Records gathered by one poll. Keys and values are copied into
 /// one buffer per batch (one allocation, not two per record) that the
 /// records then share; topic names are interned.
 #[derive(Default)]

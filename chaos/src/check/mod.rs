@@ -350,7 +350,7 @@ fn zero_loss(h: &[Entry]) -> Option<Found> {
         .unwrap_or(i)
         .max(i);
     let how = match &h[lost].event {
-        Event::Committed { offset: c, .. } => {
+        Event::Committed { offset: c, .. } if *c > offset => {
             format!("; {} committed {c} past it at {}", h[lost].host, h[lost].at)
         }
         _ => String::new(),
