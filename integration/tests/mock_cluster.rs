@@ -266,3 +266,103 @@ async fn kip848_member_crash_on_the_mock_cluster_loses_nothing() {
         "no survivor was assigned partitions after the crash"
     );
 }
+
+/// Polls `t` for `within`, returning the group events it reported.
+async fn group_events(
+    t: &mut ruckus_integration::transport::RdKafkaTransport,
+    within: Duration,
+) -> Vec<ruckus_core::driver::TransportEvent> {
+    use ruckus_core::driver::{Transport, TransportEvent};
+    let deadline = tokio::time::Instant::now() + within;
+    let mut out = Vec::new();
+    while tokio::time::Instant::now() < deadline {
+        for e in t.poll(Duration::from_millis(50)).await.expect("polled") {
+            if !matches!(e, TransportEvent::Records(_)) {
+                out.push(e);
+            }
+        }
+    }
+    out
+}
+
+fn assigned(
+    events: &[ruckus_core::driver::TransportEvent],
+) -> Vec<ruckus_core::model::TopicPartition> {
+    use ruckus_core::driver::TransportEvent;
+    events
+        .iter()
+        .flat_map(|e| match e {
+            TransportEvent::Assigned { partitions, .. } => partitions.clone(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+/// The transport holds a revocation (does not give the partitions back to
+/// librdkafka) until the engine says it is done: until then no other
+/// member is assigned them, so a partition never has two owners while the
+/// first one commits what it finished.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_is_held_until_the_engine_is_done_with_it() {
+    use ruckus_core::driver::{Transport, TransportEvent};
+    use ruckus_core::model::Topic;
+    use ruckus_integration::mock::MockKafka;
+    use ruckus_integration::transport::{KafkaConfig, RdKafkaTransport};
+
+    let mock = MockKafka::start(1).expect("mock cluster");
+    mock.create_topic("held", 4).expect("topic");
+    let config = |client: &str| {
+        let mut c = KafkaConfig::new(&mock.bootstrap(), "held-group", client);
+        c.revoke_timeout = Duration::from_secs(60);
+        c
+    };
+    let topics = [Topic::new("held")];
+    let mut a = RdKafkaTransport::new(config("a")).expect("transport");
+    a.subscribe(&topics).await.expect("subscribed");
+    let first = group_events(&mut a, Duration::from_secs(4)).await;
+    assert_eq!(
+        assigned(&first).len(),
+        4,
+        "a owns every partition: {first:?}"
+    );
+
+    let mut b = RdKafkaTransport::new(config("b")).expect("transport");
+    b.subscribe(&topics).await.expect("subscribed");
+    // Both poll, as their drivers would; a does not answer its revocation.
+    let mut revoked = Vec::new();
+    let mut b_got = Vec::new();
+    for _ in 0..40 {
+        for e in group_events(&mut a, Duration::from_millis(100)).await {
+            if let TransportEvent::Revoked { partitions } = e {
+                revoked.extend(partitions);
+            }
+        }
+        b_got.extend(assigned(
+            &group_events(&mut b, Duration::from_millis(100)).await,
+        ));
+    }
+    assert!(
+        !revoked.is_empty(),
+        "b's arrival revokes some of a's partitions"
+    );
+    assert!(
+        b_got.iter().all(|tp| !revoked.contains(tp)),
+        "b was assigned {b_got:?} while a still held its revocation of {revoked:?}"
+    );
+
+    // Once a is done, b gets them.
+    a.revocation_done(&revoked).await;
+    for _ in 0..60 {
+        let _ = group_events(&mut a, Duration::from_millis(100)).await;
+        b_got.extend(assigned(
+            &group_events(&mut b, Duration::from_millis(100)).await,
+        ));
+        if revoked.iter().all(|tp| b_got.contains(tp)) {
+            break;
+        }
+    }
+    assert!(
+        revoked.iter().all(|tp| b_got.contains(tp)),
+        "after the revocation was done b got {b_got:?}, not all of {revoked:?}"
+    );
+}
