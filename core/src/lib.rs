@@ -49,7 +49,7 @@ pub mod rng;
 pub mod testing;
 
 /// The message a panic carried (`panic!("...")` payloads are `&str` or
-/// `String`), or a placeholder for any other payload.
+/// `String`); "non-string panic payload" for any other payload.
 pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
     payload
         .downcast_ref::<&str>()

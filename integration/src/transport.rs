@@ -203,6 +203,7 @@ struct Ctx {
     events: Mutex<VecDeque<TransportEvent>>,
     /// Set while `events` is not empty (checked once per polled message).
     has_events: AtomicBool,
+    /// The revocation librdkafka waits for, if any.
     revoke: Mutex<Option<PendingRevoke>>,
     /// Leaving: a revocation is given up at once, nobody waits for it.
     leaving: AtomicBool,
@@ -215,13 +216,39 @@ impl Ctx {
         self.has_events.store(true, Ordering::Release);
     }
 
+    fn has_events(&self) -> bool {
+        self.has_events.load(Ordering::Acquire)
+    }
+
     fn take_events(&self) -> Vec<TransportEvent> {
-        if !self.has_events.load(Ordering::Acquire) {
+        if !self.has_events() {
             return Vec::new();
         }
         let mut events = self.events.lock().expect("events");
         self.has_events.store(false, Ordering::Release);
         events.drain(..).collect()
+    }
+
+    /// Reports an assignment (and the generation it belongs to).
+    fn assigned(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
+        let (generation, member) =
+            ffi::group_generation(consumer.client()).unwrap_or((-1, String::new()));
+        let generation = Generation(generation);
+        self.push(TransportEvent::Joined {
+            member_id: MemberId::new(member),
+            generation,
+        });
+        let partitions = partitions_of(tpl);
+        // librdkafka keeps an application pause across an unassign and a
+        // later assign of the same partition; a new assignment starts
+        // unpaused, as the engine expects.
+        let _ = consumer.resume(tpl);
+        if !partitions.is_empty() {
+            self.push(TransportEvent::Assigned {
+                partitions,
+                generation,
+            });
+        }
     }
 }
 
@@ -285,29 +312,6 @@ impl ConsumerContext for Ctx {
             // A rebalance error: give up the assignment, as librdkafka's
             // own handling does; the group reassigns.
             _ => unassign(consumer, tpl),
-        }
-    }
-}
-
-impl Ctx {
-    fn assigned(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
-        let (generation, member) =
-            ffi::group_generation(consumer.client()).unwrap_or((-1, String::new()));
-        let generation = Generation(generation);
-        self.push(TransportEvent::Joined {
-            member_id: MemberId::new(member),
-            generation,
-        });
-        let partitions = partitions_of(tpl);
-        // librdkafka keeps an application pause across an unassign and a
-        // later assign of the same partition; a new assignment starts
-        // unpaused, as the engine expects.
-        let _ = consumer.resume(tpl);
-        if !partitions.is_empty() {
-            self.push(TransportEvent::Assigned {
-                partitions,
-                generation,
-            });
         }
     }
 }
@@ -407,6 +411,13 @@ impl RdKafkaTransport {
         self.consumer.context()
     }
 
+    /// From now on revocations are not held; one that is held is given
+    /// back now.
+    fn stop_holding_revocations(&self) {
+        self.ctx().leaving.store(true, Ordering::SeqCst);
+        self.finish_revocation();
+    }
+
     /// Gives the partitions of a held revocation back to librdkafka.
     fn finish_revocation(&self) {
         let pending = self.ctx().revoke.lock().expect("revoke").take();
@@ -451,8 +462,7 @@ impl Drop for RdKafkaTransport {
     fn drop(&mut self) {
         // Nobody answers revocations any more; the consumer's own close
         // (when it is dropped) then leaves the group.
-        self.ctx().leaving.store(true, Ordering::SeqCst);
-        self.finish_revocation();
+        self.stop_holding_revocations();
     }
 }
 
@@ -585,7 +595,7 @@ impl Transport for RdKafkaTransport {
         {
             let mut stream = consumer.stream();
             let first = std::future::poll_fn(|cx| {
-                if ctx.has_events.load(Ordering::Acquire) {
+                if ctx.has_events() {
                     return Poll::Ready(false);
                 }
                 match stream.poll_next_unpin(cx) {
@@ -606,7 +616,7 @@ impl Transport for RdKafkaTransport {
             });
             if let Ok(true) = tokio::time::timeout(max_wait, first).await {
                 // Then what is already there, without waiting.
-                while batch.len() < BATCH && !ctx.has_events.load(Ordering::Acquire) {
+                while batch.len() < BATCH && !ctx.has_events() {
                     match futures_util::FutureExt::now_or_never(stream.next()) {
                         Some(Some(Ok(m))) => batch.push(&m),
                         Some(Some(Err(_))) => {}
@@ -781,8 +791,7 @@ impl Transport for RdKafkaTransport {
     }
 
     async fn leave(&mut self) -> Result<(), TransportError> {
-        self.ctx().leaving.store(true, Ordering::SeqCst);
-        self.finish_revocation();
+        self.stop_holding_revocations();
         self.consumer.unsubscribe();
         // Serve the final revocation: poll (dropping records, which are
         // never processed, so never committed) until nothing is assigned.

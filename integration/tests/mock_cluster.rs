@@ -10,10 +10,12 @@ use std::time::Duration;
 use rdkafka::types::RDKafkaApiKey;
 use ruckus_chaos::check::Invariant;
 use ruckus_core::consumer::CommitStrategy;
+use ruckus_core::driver::{Transport, TransportEvent};
 use ruckus_core::events::Event;
-use ruckus_core::model::ErrorCode;
+use ruckus_core::model::{ErrorCode, Topic, TopicPartition};
 use ruckus_integration::harness::*;
-use ruckus_integration::transport::GroupProtocol;
+use ruckus_integration::mock::MockKafka;
+use ruckus_integration::transport::{GroupProtocol, KafkaConfig, RdKafkaTransport};
 use ruckus_sim::history::Entry;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -268,11 +270,7 @@ async fn kip848_member_crash_on_the_mock_cluster_loses_nothing() {
 }
 
 /// Polls `t` for `within`, returning the group events it reported.
-async fn group_events(
-    t: &mut ruckus_integration::transport::RdKafkaTransport,
-    within: Duration,
-) -> Vec<ruckus_core::driver::TransportEvent> {
-    use ruckus_core::driver::{Transport, TransportEvent};
+async fn group_events(t: &mut RdKafkaTransport, within: Duration) -> Vec<TransportEvent> {
     let deadline = tokio::time::Instant::now() + within;
     let mut out = Vec::new();
     while tokio::time::Instant::now() < deadline {
@@ -285,10 +283,7 @@ async fn group_events(
     out
 }
 
-fn assigned(
-    events: &[ruckus_core::driver::TransportEvent],
-) -> Vec<ruckus_core::model::TopicPartition> {
-    use ruckus_core::driver::TransportEvent;
+fn assigned(events: &[TransportEvent]) -> Vec<TopicPartition> {
     events
         .iter()
         .flat_map(|e| match e {
@@ -304,11 +299,6 @@ fn assigned(
 /// first one commits what it finished.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_is_held_until_the_engine_is_done_with_it() {
-    use ruckus_core::driver::{Transport, TransportEvent};
-    use ruckus_core::model::Topic;
-    use ruckus_integration::mock::MockKafka;
-    use ruckus_integration::transport::{KafkaConfig, RdKafkaTransport};
-
     let mock = MockKafka::start(1).expect("mock cluster");
     mock.create_topic("held", 4).expect("topic");
     let config = |client: &str| {

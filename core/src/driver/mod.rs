@@ -365,11 +365,9 @@ impl<T: Transport, P: MessageProcessor> Driver<T, P> {
             let timer = self.engine.poll_timeout().map(|t| self.to_tokio(t));
             tokio::select! {
                 biased;
-                changed = self.shutdown_rx.changed(), if !stopping => {
-                    // The sender lives in the driver, so this never fails;
-                    // the value is acted on at the top of the loop.
-                    let _ = changed;
-                }
+                // The value is acted on at the top of the loop (the sender
+                // lives in the driver, so this never fails).
+                _ = self.shutdown_rx.changed(), if !stopping => {}
                 Some((d, result, started)) = running.next(), if !running.is_empty() => {
                     self.finish_processing(d, result, started, tokio::time::Instant::now());
                 }
