@@ -106,3 +106,191 @@ pub(crate) fn mock_broker_request_error<C: ClientContext>(
     };
     r == rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
 }
+
+/// One partition's own fetch queue, taken out of the consumer queue
+/// (`rd_kafka_queue_get_partition` + `rd_kafka_queue_forward(q, NULL)`), so
+/// its messages can be taken many at a time
+/// (`rd_kafka_consume_batch_queue`) instead of one event per poll.
+///
+/// Only fetched messages (and that partition's errors) arrive here; group
+/// callbacks stay on the consumer queue. Once taken out, a partition's
+/// messages stay on this queue for the client's lifetime (librdkafka keeps
+/// an application's forwarding across fetch restarts), so the queue must be
+/// kept, and drained, for as long as the client lives, and dropped before
+/// the client is.
+pub(crate) struct FetchQueue {
+    queue: std::ptr::NonNull<rdsys::rd_kafka_queue_t>,
+    /// Woken by librdkafka when the queue turns non-empty; kept alive here
+    /// for as long as the callback may run.
+    waker: std::sync::Arc<futures_util::task::AtomicWaker>,
+    /// Room for one batch of message pointers.
+    scratch: Vec<*mut rdsys::rd_kafka_message_t>,
+}
+
+// SAFETY: librdkafka queues are thread-safe (every queue operation takes
+// the queue's lock); `scratch` holds no pointer between calls of `drain`.
+unsafe impl Send for FetchQueue {}
+
+/// Called by librdkafka (on its own thread, with the queue's lock held)
+/// when the queue goes from empty to non-empty.
+unsafe extern "C" fn wake_fetch_queue(_rk: *mut rdsys::rd_kafka_t, opaque: *mut std::ffi::c_void) {
+    // SAFETY: `opaque` is the `AtomicWaker` the `FetchQueue` keeps alive
+    // until it turned this callback off (see `Drop`).
+    let waker = unsafe { &*(opaque as *const futures_util::task::AtomicWaker) };
+    waker.wake();
+}
+
+/// A message taken from a [`FetchQueue`], valid during the closure it is
+/// handed to.
+pub(crate) struct Fetched<'a> {
+    msg: &'a rdsys::rd_kafka_message_t,
+}
+
+impl Fetched<'_> {
+    pub(crate) fn offset(&self) -> i64 {
+        self.msg.offset
+    }
+
+    /// `len` bytes at `ptr` (None for a null pointer), borrowed from the
+    /// message.
+    fn bytes(&self, ptr: *mut std::ffi::c_void, len: usize) -> Option<&[u8]> {
+        // SAFETY: librdkafka's key and payload pointers are valid for their
+        // lengths while the message lives, which outlasts this borrow.
+        (!ptr.is_null()).then(|| unsafe { std::slice::from_raw_parts(ptr as *const u8, len) })
+    }
+
+    pub(crate) fn key(&self) -> Option<&[u8]> {
+        self.bytes(self.msg.key, self.msg.key_len)
+    }
+
+    pub(crate) fn value(&self) -> Option<&[u8]> {
+        self.bytes(self.msg.payload, self.msg.len)
+    }
+
+    /// Create or log-append time in milliseconds, if the message has one.
+    pub(crate) fn timestamp(&self) -> Option<i64> {
+        let mut kind = rdsys::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
+        // SAFETY: a live message; `kind` is a valid out pointer.
+        let ts = unsafe { rdsys::rd_kafka_message_timestamp(self.msg, &mut kind) };
+        (kind != rdsys::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE).then_some(ts)
+    }
+
+    /// Calls `f` with each header (name, value), in order.
+    pub(crate) fn for_each_header(&self, mut f: impl FnMut(&str, Option<&[u8]>)) {
+        let mut hdrs: *mut rdsys::rd_kafka_headers_t = std::ptr::null_mut();
+        // SAFETY: a live message; the headers it returns belong to it.
+        let err = unsafe { rdsys::rd_kafka_message_headers(self.msg, &mut hdrs) };
+        if err != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || hdrs.is_null() {
+            return;
+        }
+        for idx in 0.. {
+            let mut name: *const std::ffi::c_char = std::ptr::null();
+            let mut value: *const std::ffi::c_void = std::ptr::null();
+            let mut size = 0usize;
+            // SAFETY: `hdrs` belongs to the live message; out pointers are
+            // valid. The name is a NUL-terminated string and the value
+            // `size` bytes (or null), both owned by the headers.
+            let err = unsafe {
+                rdsys::rd_kafka_header_get_all(hdrs, idx, &mut name, &mut value, &mut size)
+            };
+            if err != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || name.is_null() {
+                return;
+            }
+            // SAFETY: as above.
+            let name = unsafe { CStr::from_ptr(name) }.to_string_lossy();
+            let value = (!value.is_null())
+                // SAFETY: as above.
+                .then(|| unsafe { std::slice::from_raw_parts(value as *const u8, size) });
+            f(&name, value);
+        }
+    }
+}
+
+impl FetchQueue {
+    /// Takes `topic`/`partition`'s messages out of the consumer queue;
+    /// `waker` is woken whenever the queue turns non-empty. Call it before
+    /// the partition is assigned, so that none of its messages went to the
+    /// consumer queue first.
+    pub(crate) fn split<C: ClientContext>(
+        client: &Client<C>,
+        topic: &str,
+        partition: i32,
+        waker: std::sync::Arc<futures_util::task::AtomicWaker>,
+        capacity: usize,
+    ) -> Option<Self> {
+        let topic = std::ffi::CString::new(topic).ok()?;
+        // SAFETY: `native_ptr` is live while `client` is borrowed; the call
+        // returns a new queue handle we own (null if there is none).
+        let queue = unsafe {
+            rdsys::rd_kafka_queue_get_partition(client.native_ptr(), topic.as_ptr(), partition)
+        };
+        let queue = std::ptr::NonNull::new(queue)?;
+        // SAFETY: `queue` is ours. Forwarding to null keeps the partition's
+        // messages on its own queue. The callback's opaque pointer is the
+        // `AtomicWaker` this struct keeps alive until it turns the callback
+        // off in `Drop`.
+        unsafe {
+            rdsys::rd_kafka_queue_forward(queue.as_ptr(), std::ptr::null_mut());
+            rdsys::rd_kafka_queue_cb_event_enable(
+                queue.as_ptr(),
+                Some(wake_fetch_queue),
+                std::sync::Arc::as_ptr(&waker) as *mut std::ffi::c_void,
+            );
+        }
+        Some(Self {
+            queue,
+            waker,
+            scratch: Vec::with_capacity(capacity),
+        })
+    }
+
+    /// Takes up to `max` messages without waiting and hands each to `f`;
+    /// messages with an error (librdkafka's to recover from) are skipped.
+    /// Returns how many were taken off the queue.
+    pub(crate) fn drain(&mut self, max: usize, mut f: impl FnMut(&Fetched<'_>)) -> usize {
+        let max = max.min(self.scratch.capacity());
+        if max == 0 {
+            return 0;
+        }
+        self.scratch.clear();
+        // SAFETY: `queue` is ours and live; `scratch` has room for `max`
+        // pointers, which librdkafka fills with messages we then own.
+        let n = unsafe {
+            rdsys::rd_kafka_consume_batch_queue(
+                self.queue.as_ptr(),
+                0,
+                self.scratch.as_mut_ptr(),
+                max,
+            )
+        };
+        let n = usize::try_from(n).unwrap_or(0).min(max);
+        // SAFETY: librdkafka wrote `n` message pointers.
+        unsafe { self.scratch.set_len(n) };
+        for &msg in &self.scratch {
+            // SAFETY: each pointer is a live message we own until destroyed
+            // just below; `f` only borrows it.
+            unsafe {
+                if (*msg).err == rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+                    f(&Fetched { msg: &*msg });
+                }
+                rdsys::rd_kafka_message_destroy(msg);
+            }
+        }
+        self.scratch.clear();
+        n
+    }
+}
+
+impl Drop for FetchQueue {
+    fn drop(&mut self) {
+        // SAFETY: `queue` is ours. Turning the callback off takes the
+        // queue's lock, under which librdkafka runs the callback, so no call
+        // is running or will run once it returns; then the handle is given
+        // back. `waker` is dropped after this.
+        unsafe {
+            rdsys::rd_kafka_queue_cb_event_enable(self.queue.as_ptr(), None, std::ptr::null_mut());
+            rdsys::rd_kafka_queue_destroy(self.queue.as_ptr());
+        }
+        let _ = &self.waker;
+    }
+}

@@ -23,6 +23,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant as WallInstant};
 
 use bytes::Bytes;
+use futures_util::task::AtomicWaker;
 use futures_util::StreamExt;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{
@@ -41,7 +42,7 @@ use ruckus_core::model::{
     TopicPartition,
 };
 
-use crate::ffi;
+use crate::ffi::{self, FetchQueue, Fetched};
 
 /// How the consumer group rebalances.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -207,6 +208,17 @@ struct Ctx {
     revoke: Mutex<Option<PendingRevoke>>,
     /// Leaving: a revocation is given up at once, nobody waits for it.
     leaving: AtomicBool,
+    /// Each assigned partition's own fetch queue (see [`FetchQueue`]).
+    queues: Mutex<FetchQueues>,
+    /// Woken when a fetch queue turns non-empty.
+    wake: Arc<AtomicWaker>,
+}
+
+/// The partitions' fetch queues, drained in turn starting from `next`.
+#[derive(Default)]
+struct FetchQueues {
+    list: Vec<(TopicPartition, FetchQueue)>,
+    next: usize,
 }
 
 impl Ctx {
@@ -218,6 +230,53 @@ impl Ctx {
 
     fn has_events(&self) -> bool {
         self.has_events.load(Ordering::Acquire)
+    }
+
+    /// Takes each partition of `tpl` out of the consumer queue onto its own
+    /// fetch queue, once per client. Called before the partitions are
+    /// assigned, so none of their messages reach the consumer queue.
+    fn split(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
+        let mut queues = self.queues.lock().expect("queues");
+        for e in tpl.elements() {
+            let tp = TopicPartition {
+                topic: Topic::new(e.topic()),
+                partition: Partition(e.partition()),
+            };
+            if queues.list.iter().any(|(t, _)| *t == tp) {
+                continue;
+            }
+            // A partition that cannot be split (no such topic handle) stays
+            // on the consumer queue, which is polled too.
+            if let Some(q) = FetchQueue::split(
+                consumer.client(),
+                e.topic(),
+                e.partition(),
+                self.wake.clone(),
+                BATCH,
+            ) {
+                queues.list.push((tp, q));
+            }
+        }
+    }
+
+    /// Takes what the fetch queues hold, up to `BATCH` records in `batch`,
+    /// without waiting; each call starts from the next queue, so no
+    /// partition starves the others.
+    fn drain_queues(&self, batch: &mut Batch) {
+        let mut queues = self.queues.lock().expect("queues");
+        let FetchQueues { list, next } = &mut *queues;
+        let n = list.len();
+        for i in 0..n {
+            let room = BATCH.saturating_sub(batch.len());
+            if room == 0 {
+                break;
+            }
+            let (tp, q) = &mut list[(*next + i) % n];
+            q.drain(room, |m| batch.push_fetched(tp, m));
+        }
+        if n > 0 {
+            *next = (*next + 1) % n;
+        }
     }
 
     fn take_events(&self) -> Vec<TransportEvent> {
@@ -283,6 +342,7 @@ impl ConsumerContext for Ctx {
     ) {
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.split(consumer, tpl);
                 let _ = match consumer.rebalance_protocol() {
                     RebalanceProtocol::Cooperative => consumer.incremental_assign(tpl),
                     _ => consumer.assign(tpl),
@@ -378,6 +438,8 @@ impl RdKafkaTransport {
             has_events: AtomicBool::new(false),
             revoke: Mutex::new(None),
             leaving: AtomicBool::new(false),
+            queues: Mutex::new(FetchQueues::default()),
+            wake: Arc::new(AtomicWaker::new()),
         };
         let consumer: StreamConsumer<Ctx> = config
             .consumer_config()
@@ -444,8 +506,16 @@ impl RdKafkaTransport {
     /// Records of owned partitions at or past the engine's position.
     fn accept(&mut self, batch: Vec<Record>) -> Vec<Record> {
         let mut out = Vec::with_capacity(batch.len());
+        // Records come in runs of one partition: its position is looked up
+        // once per run and written back at the run's end.
+        let mut run: Option<(TopicPartition, Option<Offset>)> = None;
         for r in batch {
-            let Some(pos) = self.positions.get_mut(&r.topic_partition) else {
+            if !run.as_ref().is_some_and(|(tp, _)| *tp == r.topic_partition) {
+                self.end_run(run.take());
+                let pos = self.positions.get(&r.topic_partition).copied();
+                run = Some((r.topic_partition.clone(), pos));
+            }
+            let Some((_, Some(pos))) = run.as_mut() else {
                 continue;
             };
             if r.offset < *pos {
@@ -454,7 +524,14 @@ impl RdKafkaTransport {
             *pos = Offset(r.offset.0 + 1);
             out.push(r);
         }
+        self.end_run(run);
         out
+    }
+
+    fn end_run(&mut self, run: Option<(TopicPartition, Option<Offset>)>) {
+        if let Some((tp, Some(pos))) = run {
+            self.positions.insert(tp, pos);
+        }
     }
 }
 
@@ -463,6 +540,8 @@ impl Drop for RdKafkaTransport {
         // Nobody answers revocations any more; the consumer's own close
         // (when it is dropped) then leaves the group.
         self.stop_holding_revocations();
+        // Queue handles go back before the client is destroyed.
+        self.ctx().queues.lock().expect("queues").list.clear();
     }
 }
 
@@ -507,6 +586,7 @@ impl Batch {
         })
     }
 
+    /// A message from the consumer queue.
     fn push(&mut self, m: &rdkafka::message::BorrowedMessage<'_>) {
         let headers = m
             .headers()
@@ -519,19 +599,59 @@ impl Batch {
                     .collect()
             })
             .unwrap_or_default();
-        let topic = self.topic(m.topic());
-        let key = self.copy(m.key());
-        let value = self.copy(m.payload());
+        let topic_partition = TopicPartition {
+            topic: self.topic(m.topic()),
+            partition: Partition(m.partition()),
+        };
+        let timestamp = Timestamp(m.timestamp().to_millis().unwrap_or(0));
+        self.push_parts(
+            topic_partition,
+            m.offset(),
+            m.key(),
+            m.payload(),
+            headers,
+            timestamp,
+        );
+    }
+
+    /// A message from `tp`'s own fetch queue.
+    fn push_fetched(&mut self, tp: &TopicPartition, m: &Fetched<'_>) {
+        let mut headers = Vec::new();
+        m.for_each_header(|key, value| {
+            headers.push(Header {
+                key: key.to_owned(),
+                value: value.map(Bytes::copy_from_slice),
+            });
+        });
+        let timestamp = Timestamp(m.timestamp().unwrap_or(0));
+        self.push_parts(
+            tp.clone(),
+            m.offset(),
+            m.key(),
+            m.value(),
+            headers,
+            timestamp,
+        );
+    }
+
+    fn push_parts(
+        &mut self,
+        topic_partition: TopicPartition,
+        offset: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: Vec<Header>,
+        timestamp: Timestamp,
+    ) {
+        let key = self.copy(key);
+        let value = self.copy(value);
         self.polled.push(Polled {
-            topic_partition: TopicPartition {
-                topic,
-                partition: Partition(m.partition()),
-            },
-            offset: Offset(m.offset()),
+            topic_partition,
+            offset: Offset(offset),
             key,
             value,
             headers,
-            timestamp: Timestamp(m.timestamp().to_millis().unwrap_or(0)),
+            timestamp,
         });
     }
 
@@ -557,7 +677,7 @@ impl Batch {
 }
 
 /// Records handed to the engine per poll at most.
-const BATCH: usize = 1024;
+const BATCH: usize = 128;
 
 impl Transport for RdKafkaTransport {
     async fn subscribe(&mut self, topics: &[Topic]) -> Result<(), TransportError> {
@@ -584,45 +704,45 @@ impl Transport for RdKafkaTransport {
         if !events.is_empty() {
             return Ok(events);
         }
-        // Polling serves librdkafka's callbacks too: a rebalance becomes an
-        // event in the context, and gathering stops there, so records
-        // polled before it are handed out before it and none after it.
-        // The only await is before anything was taken from librdkafka, so
-        // a dropped poll loses nothing.
+        // Records come from the partitions' own fetch queues, many per
+        // call, and from the consumer queue, whose polling also serves
+        // librdkafka's callbacks: a rebalance becomes an event in the
+        // context and gathering stops there, so records polled before it are
+        // handed out before it. (Records of a partition given up that are
+        // taken after it are dropped by `accept`: never processed, never
+        // committed.) Nothing is taken from librdkafka across an await, so a
+        // dropped poll loses nothing.
         let consumer = self.consumer.clone();
         let ctx = consumer.context().clone();
         let batch = &mut self.batch;
         {
             let mut stream = consumer.stream();
-            let first = std::future::poll_fn(|cx| {
-                if ctx.has_events() {
-                    return Poll::Ready(false);
+            let mut gather = std::pin::pin!(std::future::poll_fn(|cx| {
+                // Registered before draining: a message that arrives after
+                // the drain wakes this task.
+                ctx.wake.register(cx.waker());
+                if !ctx.has_events() {
+                    ctx.drain_queues(batch);
                 }
-                match stream.poll_next_unpin(cx) {
-                    Poll::Ready(Some(Ok(m))) => {
-                        batch.push(&m);
-                        Poll::Ready(true)
-                    }
-                    // Errors while polling (a broker down, a partition EOF)
-                    // are librdkafka's to recover from; the group callbacks
-                    // report what matters to the engine.
-                    Poll::Ready(Some(Err(_))) => {
-                        cx.waker().wake_by_ref();
-                        Poll::Pending
-                    }
-                    Poll::Ready(None) => Poll::Ready(false),
-                    Poll::Pending => Poll::Pending,
-                }
-            });
-            if let Ok(true) = tokio::time::timeout(max_wait, first).await {
-                // Then what is already there, without waiting.
                 while batch.len() < BATCH && !ctx.has_events() {
-                    match futures_util::FutureExt::now_or_never(stream.next()) {
-                        Some(Some(Ok(m))) => batch.push(&m),
-                        Some(Some(Err(_))) => {}
-                        Some(None) | None => break,
+                    match stream.poll_next_unpin(cx) {
+                        Poll::Ready(Some(Ok(m))) => batch.push(&m),
+                        // Errors while polling (a broker down, a partition
+                        // EOF) are librdkafka's to recover from; the group
+                        // callbacks report what matters to the engine.
+                        Poll::Ready(Some(Err(_))) => {}
+                        Poll::Ready(None) | Poll::Pending => break,
                     }
                 }
+                if batch.len() > 0 || ctx.has_events() {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            }));
+            // Without a timer when something is there already.
+            if futures_util::FutureExt::now_or_never(gather.as_mut()).is_none() {
+                let _ = tokio::time::timeout(max_wait, gather).await;
             }
         }
         let records = batch.take();

@@ -648,7 +648,6 @@ impl Consumer {
         let ordering = self.config.ordering;
         let part = self.slots[ticket.slot as usize].as_mut().expect("valid");
         part.in_flight -= 1;
-        let tp = part.tp.clone();
         match result {
             Ok(()) => {
                 if ordering == Ordering::Key {
@@ -662,13 +661,14 @@ impl Consumer {
                 self.mark_dirty(ticket.slot);
                 if self.config.record_events {
                     self.events.push_back(Event::ProcessingSucceeded {
-                        tp,
+                        tp: record.topic_partition,
                         offset: ticket.offset,
                         attempt: ticket.attempt,
                     });
                 }
             }
             Err(e) => {
+                let tp = part.tp.clone();
                 let f = part.failures.entry(ticket.offset.0).or_insert(Failure {
                     first: now,
                     last: now,
