@@ -504,34 +504,36 @@ impl RdKafkaTransport {
     }
 
     /// Records of owned partitions at or past the engine's position.
-    fn accept(&mut self, batch: Vec<Record>) -> Vec<Record> {
-        let mut out = Vec::with_capacity(batch.len());
+    fn accept(&mut self, mut batch: Vec<Record>) -> Vec<Record> {
         // Records come in runs of one partition: its position is looked up
-        // once per run and written back at the run's end.
+        // once per run and written back at the run's end. Filtered in
+        // place: a record is not moved once more.
+        fn end_run(
+            positions: &mut BTreeMap<TopicPartition, Offset>,
+            run: Option<(TopicPartition, Option<Offset>)>,
+        ) {
+            if let Some((tp, Some(pos))) = run {
+                positions.insert(tp, pos);
+            }
+        }
+        let positions = &mut self.positions;
         let mut run: Option<(TopicPartition, Option<Offset>)> = None;
-        for r in batch {
+        batch.retain(|r| {
             if !run.as_ref().is_some_and(|(tp, _)| *tp == r.topic_partition) {
-                self.end_run(run.take());
-                let pos = self.positions.get(&r.topic_partition).copied();
+                end_run(positions, run.take());
+                let pos = positions.get(&r.topic_partition).copied();
                 run = Some((r.topic_partition.clone(), pos));
             }
-            let Some((_, Some(pos))) = run.as_mut() else {
-                continue;
-            };
-            if r.offset < *pos {
-                continue;
+            match run.as_mut() {
+                Some((_, Some(pos))) if r.offset >= *pos => {
+                    *pos = Offset(r.offset.0 + 1);
+                    true
+                }
+                _ => false,
             }
-            *pos = Offset(r.offset.0 + 1);
-            out.push(r);
-        }
-        self.end_run(run);
-        out
-    }
-
-    fn end_run(&mut self, run: Option<(TopicPartition, Option<Offset>)>) {
-        if let Some((tp, Some(pos))) = run {
-            self.positions.insert(tp, pos);
-        }
+        });
+        end_run(positions, run);
+        batch
     }
 }
 
