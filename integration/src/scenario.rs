@@ -12,7 +12,7 @@
 //! | crash/stop/start member, rolling restart | real | real | real |
 //! | crash-broker | broker down/up; the coordinator and the partitions it led fail over to a live broker | stop/start (durable images only) | — |
 //! | pause-broker | round-trip time = the pause, then 0 | `docker pause`/`unpause` | — |
-//! | disconnect-broker | broker down/up | network disconnect/connect | — |
+//! | disconnect-broker | broker down/up; fails over as for crash-broker | network disconnect/connect | — |
 //! | latency (member or producer to broker) | the broker's round-trip time, for every client | — | — |
 //! | errors | per-API request errors | — | — |
 //! | dead-letter-outage | Produce errors on the broker that leads every dead-letter partition (and no source partition) | — | — |
@@ -366,7 +366,11 @@ impl Planner<'_> {
                 let id = self.mock_broker(broker);
                 self.plan.notes.push(
                     "disconnect-broker on the mock cluster: the broker goes down (its \
-                     connections close), the nearest the mock has to a cut network"
+                     connections close), the nearest the mock has to a cut network; what it \
+                     coordinated or led fails over, as for a crash (the mock's group state \
+                     machine can abort the process when members rejoin a coordinator whose \
+                     connections closed under a pending join: \
+                     rd_kafka_mock_cgrp_classic_member_add, `!member->resp`)"
                         .into(),
                 );
                 self.fault_healed(
@@ -381,6 +385,7 @@ impl Planner<'_> {
                         format!("mock broker {id} reconnected (up)"),
                     ),
                 );
+                self.fail_over(at, id);
             }
             (
                 FaultSpec::PauseBroker {

@@ -5,9 +5,14 @@
 //!   (`enable.auto.commit=false`, `enable.auto.offset.store=false`); the
 //!   engine commits explicit offset lists.
 //! - The consumer is polled on the driver's own task, inside
-//!   [`Transport::poll`]: librdkafka's queue wakes the task when it turns
+//!   [`Transport::poll`]: librdkafka's queues wake the task when they turn
 //!   non-empty, and records go from librdkafka to the engine without a
 //!   thread in between.
+//! - Each assigned partition's messages are taken off the consumer queue
+//!   onto the partition's own fetch queue (before the partition is first
+//!   assigned) and taken from there up to 128 at a time, in one librdkafka
+//!   call, rather than one event per poll; the consumer queue still carries
+//!   the group's callbacks.
 //! - Rebalances are served there too and become [`TransportEvent`]s: an
 //!   assignment (with the group generation read from librdkafka), a
 //!   revocation, or a loss. A revocation is not given back to librdkafka in

@@ -1144,30 +1144,34 @@ impl Consumer {
         if !self.running() || self.slots.is_empty() {
             return;
         }
-        let woken = std::mem::take(&mut self.wake);
+        let mut woken = std::mem::take(&mut self.wake);
         for &slot in &woken {
             if let Some(p) = self.slots[slot as usize].as_mut() {
                 p.woken = false;
             }
         }
-        let order: Vec<u32> = if std::mem::take(&mut self.saturated) {
+        if std::mem::take(&mut self.saturated) {
             let n = self.slots.len();
             self.cursor = (self.cursor + 1) % n;
-            (0..n).map(|k| ((self.cursor + k) % n) as u32).collect()
-        } else {
-            woken
-        };
-        for slot in order {
+            woken.clear();
+            woken.extend((0..n).map(|k| ((self.cursor + k) % n) as u32));
+        }
+        for &slot in &woken {
             if self.in_flight >= self.config.max_in_flight {
                 // Whoever could not go now must be looked at again later.
                 self.saturated = true;
-                return;
+                break;
             }
             match self.config.ordering {
                 Ordering::Partition => self.dispatch_partition(slot),
                 Ordering::Key => self.dispatch_keys(slot),
             }
             self.relieve(slot);
+        }
+        // The list is kept for its capacity: no allocation per dispatch.
+        if self.wake.is_empty() {
+            woken.clear();
+            self.wake = woken;
         }
     }
 
