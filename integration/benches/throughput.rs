@@ -7,6 +7,14 @@
 //! `cargo bench -p ruckus-integration --bench throughput`
 //! (`RUCKUS_BENCH_RECORDS` changes the count, `RUCKUS_BENCH_ROUNDS` the
 //! number of alternating rounds, default 3.)
+//!
+//! Each round also prints the CPU time per record of each busy thread
+//! (librdkafka's broker thread fetches and parses; the raw consumer's main
+//! thread or the reference consumer's tokio worker takes the records), so
+//! it shows which side of the pipeline a change moved. glibc's heap
+//! trimming shows up in the broker thread (page faults refilling memory it
+//! gave back); `MALLOC_TRIM_THRESHOLD_=4000000000` in the environment turns
+//! it off for a comparison.
 
 #![allow(clippy::print_stdout)]
 
@@ -120,18 +128,64 @@ fn cpu_ns() -> Option<u64> {
     Some(total)
 }
 
+/// CPU time of each thread of this process so far, in nanoseconds, by
+/// thread id, with the thread's name.
+fn cpu_by_thread() -> BTreeMap<u64, (String, u64)> {
+    let mut out = BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for task in tasks.flatten() {
+        let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) else {
+            continue;
+        };
+        let path = task.path();
+        let (Ok(stat), Ok(name)) = (
+            std::fs::read_to_string(path.join("schedstat")),
+            std::fs::read_to_string(path.join("comm")),
+        ) else {
+            continue;
+        };
+        if let Some(ns) = stat.split_whitespace().next().and_then(|v| v.parse().ok()) {
+            out.insert(tid, (name.trim().to_owned(), ns));
+        }
+    }
+    out
+}
+
 /// Wall time and CPU time (all threads) from the first record to the last.
 struct Timed {
     wall: Duration,
     cpu: Option<u64>,
+    /// CPU nanoseconds by thread name, for threads alive at both ends.
+    threads: BTreeMap<String, u64>,
 }
 
 impl Timed {
-    fn since(wall: WallInstant, cpu: Option<u64>) -> Self {
+    fn since(wall: WallInstant, cpu: Option<u64>, threads: &BTreeMap<u64, (String, u64)>) -> Self {
+        let mut by_name = BTreeMap::new();
+        for (tid, (name, ns)) in cpu_by_thread() {
+            if let Some((_, before)) = threads.get(&tid) {
+                *by_name.entry(name).or_insert(0) += ns.saturating_sub(*before);
+            }
+        }
         Timed {
             wall: wall.elapsed(),
             cpu: cpu.zip(cpu_ns()).map(|(a, b)| b.saturating_sub(a)),
+            threads: by_name,
         }
+    }
+
+    /// CPU nanoseconds per record of each thread (by name) that used at
+    /// least 5 % of the total.
+    fn threads_per_record(&self, n: usize) -> String {
+        let total: u64 = self.threads.values().sum();
+        self.threads
+            .iter()
+            .filter(|(_, ns)| **ns * 20 >= total)
+            .map(|(name, ns)| format!("{name} {:.0}", *ns as f64 / n as f64))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     fn rate(&self, n: usize) -> f64 {
@@ -158,12 +212,12 @@ fn raw(mock: &MockKafka, n: usize, group: &str) -> Timed {
     let mut start = None;
     while got < n {
         if let Some(Ok(_)) = c.poll(Duration::from_millis(100)) {
-            start.get_or_insert_with(|| (WallInstant::now(), cpu_ns()));
+            start.get_or_insert_with(|| (WallInstant::now(), cpu_ns(), cpu_by_thread()));
             got += 1;
         }
     }
-    let (wall, cpu) = start.expect("consumed");
-    Timed::since(wall, cpu)
+    let (wall, cpu, threads) = start.expect("consumed");
+    Timed::since(wall, cpu, &threads)
 }
 
 /// The reference consumer; with `events` off (as in production) it is
@@ -211,15 +265,15 @@ fn reference(mock: &MockKafka, n: usize, group: &str, events: bool) -> (Timed, V
         loop {
             let done = processed.load(AtomicOrdering::Relaxed);
             if done > 0 {
-                first.get_or_insert_with(|| (WallInstant::now(), cpu_ns()));
+                first.get_or_insert_with(|| (WallInstant::now(), cpu_ns(), cpu_by_thread()));
             }
             if done >= n {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        let (wall, cpu) = first.expect("processed");
-        let took = Timed::since(wall, cpu);
+        let (wall, cpu, threads) = first.expect("processed");
+        let took = Timed::since(wall, cpu, &threads);
         stop.shutdown();
         let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
         let lat = std::mem::take(&mut timing.inner.lock().expect("timing").latencies);
@@ -252,6 +306,11 @@ fn main() {
             cpu(t_raw.cpu_per_record(n)),
             cpu(t_ref.cpu_per_record(n)),
             ref_rate / raw_rate
+        );
+        println!(
+            "         CPU ns per record by thread: raw [{}]   reference [{}]",
+            t_raw.threads_per_record(n),
+            t_ref.threads_per_record(n)
         );
         raws.push(raw_rate);
         refs.push(ref_rate);
