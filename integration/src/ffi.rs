@@ -247,7 +247,12 @@ impl FetchQueue {
     /// Takes up to `max` messages without waiting and hands each to `f`;
     /// messages with an error (librdkafka's to recover from) are skipped.
     /// Returns how many were taken off the queue.
-    pub(crate) fn drain(&mut self, max: usize, mut f: impl FnMut(&Fetched<'_>)) -> usize {
+    pub(crate) fn drain(
+        &mut self,
+        max: usize,
+        reaper: Option<&mut Reaper>,
+        mut f: impl FnMut(&Fetched<'_>),
+    ) -> usize {
         let max = max.min(self.scratch.capacity());
         if max == 0 {
             return 0;
@@ -267,17 +272,118 @@ impl FetchQueue {
         // SAFETY: librdkafka wrote `n` message pointers.
         unsafe { self.scratch.set_len(n) };
         for &msg in &self.scratch {
-            // SAFETY: each pointer is a live message we own until destroyed
-            // just below; `f` only borrows it.
+            // SAFETY: each pointer is a live message we own until it is
+            // destroyed below; `f` only borrows it.
             unsafe {
                 if (*msg).err == rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
                     f(&Fetched { msg: &*msg });
                 }
-                rdsys::rd_kafka_message_destroy(msg);
             }
         }
-        self.scratch.clear();
+        let dead = Dead(self.scratch.drain(..).collect());
+        match reaper {
+            Some(r) => r.destroy(dead),
+            None => dead.destroy(),
+        }
         n
+    }
+}
+
+/// Messages taken from a queue and done with, to be destroyed.
+pub(crate) struct Dead(Vec<*mut rdsys::rd_kafka_message_t>);
+
+// SAFETY: a message may be destroyed on any thread (librdkafka's
+// reference counts are atomic); nothing else holds these pointers.
+unsafe impl Send for Dead {}
+
+impl Dead {
+    fn destroy(self) {
+        for msg in self.0 {
+            // SAFETY: each message is owned by this list alone and
+            // destroyed once.
+            unsafe { rdsys::rd_kafka_message_destroy(msg) };
+        }
+    }
+}
+
+/// Destroys messages on a thread of its own.
+///
+/// Destroying a message frees memory librdkafka's broker thread allocated;
+/// from the consumer's own thread, those frees contend with the broker
+/// thread's allocations for the same allocator arena. Handed here, the
+/// consumer's thread goes on to the next records. Dropping the reaper
+/// destroys everything handed to it before it returns, so a client is never
+/// destroyed with messages of its still alive.
+pub(crate) struct Reaper {
+    tx: Option<std::sync::mpsc::SyncSender<Dead>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// Handed over in lots of `LOT` (each hand-over wakes the thread).
+    pending: Dead,
+}
+
+impl Reaper {
+    /// Lots the reaper may lag behind before the caller destroys messages
+    /// itself (it never blocks).
+    const BACKLOG: usize = 16;
+    /// Messages per hand-over.
+    const LOT: usize = 512;
+
+    pub(crate) fn start() -> std::io::Result<Self> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Dead>(Self::BACKLOG);
+        let thread = std::thread::Builder::new()
+            .name("ruckus-reaper".into())
+            .spawn(move || {
+                for dead in rx {
+                    dead.destroy();
+                }
+            })?;
+        Ok(Self {
+            tx: Some(tx),
+            thread: Some(thread),
+            pending: Dead(Vec::new()),
+        })
+    }
+
+    /// Takes `dead` to destroy; handed to the thread once a lot is full.
+    fn destroy(&mut self, mut dead: Dead) {
+        if self.pending.0.is_empty() {
+            std::mem::swap(&mut self.pending, &mut dead);
+        } else {
+            self.pending.0.append(&mut dead.0);
+        }
+        if self.pending.0.len() >= Self::LOT {
+            self.flush();
+        }
+    }
+
+    /// Hands what is pending to the thread (call before going idle, so no
+    /// message, nor the fetch buffer it keeps alive, waits for the next lot).
+    pub(crate) fn flush(&mut self) {
+        if self.pending.0.is_empty() {
+            return;
+        }
+        let dead = std::mem::replace(&mut self.pending, Dead(Vec::with_capacity(Self::LOT)));
+        let Some(tx) = &self.tx else {
+            return dead.destroy();
+        };
+        if let Err(e) = tx.try_send(dead) {
+            match e {
+                std::sync::mpsc::TrySendError::Full(d)
+                | std::sync::mpsc::TrySendError::Disconnected(d) => d.destroy(),
+            }
+        }
+    }
+}
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        self.flush();
+        // Closing the channel ends the thread once it destroyed what it
+        // was handed.
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 

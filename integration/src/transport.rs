@@ -47,7 +47,7 @@ use ruckus_core::model::{
     TopicPartition,
 };
 
-use crate::ffi::{self, FetchQueue, Fetched};
+use crate::ffi::{self, FetchQueue, Fetched, Reaper};
 
 /// How the consumer group rebalances.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -217,6 +217,9 @@ struct Ctx {
     queues: Mutex<FetchQueues>,
     /// Woken when a fetch queue turns non-empty.
     wake: Arc<AtomicWaker>,
+    /// Destroys the messages taken from the fetch queues (`None` if its
+    /// thread could not be started: then they are destroyed in place).
+    reaper: Mutex<Option<Reaper>>,
 }
 
 /// The partitions' fetch queues, drained in turn starting from `next`.
@@ -269,6 +272,7 @@ impl Ctx {
     /// partition starves the others.
     fn drain_queues(&self, batch: &mut Batch) {
         let mut queues = self.queues.lock().expect("queues");
+        let mut reaper = self.reaper.lock().expect("reaper");
         let FetchQueues { list, next } = &mut *queues;
         let n = list.len();
         for i in 0..n {
@@ -277,7 +281,7 @@ impl Ctx {
                 break;
             }
             let (tp, q) = &mut list[(*next + i) % n];
-            q.drain(room, |m| batch.push_fetched(tp, m));
+            q.drain(room, reaper.as_mut(), |m| batch.push_fetched(tp, m));
         }
         if n > 0 {
             *next = (*next + 1) % n;
@@ -445,6 +449,7 @@ impl RdKafkaTransport {
             leaving: AtomicBool::new(false),
             queues: Mutex::new(FetchQueues::default()),
             wake: Arc::new(AtomicWaker::new()),
+            reaper: Mutex::new(Reaper::start().ok()),
         };
         let consumer: StreamConsumer<Ctx> = config
             .consumer_config()
@@ -547,8 +552,10 @@ impl Drop for RdKafkaTransport {
         // Nobody answers revocations any more; the consumer's own close
         // (when it is dropped) then leaves the group.
         self.stop_holding_revocations();
-        // Queue handles go back before the client is destroyed.
+        // Queue handles go back, and every message taken is destroyed,
+        // before the client is destroyed.
         self.ctx().queues.lock().expect("queues").list.clear();
+        drop(self.ctx().reaper.lock().expect("reaper").take());
     }
 }
 
@@ -749,6 +756,10 @@ impl Transport for RdKafkaTransport {
             }));
             // Without a timer when something is there already.
             if futures_util::FutureExt::now_or_never(gather.as_mut()).is_none() {
+                // Going idle: what was taken is destroyed now.
+                if let Some(r) = ctx.reaper.lock().expect("reaper").as_mut() {
+                    r.flush();
+                }
                 let _ = tokio::time::timeout(max_wait, gather).await;
             }
         }
