@@ -10,7 +10,7 @@
 //!   thread in between.
 //! - Each assigned partition's messages are taken off the consumer queue
 //!   onto the partition's own fetch queue (before the partition is first
-//!   assigned) and taken from there up to 128 at a time, in one librdkafka
+//!   assigned) and taken from there up to 256 at a time, in one librdkafka
 //!   call, rather than one event per poll; the consumer queue still carries
 //!   the group's callbacks.
 //! - Rebalances are served there too and become [`TransportEvent`]s: an
@@ -691,7 +691,7 @@ impl Batch {
 }
 
 /// Records handed to the engine per poll at most.
-const BATCH: usize = 128;
+const BATCH: usize = 256;
 
 impl Transport for RdKafkaTransport {
     async fn subscribe(&mut self, topics: &[Topic]) -> Result<(), TransportError> {
