@@ -738,7 +738,13 @@ impl Transport for RdKafkaTransport {
                 if !ctx.has_events() {
                     ctx.drain_queues(batch);
                 }
-                while batch.len() < BATCH && !ctx.has_events() {
+                // The consumer queue is polled at least once per gather,
+                // even with a full batch: a consumer far behind, whose
+                // partition queues always fill a batch, still serves the
+                // group's callbacks.
+                let mut served = false;
+                while (batch.len() < BATCH || !served) && !ctx.has_events() {
+                    served = true;
                     match stream.poll_next_unpin(cx) {
                         Poll::Ready(Some(Ok(m))) => batch.push(&m),
                         // Errors while polling (a broker down, a partition

@@ -480,3 +480,93 @@ async fn records_arrive_whole_through_the_transport() {
         .collect();
     assert_eq!(offsets, vec![Offset(3)], "the waiting poll got {events:?}");
 }
+
+/// A consumer far behind (its whole backlog prefetched, its partition
+/// queues holding more than a batch most of the time) still serves the
+/// group's callbacks: a rebalance reaches it while it works through its
+/// backlog, not only once the backlog is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_far_behind_still_serves_a_rebalance() {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    use ruckus_core::model::Offset;
+
+    const BACKLOG: usize = 100_000;
+    let mock = MockKafka::start(1).expect("mock cluster");
+    mock.create_topic("behind", 2).expect("topic");
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", mock.bootstrap())
+        .set("linger.ms", "20")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .expect("producer");
+    for i in 0..BACKLOG {
+        let key = (i % 64).to_string();
+        while producer
+            .send(BaseRecord::to("behind").key(&key).payload("v"))
+            .is_err()
+        {
+            producer.poll(Duration::from_millis(10));
+        }
+    }
+    producer.flush(Duration::from_secs(60)).expect("flushed");
+
+    let config = |client: &str| {
+        let mut c = KafkaConfig::new(&mock.bootstrap(), "behind-group", client);
+        // Prefetch everything: the partition queues stay full.
+        c.extra = vec![("queued.min.messages".into(), "1000000".into())];
+        c
+    };
+    let topics = [Topic::new("behind")];
+    let mut a = RdKafkaTransport::new(config("a")).expect("transport");
+    a.subscribe(&topics).await.expect("subscribed");
+    // a takes both partitions and starts on its backlog.
+    let mut consumed = 0usize;
+    let mut b = None;
+    let mut revoked_after = None;
+    for _ in 0..4000 {
+        for e in a.poll(Duration::from_millis(100)).await.expect("polled") {
+            match e {
+                TransportEvent::Assigned { partitions, .. } => {
+                    for tp in partitions {
+                        a.seek(&tp, Offset(0));
+                    }
+                }
+                TransportEvent::Records(r) => consumed += r.len(),
+                TransportEvent::Revoked { partitions } => {
+                    revoked_after.get_or_insert(consumed);
+                    a.revocation_done(&partitions).await;
+                }
+                _ => {}
+            }
+        }
+        if revoked_after.is_some() || consumed >= BACKLOG {
+            break;
+        }
+        // Once a is into its backlog, and librdkafka has had the time to
+        // prefetch all of it, b joins; a goes on slowly.
+        if b.is_none() && consumed > 0 {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let mut t = RdKafkaTransport::new(config("b")).expect("transport");
+            t.subscribe(&topics).await.expect("subscribed");
+            b = Some(tokio::spawn(async move {
+                for _ in 0..200 {
+                    let _ = t.poll(Duration::from_millis(20)).await;
+                }
+                t
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let revoked_after = revoked_after.unwrap_or_else(|| {
+        panic!("a never saw its revocation while it consumed {consumed} of {BACKLOG} records")
+    });
+    assert!(
+        revoked_after < BACKLOG * 3 / 4,
+        "a saw its revocation only after {revoked_after} of {BACKLOG} records: \
+         the group's callbacks waited for the backlog"
+    );
+    if let Some(b) = b {
+        b.abort();
+    }
+}
