@@ -25,7 +25,6 @@ use std::time::{Duration, Instant as WallInstant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use ruckus_core::consumer::{CommitStrategy, ConsumerConfig, ProcessingError};
 use ruckus_core::driver::{Driver, EventSink, MessageProcessor, RecordContext};
 use ruckus_core::events::Event;
@@ -91,45 +90,9 @@ impl EventSink for Timing {
     }
 }
 
-fn produce(mock: &MockKafka, n: usize) {
-    let p: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", mock.bootstrap())
-        .set("linger.ms", "20")
-        .set("queue.buffering.max.messages", "1000000")
-        .create()
-        .expect("producer");
-    let value = vec![b'v'; 100];
-    for i in 0..n {
-        let key = (i % 1024).to_string();
-        loop {
-            match p.send(BaseRecord::to(TOPIC).key(&key).payload(&value)) {
-                Ok(()) => break,
-                Err(_) => {
-                    p.poll(Duration::from_millis(10));
-                }
-            }
-        }
-    }
-    p.flush(Duration::from_secs(60)).expect("flushed");
-}
-
-/// CPU time of every thread of this process so far, in nanoseconds (from
-/// `/proc/self/task/*/schedstat`; `None` where there is no procfs).
-fn cpu_ns() -> Option<u64> {
-    let mut total = 0;
-    for task in std::fs::read_dir("/proc/self/task").ok()? {
-        let path = task.ok()?.path().join("schedstat");
-        // A thread may end between the listing and the read.
-        let Ok(text) = std::fs::read_to_string(path) else {
-            continue;
-        };
-        total += text.split_whitespace().next()?.parse::<u64>().ok()?;
-    }
-    Some(total)
-}
-
 /// CPU time of each thread of this process so far, in nanoseconds, by
-/// thread id, with the thread's name.
+/// thread id, with the thread's name (from `/proc/self/task/*`; empty
+/// where there is no procfs).
 fn cpu_by_thread() -> BTreeMap<u64, (String, u64)> {
     let mut out = BTreeMap::new();
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
@@ -162,16 +125,21 @@ struct Timed {
 }
 
 impl Timed {
-    fn since(wall: WallInstant, cpu: Option<u64>, threads: &BTreeMap<u64, (String, u64)>) -> Self {
+    fn since(wall: WallInstant, threads: &BTreeMap<u64, (String, u64)>) -> Self {
+        let wall = wall.elapsed();
+        let now = cpu_by_thread();
+        let total = |m: &BTreeMap<u64, (String, u64)>| m.values().map(|(_, ns)| ns).sum::<u64>();
+        let cpu = (!threads.is_empty() && !now.is_empty())
+            .then(|| total(&now).saturating_sub(total(threads)));
         let mut by_name = BTreeMap::new();
-        for (tid, (name, ns)) in cpu_by_thread() {
+        for (tid, (name, ns)) in now {
             if let Some((_, before)) = threads.get(&tid) {
                 *by_name.entry(name).or_insert(0) += ns.saturating_sub(*before);
             }
         }
         Timed {
-            wall: wall.elapsed(),
-            cpu: cpu.zip(cpu_ns()).map(|(a, b)| b.saturating_sub(a)),
+            wall,
+            cpu,
             threads: by_name,
         }
     }
@@ -212,12 +180,12 @@ fn raw(mock: &MockKafka, n: usize, group: &str) -> Timed {
     let mut start = None;
     while got < n {
         if let Some(Ok(_)) = c.poll(Duration::from_millis(100)) {
-            start.get_or_insert_with(|| (WallInstant::now(), cpu_ns(), cpu_by_thread()));
+            start.get_or_insert_with(|| (WallInstant::now(), cpu_by_thread()));
             got += 1;
         }
     }
-    let (wall, cpu, threads) = start.expect("consumed");
-    Timed::since(wall, cpu, &threads)
+    let (wall, threads) = start.expect("consumed");
+    Timed::since(wall, &threads)
 }
 
 /// The reference consumer; with `events` off (as in production) it is
@@ -265,15 +233,15 @@ fn reference(mock: &MockKafka, n: usize, group: &str, events: bool) -> (Timed, V
         loop {
             let done = processed.load(AtomicOrdering::Relaxed);
             if done > 0 {
-                first.get_or_insert_with(|| (WallInstant::now(), cpu_ns(), cpu_by_thread()));
+                first.get_or_insert_with(|| (WallInstant::now(), cpu_by_thread()));
             }
             if done >= n {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        let (wall, cpu, threads) = first.expect("processed");
-        let took = Timed::since(wall, cpu, &threads);
+        let (wall, threads) = first.expect("processed");
+        let took = Timed::since(wall, &threads);
         stop.shutdown();
         let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
         let lat = std::mem::take(&mut timing.inner.lock().expect("timing").latencies);
@@ -292,7 +260,7 @@ fn main() {
         .unwrap_or(3);
     let mock = MockKafka::start(1).expect("mock");
     mock.create_topic(TOPIC, PARTITIONS).expect("topic");
-    produce(&mock, n);
+    mock.fill(TOPIC, n, &[b'v'; 100]).expect("produced");
     println!("{n} records × 100 B on {PARTITIONS} partitions, one mock broker, {rounds} rounds");
     let (mut raws, mut refs, mut lats) = (Vec::new(), Vec::new(), Vec::<u64>::new());
     let (mut raw_cpu, mut ref_cpu) = (Vec::new(), Vec::new());

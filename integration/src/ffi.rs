@@ -280,29 +280,34 @@ impl FetchQueue {
                 }
             }
         }
-        let dead = Dead(self.scratch.drain(..).collect());
         match reaper {
-            Some(r) => r.destroy(dead),
-            None => dead.destroy(),
+            Some(r) => r.destroy(&mut self.scratch),
+            None => destroy_messages(&mut self.scratch),
         }
         n
     }
 }
 
 /// Messages taken from a queue and done with, to be destroyed.
-pub(crate) struct Dead(Vec<*mut rdsys::rd_kafka_message_t>);
+struct Dead(Vec<*mut rdsys::rd_kafka_message_t>);
 
 // SAFETY: a message may be destroyed on any thread (librdkafka's
 // reference counts are atomic); nothing else holds these pointers.
 unsafe impl Send for Dead {}
 
 impl Dead {
-    fn destroy(self) {
-        for msg in self.0 {
-            // SAFETY: each message is owned by this list alone and
-            // destroyed once.
-            unsafe { rdsys::rd_kafka_message_destroy(msg) };
-        }
+    fn destroy(mut self) {
+        destroy_messages(&mut self.0);
+    }
+}
+
+/// Destroys the messages in `msgs`, leaving it empty (its capacity kept).
+/// Each must be owned by `msgs` alone.
+fn destroy_messages(msgs: &mut Vec<*mut rdsys::rd_kafka_message_t>) {
+    for msg in msgs.drain(..) {
+        // SAFETY: each message is owned by this list alone and destroyed
+        // once (drained out of it).
+        unsafe { rdsys::rd_kafka_message_destroy(msg) };
     }
 }
 
@@ -344,13 +349,10 @@ impl Reaper {
         })
     }
 
-    /// Takes `dead` to destroy; handed to the thread once a lot is full.
-    fn destroy(&mut self, mut dead: Dead) {
-        if self.pending.0.is_empty() {
-            std::mem::swap(&mut self.pending, &mut dead);
-        } else {
-            self.pending.0.append(&mut dead.0);
-        }
+    /// Takes the messages in `dead` (leaving it empty) to destroy; they are
+    /// handed to the thread once a lot is full.
+    fn destroy(&mut self, dead: &mut Vec<*mut rdsys::rd_kafka_message_t>) {
+        self.pending.0.append(dead);
         if self.pending.0.len() >= Self::LOT {
             self.flush();
         }

@@ -4,9 +4,10 @@
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
+use rdkafka::error::KafkaError;
 use rdkafka::mocking::{MockCluster, MockCoordinator};
-use rdkafka::producer::{BaseProducer, Producer};
-use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::types::{RDKafkaApiKey, RDKafkaErrorCode, RDKafkaRespErr};
 use ruckus_core::model::ErrorCode;
 
 use crate::ffi;
@@ -96,6 +97,37 @@ impl MockKafka {
     pub fn create_topic(&self, topic: &str, partitions: i32) -> Result<(), MockError> {
         self.cluster()
             .create_topic(topic, partitions, self.brokers.min(3))
+            .map_err(|e| MockError(e.to_string()))
+    }
+
+    /// Produces `records` records of `value` to `topic` (keys `i % 1024`,
+    /// so they spread over the partitions) and waits until all are
+    /// acknowledged: a backlog for a test or a benchmark.
+    ///
+    /// # Errors
+    /// A record could not be produced or acknowledged.
+    pub fn fill(&self, topic: &str, records: usize, value: &[u8]) -> Result<(), MockError> {
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", self.bootstrap())
+            .set("linger.ms", "20")
+            .set("queue.buffering.max.messages", "1000000")
+            .create()
+            .map_err(|e| MockError(e.to_string()))?;
+        for i in 0..records {
+            let key = (i % 1024).to_string();
+            // A full local queue is waited out; anything else is an error.
+            loop {
+                match producer.send(BaseRecord::to(topic).key(&key).payload(value)) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                        producer.poll(Duration::from_millis(10));
+                    }
+                    Err((e, _)) => return Err(MockError(e.to_string())),
+                }
+            }
+        }
+        producer
+            .flush(Duration::from_secs(60))
             .map_err(|e| MockError(e.to_string()))
     }
 

@@ -217,16 +217,17 @@ struct Ctx {
     queues: Mutex<FetchQueues>,
     /// Woken when a fetch queue turns non-empty.
     wake: Arc<AtomicWaker>,
-    /// Destroys the messages taken from the fetch queues (`None` if its
-    /// thread could not be started: then they are destroyed in place).
-    reaper: Mutex<Option<Reaper>>,
 }
 
-/// The partitions' fetch queues, drained in turn starting from `next`.
+/// The partitions' fetch queues, drained in turn starting from `next`,
+/// and what destroys the messages taken from them.
 #[derive(Default)]
 struct FetchQueues {
     list: Vec<(TopicPartition, FetchQueue)>,
     next: usize,
+    /// `None` if its thread could not be started: then messages are
+    /// destroyed in place.
+    reaper: Option<Reaper>,
 }
 
 impl Ctx {
@@ -245,11 +246,7 @@ impl Ctx {
     /// assigned, so none of their messages reach the consumer queue.
     fn split(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
         let mut queues = self.queues.lock().expect("queues");
-        for e in tpl.elements() {
-            let tp = TopicPartition {
-                topic: Topic::new(e.topic()),
-                partition: Partition(e.partition()),
-            };
+        for tp in partitions_of(tpl) {
             if queues.list.iter().any(|(t, _)| *t == tp) {
                 continue;
             }
@@ -257,8 +254,8 @@ impl Ctx {
             // on the consumer queue, which is polled too.
             if let Some(q) = FetchQueue::split(
                 consumer.client(),
-                e.topic(),
-                e.partition(),
+                tp.topic.as_str(),
+                tp.partition.0,
                 self.wake.clone(),
                 BATCH,
             ) {
@@ -272,8 +269,7 @@ impl Ctx {
     /// partition starves the others.
     fn drain_queues(&self, batch: &mut Batch) {
         let mut queues = self.queues.lock().expect("queues");
-        let mut reaper = self.reaper.lock().expect("reaper");
-        let FetchQueues { list, next } = &mut *queues;
+        let FetchQueues { list, next, reaper } = &mut *queues;
         let n = list.len();
         for i in 0..n {
             let room = BATCH.saturating_sub(batch.len());
@@ -447,9 +443,11 @@ impl RdKafkaTransport {
             has_events: AtomicBool::new(false),
             revoke: Mutex::new(None),
             leaving: AtomicBool::new(false),
-            queues: Mutex::new(FetchQueues::default()),
+            queues: Mutex::new(FetchQueues {
+                reaper: Reaper::start().ok(),
+                ..FetchQueues::default()
+            }),
             wake: Arc::new(AtomicWaker::new()),
-            reaper: Mutex::new(Reaper::start().ok()),
         };
         let consumer: StreamConsumer<Ctx> = config
             .consumer_config()
@@ -554,8 +552,9 @@ impl Drop for RdKafkaTransport {
         self.stop_holding_revocations();
         // Queue handles go back, and every message taken is destroyed,
         // before the client is destroyed.
-        self.ctx().queues.lock().expect("queues").list.clear();
-        drop(self.ctx().reaper.lock().expect("reaper").take());
+        let mut queues = self.ctx().queues.lock().expect("queues");
+        queues.list.clear();
+        drop(queues.reaper.take());
     }
 }
 
@@ -567,6 +566,14 @@ struct Polled {
     value: Option<std::ops::Range<usize>>,
     headers: Vec<Header>,
     timestamp: Timestamp,
+}
+
+/// A header, copied out of librdkafka's message.
+fn header(key: &str, value: Option<&[u8]>) -> Header {
+    Header {
+        key: key.to_owned(),
+        value: value.map(Bytes::copy_from_slice),
+    }
 }
 
 /// Records gathered by one poll. Keys and values are copied into
@@ -606,10 +613,7 @@ impl Batch {
             .headers()
             .map(|h| {
                 h.iter()
-                    .map(|x: RdHeader<'_, &[u8]>| Header {
-                        key: x.key.to_owned(),
-                        value: x.value.map(Bytes::copy_from_slice),
-                    })
+                    .map(|x: RdHeader<'_, &[u8]>| header(x.key, x.value))
                     .collect()
             })
             .unwrap_or_default();
@@ -631,12 +635,7 @@ impl Batch {
     /// A message from `tp`'s own fetch queue.
     fn push_fetched(&mut self, tp: &TopicPartition, m: &Fetched<'_>) {
         let mut headers = Vec::new();
-        m.for_each_header(|key, value| {
-            headers.push(Header {
-                key: key.to_owned(),
-                value: value.map(Bytes::copy_from_slice),
-            });
-        });
+        m.for_each_header(|key, value| headers.push(header(key, value)));
         let timestamp = Timestamp(m.timestamp().unwrap_or(0));
         self.push_parts(
             tp.clone(),
@@ -671,6 +670,10 @@ impl Batch {
 
     fn len(&self) -> usize {
         self.polled.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.polled.is_empty()
     }
 
     /// The records gathered so far; the batch starts over.
@@ -754,7 +757,7 @@ impl Transport for RdKafkaTransport {
                         Poll::Ready(None) | Poll::Pending => break,
                     }
                 }
-                if batch.len() > 0 || ctx.has_events() {
+                if !batch.is_empty() || ctx.has_events() {
                     Poll::Ready(())
                 } else {
                     Poll::Pending
@@ -763,7 +766,7 @@ impl Transport for RdKafkaTransport {
             // Without a timer when something is there already.
             if futures_util::FutureExt::now_or_never(gather.as_mut()).is_none() {
                 // Going idle: what was taken is destroyed now.
-                if let Some(r) = ctx.reaper.lock().expect("reaper").as_mut() {
+                if let Some(r) = ctx.queues.lock().expect("queues").reaper.as_mut() {
                     r.flush();
                 }
                 let _ = tokio::time::timeout(max_wait, gather).await;

@@ -487,29 +487,12 @@ async fn records_arrive_whole_through_the_transport() {
 /// backlog, not only once the backlog is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_far_behind_still_serves_a_rebalance() {
-    use rdkafka::config::ClientConfig;
-    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
     use ruckus_core::model::Offset;
 
     const BACKLOG: usize = 100_000;
     let mock = MockKafka::start(1).expect("mock cluster");
     mock.create_topic("behind", 2).expect("topic");
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", mock.bootstrap())
-        .set("linger.ms", "20")
-        .set("queue.buffering.max.messages", "1000000")
-        .create()
-        .expect("producer");
-    for i in 0..BACKLOG {
-        let key = (i % 64).to_string();
-        while producer
-            .send(BaseRecord::to("behind").key(&key).payload("v"))
-            .is_err()
-        {
-            producer.poll(Duration::from_millis(10));
-        }
-    }
-    producer.flush(Duration::from_secs(60)).expect("flushed");
+    mock.fill("behind", BACKLOG, b"v").expect("produced");
 
     let config = |client: &str| {
         let mut c = KafkaConfig::new(&mock.bootstrap(), "behind-group", client);
