@@ -120,9 +120,9 @@ pub(crate) fn mock_broker_request_error<C: ClientContext>(
 /// the client is.
 pub(crate) struct FetchQueue {
     queue: std::ptr::NonNull<rdsys::rd_kafka_queue_t>,
-    /// Woken by librdkafka when the queue turns non-empty; kept alive here
+    /// Rung by librdkafka when the queue turns non-empty; kept alive here
     /// for as long as the callback may run.
-    waker: std::sync::Arc<futures_util::task::AtomicWaker>,
+    bell: std::sync::Arc<Bell>,
     /// Room for one batch of message pointers.
     scratch: Vec<*mut rdsys::rd_kafka_message_t>,
 }
@@ -134,10 +134,46 @@ unsafe impl Send for FetchQueue {}
 /// Called by librdkafka (on its own thread, with the queue's lock held)
 /// when the queue goes from empty to non-empty.
 unsafe extern "C" fn wake_fetch_queue(_rk: *mut rdsys::rd_kafka_t, opaque: *mut std::ffi::c_void) {
-    // SAFETY: `opaque` is the `AtomicWaker` the `FetchQueue` keeps alive
-    // until it turned this callback off (see `Drop`).
-    let waker = unsafe { &*(opaque as *const futures_util::task::AtomicWaker) };
-    waker.wake();
+    // SAFETY: `opaque` is the `Bell` the `FetchQueue` keeps alive until it
+    // turned this callback off (see `Drop`).
+    let bell = unsafe { &*(opaque as *const Bell) };
+    bell.ring();
+}
+
+/// Wakes a thread waiting for work: rung by librdkafka's queue callbacks
+/// (with a queue's lock held, so ringing takes no lock of librdkafka's) and
+/// by whoever else has work for it. A ring before the wait is not lost.
+#[derive(Debug, Default)]
+pub(crate) struct Bell {
+    rung: std::sync::Mutex<bool>,
+    cv: std::sync::Condvar,
+}
+
+impl Bell {
+    pub(crate) fn ring(&self) {
+        let mut rung = self
+            .rung
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !*rung {
+            *rung = true;
+            self.cv.notify_one();
+        }
+    }
+
+    /// Waits until rung (at once if rung since the last wait) or
+    /// `timeout` passed.
+    pub(crate) fn wait(&self, timeout: std::time::Duration) {
+        let rung = self
+            .rung
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (mut rung, _) = self
+            .cv
+            .wait_timeout_while(rung, timeout, |r| !*r)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *rung = false;
+    }
 }
 
 /// A message taken from a [`FetchQueue`], valid during the closure it is
@@ -208,14 +244,14 @@ impl Fetched<'_> {
 
 impl FetchQueue {
     /// Takes `topic`/`partition`'s messages out of the consumer queue;
-    /// `waker` is woken whenever the queue turns non-empty. Call it before
+    /// `bell` is rung whenever the queue turns non-empty. Call it before
     /// the partition is assigned, so that none of its messages went to the
     /// consumer queue first.
     pub(crate) fn split<C: ClientContext>(
         client: &Client<C>,
         topic: &str,
         partition: i32,
-        waker: std::sync::Arc<futures_util::task::AtomicWaker>,
+        bell: std::sync::Arc<Bell>,
         capacity: usize,
     ) -> Option<Self> {
         let topic = std::ffi::CString::new(topic).ok()?;
@@ -227,19 +263,19 @@ impl FetchQueue {
         let queue = std::ptr::NonNull::new(queue)?;
         // SAFETY: `queue` is ours. Forwarding to null keeps the partition's
         // messages on its own queue. The callback's opaque pointer is the
-        // `AtomicWaker` this struct keeps alive until it turns the callback
+        // `Bell` this struct keeps alive until it turns the callback
         // off in `Drop`.
         unsafe {
             rdsys::rd_kafka_queue_forward(queue.as_ptr(), std::ptr::null_mut());
             rdsys::rd_kafka_queue_cb_event_enable(
                 queue.as_ptr(),
                 Some(wake_fetch_queue),
-                std::sync::Arc::as_ptr(&waker) as *mut std::ffi::c_void,
+                std::sync::Arc::as_ptr(&bell) as *mut std::ffi::c_void,
             );
         }
         Some(Self {
             queue,
-            waker,
+            bell,
             scratch: Vec::with_capacity(capacity),
         })
     }
@@ -394,11 +430,11 @@ impl Drop for FetchQueue {
         // SAFETY: `queue` is ours. Turning the callback off takes the
         // queue's lock, under which librdkafka runs the callback, so no call
         // is running or will run once it returns; then the handle is given
-        // back. `waker` is dropped after this.
+        // back. `bell` is dropped after this.
         unsafe {
             rdsys::rd_kafka_queue_cb_event_enable(self.queue.as_ptr(), None, std::ptr::null_mut());
             rdsys::rd_kafka_queue_destroy(self.queue.as_ptr());
         }
-        let _ = &self.waker;
+        let _ = &self.bell;
     }
 }

@@ -4,15 +4,16 @@
 //! - Offsets are never committed or stored by librdkafka on its own
 //!   (`enable.auto.commit=false`, `enable.auto.offset.store=false`); the
 //!   engine commits explicit offset lists.
-//! - The consumer is polled on the driver's own task, inside
-//!   [`Transport::poll`]: librdkafka's queues wake the task when they turn
-//!   non-empty, and records go from librdkafka to the engine without a
-//!   thread in between.
+//! - The consumer queue is polled on the driver's own task, inside
+//!   [`Transport::poll`]; it carries the group's callbacks.
 //! - Each assigned partition's messages are taken off the consumer queue
 //!   onto the partition's own fetch queue (before the partition is first
-//!   assigned) and taken from there up to 256 at a time, in one librdkafka
-//!   call, rather than one event per poll; the consumer queue still carries
-//!   the group's callbacks.
+//!   assigned). A thread of the transport's own ("ruckus-fetch") takes
+//!   them from there up to 256 at a time, in one librdkafka call, copies
+//!   keys, values and headers out, and hands the batch to `poll` (at most
+//!   a few batches ahead, so librdkafka's own prefetch limits still hold).
+//!   `poll` turns batches into records, and drops those of a partition
+//!   sought since the batch was taken (taken before the seek's barrier).
 //! - Rebalances are served there too and become [`TransportEvent`]s: an
 //!   assignment (with the group generation read from librdkafka), a
 //!   revocation, or a loss. A revocation is not given back to librdkafka in
@@ -47,7 +48,7 @@ use ruckus_core::model::{
     TopicPartition,
 };
 
-use crate::ffi::{self, FetchQueue, Fetched, Reaper};
+use crate::ffi::{self, Bell, FetchQueue, Fetched, Reaper};
 
 /// How the consumer group rebalances.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -215,8 +216,25 @@ struct Ctx {
     leaving: AtomicBool,
     /// Each assigned partition's own fetch queue (see [`FetchQueue`]).
     queues: Mutex<FetchQueues>,
-    /// Woken when a fetch queue turns non-empty.
-    wake: Arc<AtomicWaker>,
+    /// Rung for the fetch thread: a fetch queue turned non-empty, `poll`
+    /// took a batch, or the transport is closing.
+    bell: Arc<Bell>,
+    /// Batches the fetch thread took, for `poll`.
+    ready: Mutex<VecDeque<Fetch>>,
+    /// Woken when a batch is ready.
+    wake: AtomicWaker,
+    /// The fetch thread is to end.
+    closing: AtomicBool,
+}
+
+/// Batches the fetch thread may be ahead of `poll`.
+const READY_MAX: usize = 4;
+
+/// A batch taken from the fetch queues, and the seek count when it was
+/// taken (see [`FetchQueues::seeks`]).
+struct Fetch {
+    batch: Batch,
+    seeks: u64,
 }
 
 /// The partitions' fetch queues, drained in turn starting from `next`,
@@ -228,6 +246,11 @@ struct FetchQueues {
     /// `None` if its thread could not be started: then messages are
     /// destroyed in place.
     reaper: Option<Reaper>,
+    /// Seeks so far. A seek bumps librdkafka's version barrier and this
+    /// count under the same lock as draining, so a batch taken with a
+    /// lower count may hold that partition's messages from before the
+    /// seek, and one with this count or higher does not.
+    seeks: u64,
 }
 
 impl Ctx {
@@ -256,7 +279,7 @@ impl Ctx {
                 consumer.client(),
                 tp.topic.as_str(),
                 tp.partition.0,
-                self.wake.clone(),
+                self.bell.clone(),
                 BATCH,
             ) {
                 queues.list.push((tp, q));
@@ -266,10 +289,15 @@ impl Ctx {
 
     /// Takes what the fetch queues hold, up to `BATCH` records in `batch`,
     /// without waiting; each call starts from the next queue, so no
-    /// partition starves the others.
-    fn drain_queues(&self, batch: &mut Batch) {
+    /// partition starves the others. Returns the seek count it drained at.
+    fn drain_queues(&self, batch: &mut Batch) -> u64 {
         let mut queues = self.queues.lock().expect("queues");
-        let FetchQueues { list, next, reaper } = &mut *queues;
+        let FetchQueues {
+            list,
+            next,
+            reaper,
+            seeks,
+        } = &mut *queues;
         let n = list.len();
         for i in 0..n {
             let room = BATCH.saturating_sub(batch.len());
@@ -282,6 +310,60 @@ impl Ctx {
         if n > 0 {
             *next = (*next + 1) % n;
         }
+        *seeks
+    }
+
+    /// The fetch thread: drains the fetch queues into batches for `poll`,
+    /// while fewer than `READY_MAX` wait, until the transport closes.
+    fn fetch(&self) {
+        const IDLE: Duration = Duration::from_millis(100);
+        // Room left in the last batch's buffer: the next batch is copied
+        // on after it, so a buffer serves several batches.
+        let mut spare = bytes::BytesMut::new();
+        while !self.closing.load(Ordering::Acquire) {
+            if self.ready.lock().expect("ready").len() >= READY_MAX {
+                self.bell.wait(IDLE);
+                continue;
+            }
+            let mut batch = Batch {
+                arena: std::mem::take(&mut spare),
+                polled: Vec::with_capacity(BATCH),
+                ..Batch::default()
+            };
+            let seeks = self.drain_queues(&mut batch);
+            spare = batch.arena.split_off(batch.arena.len());
+            if batch.is_empty() {
+                // Going idle: what was taken is destroyed now.
+                if let Some(r) = self.queues.lock().expect("queues").reaper.as_mut() {
+                    r.flush();
+                }
+                self.bell.wait(IDLE);
+                continue;
+            }
+            self.ready
+                .lock()
+                .expect("ready")
+                .push_back(Fetch { batch, seeks });
+            self.wake.wake();
+        }
+    }
+
+    /// Takes ready batches holding up to about `max` records; rings the
+    /// fetch thread if that made room.
+    fn take_ready(&self, max: usize, into: &mut Vec<Fetch>) -> usize {
+        let mut ready = self.ready.lock().expect("ready");
+        let was_full = ready.len() >= READY_MAX;
+        let mut n = 0;
+        while n < max {
+            let Some(f) = ready.pop_front() else { break };
+            n += f.batch.len();
+            into.push(f);
+        }
+        drop(ready);
+        if was_full && n > 0 {
+            self.bell.ring();
+        }
+        n
     }
 
     fn take_events(&self) -> Vec<TransportEvent> {
@@ -390,8 +472,15 @@ pub struct RdKafkaTransport {
     /// Next offset to hand to the engine per owned partition; records below
     /// are stale (from before a seek) and dropped.
     positions: BTreeMap<TopicPartition, Offset>,
-    /// Where polled records are gathered.
+    /// The seek count (see [`FetchQueues::seeks`]) at each partition's
+    /// last seek.
+    sought: BTreeMap<TopicPartition, u64>,
+    /// Where records polled from the consumer queue are gathered.
     batch: Batch,
+    /// Batches taken from the fetch thread by a poll.
+    fetches: Vec<Fetch>,
+    /// The fetch thread; joined on drop.
+    fetcher: Option<std::thread::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for RdKafkaTransport {
@@ -447,7 +536,10 @@ impl RdKafkaTransport {
                 reaper: Reaper::start().ok(),
                 ..FetchQueues::default()
             }),
-            wake: Arc::new(AtomicWaker::new()),
+            bell: Arc::default(),
+            ready: Mutex::default(),
+            wake: AtomicWaker::new(),
+            closing: AtomicBool::new(false),
         };
         let consumer: StreamConsumer<Ctx> = config
             .consumer_config()
@@ -457,12 +549,20 @@ impl RdKafkaTransport {
             .producer_config()
             .create()
             .map_err(|e| transport_error(&e))?;
+        let fetch_ctx = consumer.context().clone();
+        let fetcher = std::thread::Builder::new()
+            .name("ruckus-fetch".into())
+            .spawn(move || fetch_ctx.fetch())
+            .map_err(|e| TransportError::Io(format!("cannot start the fetch thread: {e}")))?;
         Ok(Self {
             config,
             consumer: Arc::new(consumer),
             producer,
             positions: BTreeMap::new(),
+            sought: BTreeMap::new(),
             batch: Batch::default(),
+            fetches: Vec::new(),
+            fetcher: Some(fetcher),
         })
     }
 
@@ -550,17 +650,22 @@ impl Drop for RdKafkaTransport {
         // Nobody answers revocations any more; the consumer's own close
         // (when it is dropped) then leaves the group.
         self.stop_holding_revocations();
-        // Queue handles go back, and every message taken is destroyed,
-        // before the client is destroyed.
+        // The fetch thread ends; queue handles go back, and every message
+        // taken is destroyed, before the client is destroyed.
+        self.ctx().closing.store(true, Ordering::Release);
+        self.ctx().bell.ring();
+        if let Some(t) = self.fetcher.take() {
+            let _ = t.join();
+        }
         let mut queues = self.ctx().queues.lock().expect("queues");
         queues.list.clear();
         drop(queues.reaper.take());
     }
 }
 
-/// A polled message, its key and value copied into the batch's arena.
+/// A polled message, its key and value copied into the batch's arena (its
+/// partition is its run's).
 struct Polled {
-    topic_partition: TopicPartition,
     offset: Offset,
     key: Option<std::ops::Range<usize>>,
     value: Option<std::ops::Range<usize>>,
@@ -576,13 +681,18 @@ fn header(key: &str, value: Option<&[u8]>) -> Header {
     }
 }
 
-/// Records gathered by one poll. Keys and values are copied into
-/// one buffer per batch (one allocation, not two per record) that the
-/// records then share; topic names are interned.
+/// Records gathered by one poll or one drain of the fetch thread. Keys and
+/// values are copied into one buffer per batch (one allocation, not two per
+/// record) that the records then share; topic names are interned. Messages
+/// come in runs of one partition, each run named once: a batch filled on
+/// one thread and made into records on another touches no reference count
+/// per record on the first.
 #[derive(Default)]
 struct Batch {
     arena: bytes::BytesMut,
     polled: Vec<Polled>,
+    /// Each run's partition and where in `polled` it starts.
+    runs: Vec<(TopicPartition, usize)>,
     topics: Vec<Topic>,
 }
 
@@ -617,39 +727,33 @@ impl Batch {
                     .collect()
             })
             .unwrap_or_default();
-        let topic_partition = TopicPartition {
-            topic: self.topic(m.topic()),
-            partition: Partition(m.partition()),
-        };
+        let partition = Partition(m.partition());
+        if !self
+            .runs
+            .last()
+            .is_some_and(|(tp, _)| tp.partition == partition && tp.topic.as_str() == m.topic())
+        {
+            let topic = self.topic(m.topic());
+            self.runs
+                .push((TopicPartition { topic, partition }, self.polled.len()));
+        }
         let timestamp = Timestamp(m.timestamp().to_millis().unwrap_or(0));
-        self.push_parts(
-            topic_partition,
-            m.offset(),
-            m.key(),
-            m.payload(),
-            headers,
-            timestamp,
-        );
+        self.push_parts(m.offset(), m.key(), m.payload(), headers, timestamp);
     }
 
     /// A message from `tp`'s own fetch queue.
     fn push_fetched(&mut self, tp: &TopicPartition, m: &Fetched<'_>) {
         let mut headers = Vec::new();
         m.for_each_header(|key, value| headers.push(header(key, value)));
+        if !self.runs.last().is_some_and(|(t, _)| t == tp) {
+            self.runs.push((tp.clone(), self.polled.len()));
+        }
         let timestamp = Timestamp(m.timestamp().unwrap_or(0));
-        self.push_parts(
-            tp.clone(),
-            m.offset(),
-            m.key(),
-            m.value(),
-            headers,
-            timestamp,
-        );
+        self.push_parts(m.offset(), m.key(), m.value(), headers, timestamp);
     }
 
     fn push_parts(
         &mut self,
-        topic_partition: TopicPartition,
         offset: i64,
         key: Option<&[u8]>,
         value: Option<&[u8]>,
@@ -659,7 +763,6 @@ impl Batch {
         let key = self.copy(key);
         let value = self.copy(value);
         self.polled.push(Polled {
-            topic_partition,
             offset: Offset(offset),
             key,
             value,
@@ -676,20 +779,29 @@ impl Batch {
         self.polled.is_empty()
     }
 
-    /// The records gathered so far; the batch starts over.
-    fn take(&mut self) -> Vec<Record> {
+    /// Appends the records gathered so far to `out`, but those of
+    /// partitions `skip` names; the batch starts over.
+    fn take_into(&mut self, out: &mut Vec<Record>, skip: impl Fn(&TopicPartition) -> bool) {
         let shared = self.arena.split().freeze();
-        self.polled
-            .drain(..)
-            .map(|p| Record {
-                topic_partition: p.topic_partition,
+        let mut polled = self.polled.drain(..);
+        let mut runs = self.runs.drain(..).peekable();
+        out.reserve(polled.len());
+        while let Some((tp, start)) = runs.next() {
+            let count = runs.peek().map_or(usize::MAX, |(_, next)| next - start);
+            let run = polled.by_ref().take(count);
+            if skip(&tp) {
+                run.for_each(drop);
+                continue;
+            }
+            out.extend(run.map(|p| Record {
+                topic_partition: tp.clone(),
                 offset: p.offset,
                 key: p.key.map(|r| shared.slice(r)),
                 value: p.value.map(|r| shared.slice(r)),
                 headers: p.headers,
                 timestamp: p.timestamp,
-            })
-            .collect()
+            }));
+        }
     }
 }
 
@@ -721,32 +833,33 @@ impl Transport for RdKafkaTransport {
         if !events.is_empty() {
             return Ok(events);
         }
-        // Records come from the partitions' own fetch queues, many per
-        // call, and from the consumer queue, whose polling also serves
-        // librdkafka's callbacks: a rebalance becomes an event in the
-        // context and gathering stops there, so records polled before it are
-        // handed out before it. (Records of a partition given up that are
-        // taken after it are dropped by `accept`: never processed, never
-        // committed.) Nothing is taken from librdkafka across an await, so a
-        // dropped poll loses nothing.
+        // Records come in batches from the fetch thread, and from the
+        // consumer queue, whose polling also serves librdkafka's callbacks:
+        // a rebalance becomes an event in the context and gathering stops
+        // there, so records gathered before it are handed out before it.
+        // (Records of a partition given up that come after it are dropped
+        // by `accept`: never processed, never committed.) Nothing is taken
+        // across an await, so a dropped poll loses nothing.
         let consumer = self.consumer.clone();
         let ctx = consumer.context().clone();
         let batch = &mut self.batch;
+        let fetches = &mut self.fetches;
         {
             let mut stream = consumer.stream();
             let mut gather = std::pin::pin!(std::future::poll_fn(|cx| {
-                // Registered before draining: a message that arrives after
-                // the drain wakes this task.
+                // Registered before taking: a batch made ready after it
+                // wakes this task.
                 ctx.wake.register(cx.waker());
+                let mut n = 0;
                 if !ctx.has_events() {
-                    ctx.drain_queues(batch);
+                    n = ctx.take_ready(BATCH, fetches);
                 }
                 // The consumer queue is polled at least once per gather,
                 // even with a full batch: a consumer far behind, whose
-                // partition queues always fill a batch, still serves the
+                // fetch thread always has batches ready, still serves the
                 // group's callbacks.
                 let mut served = false;
-                while (batch.len() < BATCH || !served) && !ctx.has_events() {
+                while (n + batch.len() < BATCH || !served) && !ctx.has_events() {
                     served = true;
                     match stream.poll_next_unpin(cx) {
                         Poll::Ready(Some(Ok(m))) => batch.push(&m),
@@ -757,7 +870,7 @@ impl Transport for RdKafkaTransport {
                         Poll::Ready(None) | Poll::Pending => break,
                     }
                 }
-                if !batch.is_empty() || ctx.has_events() {
+                if !fetches.is_empty() || !batch.is_empty() || ctx.has_events() {
                     Poll::Ready(())
                 } else {
                     Poll::Pending
@@ -765,14 +878,19 @@ impl Transport for RdKafkaTransport {
             }));
             // Without a timer when something is there already.
             if futures_util::FutureExt::now_or_never(gather.as_mut()).is_none() {
-                // Going idle: what was taken is destroyed now.
-                if let Some(r) = ctx.queues.lock().expect("queues").reaper.as_mut() {
-                    r.flush();
-                }
                 let _ = tokio::time::timeout(max_wait, gather).await;
             }
         }
-        let records = batch.take();
+        let mut records = Vec::new();
+        for mut f in self.fetches.drain(..) {
+            // A partition sought since the batch was taken may have
+            // messages in it from before the seek.
+            let sought = &self.sought;
+            f.batch.take_into(&mut records, |tp| {
+                sought.get(tp).is_some_and(|at| *at > f.seeks)
+            });
+        }
+        self.batch.take_into(&mut records, |_| false);
         let records = self.accept(records);
         Ok(if records.is_empty() {
             self.take_events()
@@ -830,13 +948,22 @@ impl Transport for RdKafkaTransport {
         // Asynchronous (timeout 0). It fails while librdkafka is still
         // starting the partition's fetcher — which then starts at the
         // committed offset, the same position the engine chose; the filter
-        // above drops anything below `offset` either way.
-        let _ = self.consumer.seek(
-            tp.topic.as_str(),
-            tp.partition.0,
-            RdOffset::Offset(offset.0),
-            Duration::ZERO,
-        );
+        // above drops anything below `offset` either way. Under the fetch
+        // queues' lock, with the seek count: a batch the fetch thread took
+        // before it is told apart from one taken after librdkafka's barrier.
+        let at = {
+            let ctx = self.consumer.context().clone();
+            let mut queues = ctx.queues.lock().expect("queues");
+            let _ = self.consumer.seek(
+                tp.topic.as_str(),
+                tp.partition.0,
+                RdOffset::Offset(offset.0),
+                Duration::ZERO,
+            );
+            queues.seeks += 1;
+            queues.seeks
+        };
+        self.sought.insert(tp.clone(), at);
         // An ownership starts unpaused (the engine pauses it again if it
         // must). librdkafka keeps an application pause across an unassign
         // and a later assign of the same partition, and a resume issued in

@@ -553,3 +553,72 @@ async fn a_consumer_far_behind_still_serves_a_rebalance() {
         b.abort();
     }
 }
+
+/// Records the transport's fetch thread took ahead of a seek are not handed
+/// out after it: a seek back (as when a partition comes back to a consumer
+/// that had fetched past its last commit) starts again at the sought
+/// offset, with nothing skipped. Handed out, records taken ahead would move
+/// the position past the sought offset and the records in between would be
+/// dropped as duplicates, never processed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_taken_ahead_of_a_seek_are_not_handed_out_after_it() {
+    use ruckus_core::model::{Offset, Partition};
+
+    const RECORDS: usize = 5_000;
+    let mock = MockKafka::start(1).expect("mock cluster");
+    mock.create_topic("seek-back", 1).expect("topic");
+    mock.fill("seek-back", RECORDS, b"v").expect("produced");
+    let mut config = KafkaConfig::new(&mock.bootstrap(), "seek-back-group", "s");
+    // Prefetch plenty, so the fetch thread has batches ready ahead.
+    config.extra = vec![("queued.min.messages".into(), "100000".into())];
+    let mut t = RdKafkaTransport::new(config).expect("transport");
+    t.subscribe(&[Topic::new("seek-back")])
+        .await
+        .expect("subscribed");
+    let tp = TopicPartition {
+        topic: Topic::new("seek-back"),
+        partition: Partition(0),
+    };
+    let mut first = Vec::new();
+    for _ in 0..100 {
+        for e in t.poll(Duration::from_millis(100)).await.expect("polled") {
+            match e {
+                TransportEvent::Assigned { partitions, .. } if partitions.contains(&tp) => {
+                    t.seek(&tp, Offset(0));
+                }
+                TransportEvent::Records(r) => first.extend(r.into_iter().map(|r| r.offset)),
+                _ => {}
+            }
+        }
+        if !first.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(
+        first.first(),
+        Some(&Offset(0)),
+        "the first poll starts at 0"
+    );
+    // The fetch thread fills its hand-over meanwhile.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let back = Offset(1);
+    t.seek(&tp, back);
+    let mut after = Vec::new();
+    for _ in 0..100 {
+        for e in t.poll(Duration::from_millis(100)).await.expect("polled") {
+            if let TransportEvent::Records(r) = e {
+                after.extend(r.into_iter().map(|r| r.offset));
+            }
+        }
+        if after.len() >= 1_000 {
+            break;
+        }
+    }
+    let expected: Vec<Offset> = (1..=after.len() as i64).map(Offset).collect();
+    assert!(
+        after.len() >= 1_000 && after == expected,
+        "after the seek to {back:?}: {} records, starting {:?}, not contiguous from it",
+        after.len(),
+        &after[..after.len().min(5)]
+    );
+}

@@ -192,8 +192,10 @@ pub enum Action {
     Process(Dispatch),
     /// Send a commit.
     Commit(CommitRequest),
-    /// Write to the dead-letter topic.
-    DeadLetter(DeadLetterWrite),
+    /// Write to the dead-letter topic. (Boxed: a write is rare and large,
+    /// and every record's [`Action::Process`] would otherwise be moved
+    /// about at its size.)
+    DeadLetter(Box<DeadLetterWrite>),
     /// Stop fetching from a partition.
     Pause(TopicPartition),
     /// Fetch from a partition again.
@@ -802,7 +804,11 @@ impl Consumer {
             offset: ticket.offset,
         });
         self.actions
-            .push_back(Action::DeadLetter(DeadLetterWrite { id, topic, letter }));
+            .push_back(Action::DeadLetter(Box::new(DeadLetterWrite {
+                id,
+                topic,
+                letter,
+            })));
     }
 
     /// The dead-letter topic answered a write.
@@ -1067,11 +1073,12 @@ impl Consumer {
             let p = self.dead_letters.get_mut(&id).expect("listed");
             p.retry_at = None;
             if let Some(topic) = topic.clone() {
-                self.actions.push_back(Action::DeadLetter(DeadLetterWrite {
-                    id,
-                    topic,
-                    letter: p.letter.clone(),
-                }));
+                self.actions
+                    .push_back(Action::DeadLetter(Box::new(DeadLetterWrite {
+                        id,
+                        topic,
+                        letter: p.letter.clone(),
+                    })));
             }
         }
         if self.commit_retry_at.is_some_and(|t| t <= now) {

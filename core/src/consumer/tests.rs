@@ -75,7 +75,7 @@ impl H {
             match a {
                 Action::Process(d) => self.process.push(d),
                 Action::Commit(c) => self.commits.push(c),
-                Action::DeadLetter(d) => self.dlq.push(d),
+                Action::DeadLetter(d) => self.dlq.push(*d),
                 other => self.other.push(other),
             }
         }

@@ -33,6 +33,7 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
 
+use futures_util::future::{Either, OptionFuture};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use futures_util::FutureExt;
 use tracing::Instrument;
@@ -245,9 +246,13 @@ pub enum DriverError {
     Transport(#[from] TransportError),
 }
 
-type Running = Pin<
-    Box<dyn Future<Output = (Dispatch, Result<(), ProcessingError>, tokio::time::Instant)> + Send>,
->;
+/// A finished processing: the dispatch, its result, and when it started.
+type Processed = (Dispatch, Result<(), ProcessingError>, tokio::time::Instant);
+
+/// A processing still running after its first poll. (An `OptionFuture`:
+/// see `act`, which reuses one allocation for processings that finish on
+/// their first poll.)
+type Running = Pin<Box<dyn Future<Output = Option<Processed>> + Send>>;
 
 /// Runs a consumer. Build with [`Driver::new`], then [`Driver::run`].
 pub struct Driver<T: Transport, P: MessageProcessor> {
@@ -368,8 +373,11 @@ impl<T: Transport, P: MessageProcessor> Driver<T, P> {
                 // The value is acted on at the top of the loop (the sender
                 // lives in the driver, so this never fails).
                 _ = self.shutdown_rx.changed(), if !stopping => {}
-                Some((d, result, started)) = running.next(), if !running.is_empty() => {
-                    self.finish_processing(d, result, started, tokio::time::Instant::now());
+                Some(done) = running.next(), if !running.is_empty() => {
+                    // Only filled slots are ever pushed.
+                    if let Some((d, result, started)) = done {
+                        self.finish_processing(d, result, started, tokio::time::Instant::now());
+                    }
                 }
                 () = sleep_until(timer) => {
                     let now = self.now();
@@ -397,6 +405,10 @@ impl<T: Transport, P: MessageProcessor> Driver<T, P> {
         // awaited since: stamps the events it caused and starts the next
         // record's processing.
         let mut clock = None;
+        // Where a processing runs its first poll. One that finishes there
+        // leaves the allocation for the next record's; one still running
+        // moves on, allocation and all, into `running`.
+        let mut slot = None;
         loop {
             self.flush_events(clock);
             let Some(action) = self.engine.poll_action() else {
@@ -414,16 +426,28 @@ impl<T: Transport, P: MessageProcessor> Driver<T, P> {
                     // select loop and the set of running futures each. The
                     // clock read at the end of one is the start of the next.
                     let started = clock_now.unwrap_or_else(tokio::time::Instant::now);
-                    let mut processing = self.start_processing(d, started);
+                    let processing = OptionFuture::from(Some(self.start_processing(d, started)));
+                    let processing = match slot.as_mut() {
+                        Some(s) => {
+                            Pin::set(&mut *s, processing);
+                            s
+                        }
+                        None => slot.insert(Box::pin(processing)),
+                    };
                     match std::future::poll_fn(|cx| Poll::Ready(processing.as_mut().poll(cx))).await
                     {
-                        Poll::Ready((d, result, started)) => {
+                        Poll::Ready(Some((d, result, started))) => {
                             let ended = tokio::time::Instant::now();
                             self.finish_processing(d, result, started, ended);
                             clock = Some(ended);
                         }
+                        Poll::Ready(None) => unreachable!("the slot was just filled"),
                         // Polled again (with its own waker) by the set.
-                        Poll::Pending => running.push(processing),
+                        Poll::Pending => {
+                            if let Some(s) = slot.take() {
+                                running.push(s);
+                            }
+                        }
                     }
                 }
                 Action::Commit(c) => {
@@ -480,7 +504,11 @@ impl<T: Transport, P: MessageProcessor> Driver<T, P> {
     }
 
     /// The processing of `d`, started at `started`.
-    fn start_processing(&self, d: Dispatch, started: tokio::time::Instant) -> Running {
+    fn start_processing(
+        &self,
+        d: Dispatch,
+        started: tokio::time::Instant,
+    ) -> impl Future<Output = Processed> + Send + 'static {
         let processor = self.processor.clone();
         let ctx = RecordContext {
             attempt: d.ticket.attempt(),
@@ -509,9 +537,9 @@ impl<T: Transport, P: MessageProcessor> Driver<T, P> {
         // Without a subscriber that wants the span, skip entering and
         // leaving it on every poll.
         if span.is_disabled() {
-            Box::pin(processing)
+            Either::Left(processing)
         } else {
-            Box::pin(processing.instrument(span))
+            Either::Right(processing.instrument(span))
         }
     }
 
