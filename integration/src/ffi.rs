@@ -365,9 +365,9 @@ pub(crate) struct Reaper {
 impl Reaper {
     /// Lots the reaper may lag behind before the caller destroys messages
     /// itself (it never blocks).
-    const BACKLOG: usize = 16;
+    const BACKLOG: usize = 4;
     /// Messages per hand-over.
-    const LOT: usize = 512;
+    const LOT: usize = 4096;
 
     pub(crate) fn start() -> std::io::Result<Self> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Dead>(Self::BACKLOG);

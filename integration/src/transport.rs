@@ -220,7 +220,7 @@ struct Ctx {
     /// took a batch, or the transport is closing.
     bell: Arc<Bell>,
     /// Batches the fetch thread took, for `poll`.
-    ready: Mutex<VecDeque<Fetch>>,
+    ready: Mutex<Ready>,
     /// Woken when a batch is ready.
     wake: AtomicWaker,
     /// The fetch thread is to end.
@@ -228,7 +228,16 @@ struct Ctx {
 }
 
 /// Batches the fetch thread may be ahead of `poll`.
-const READY_MAX: usize = 4;
+const READY_MAX: usize = 8;
+
+/// The fetch thread's hand-over to `poll`.
+#[derive(Default)]
+struct Ready {
+    fetches: VecDeque<Fetch>,
+    /// The fetch thread waits for room (it is rung once half is taken, not
+    /// for every batch).
+    waiting: bool,
+}
 
 /// A batch taken from the fetch queues, and the seek count when it was
 /// taken (see [`FetchQueues::seeks`]).
@@ -321,9 +330,14 @@ impl Ctx {
         // on after it, so a buffer serves several batches.
         let mut spare = bytes::BytesMut::new();
         while !self.closing.load(Ordering::Acquire) {
-            if self.ready.lock().expect("ready").len() >= READY_MAX {
-                self.bell.wait(IDLE);
-                continue;
+            {
+                let mut ready = self.ready.lock().expect("ready");
+                ready.waiting = ready.fetches.len() >= READY_MAX;
+                if ready.waiting {
+                    drop(ready);
+                    self.bell.wait(IDLE);
+                    continue;
+                }
             }
             let mut batch = Batch {
                 arena: std::mem::take(&mut spare),
@@ -343,24 +357,30 @@ impl Ctx {
             self.ready
                 .lock()
                 .expect("ready")
+                .fetches
                 .push_back(Fetch { batch, seeks });
             self.wake.wake();
         }
     }
 
     /// Takes ready batches holding up to about `max` records; rings the
-    /// fetch thread if that made room.
+    /// fetch thread if it waits for room and half the hand-over is free.
     fn take_ready(&self, max: usize, into: &mut Vec<Fetch>) -> usize {
         let mut ready = self.ready.lock().expect("ready");
-        let was_full = ready.len() >= READY_MAX;
         let mut n = 0;
         while n < max {
-            let Some(f) = ready.pop_front() else { break };
+            let Some(f) = ready.fetches.pop_front() else {
+                break;
+            };
             n += f.batch.len();
             into.push(f);
         }
+        let ring = ready.waiting && ready.fetches.len() <= READY_MAX / 2;
+        if ring {
+            ready.waiting = false;
+        }
         drop(ready);
-        if was_full && n > 0 {
+        if ring {
             self.bell.ring();
         }
         n
