@@ -343,3 +343,95 @@ async fn invalid_configuration_is_rejected_when_the_driver_is_built() {
     .expect("rejected");
     assert!(err.to_string().contains("`max_in_flight`"), "{err}");
 }
+
+/// A recorder keeping counter totals by name (labels ignored).
+#[derive(Default)]
+struct Counters(Mutex<std::collections::BTreeMap<String, Arc<std::sync::atomic::AtomicU64>>>);
+
+impl Counters {
+    fn get(&self, name: &str) -> u64 {
+        self.0
+            .lock()
+            .unwrap()
+            .get(name)
+            .map_or(0, |c| c.load(AtomicOrdering::Relaxed))
+    }
+}
+
+impl metrics::Recorder for Counters {
+    fn describe_counter(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        let c = self
+            .0
+            .lock()
+            .unwrap()
+            .entry(key.name().to_owned())
+            .or_default()
+            .clone();
+        metrics::Counter::from_arc(c)
+    }
+    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        metrics::Gauge::noop()
+    }
+    fn register_histogram(
+        &self,
+        _: &metrics::Key,
+        _: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
+        metrics::Histogram::noop()
+    }
+}
+
+/// `ruckus_consumer_processed_total` counts processed records whether or
+/// not the engine's per-record events are on (production turns them off).
+#[test]
+fn processed_records_are_counted_with_per_record_events_off() {
+    for events in [true, false] {
+        let counters = Counters::default();
+        metrics::with_local_recorder(&counters, || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .start_paused(true)
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let c = cluster(2, 20);
+                let mut cfg = config();
+                cfg.record_events = events;
+                let (reason, _, rec) = run_until_done(&c, Recorder::default(), cfg, |c| {
+                    (0..2).all(|p| c.committed(&tp(p)) == Some(Offset(20)))
+                })
+                .await;
+                assert_eq!(reason, StopReason::Shutdown);
+                processed_once(&rec, 2, 20);
+            });
+        });
+        assert_eq!(
+            counters.get("ruckus_consumer_processed_total"),
+            40,
+            "per-record events {}",
+            if events { "on" } else { "off" }
+        );
+        assert_eq!(counters.get("ruckus_consumer_consumed_total"), 40);
+    }
+}

@@ -21,8 +21,11 @@
 //! and `ruckus_consumer_commit_seconds` (a recorder such as
 //! metrics-exporter-prometheus derives p50/p95/p99 from them), and the
 //! gauges `ruckus_consumer_in_flight` and
-//! `ruckus_consumer_lag{topic,partition}`. Each record is processed inside a
-//! `tracing` span `ruckus.record` with topic, partition, offset and attempt.
+//! `ruckus_consumer_lag{topic,partition}`. They are counted whether or not
+//! the engine's per-record events are on. The per-record metrics are
+//! registered once, when [`Driver::run`] starts: install the recorder
+//! before. Each record is processed inside a `tracing` span `ruckus.record`
+//! with topic, partition, offset and attempt.
 
 pub mod memory;
 
@@ -266,6 +269,40 @@ pub struct Driver<T: Transport, P: MessageProcessor> {
     shutdown_tx: Arc<tokio::sync::watch::Sender<bool>>,
     poll_wait: Duration,
     lag_interval: Duration,
+    metrics: Metrics,
+}
+
+/// The per-record metrics' handles, registered once, when the driver starts
+/// running (install the recorder before that).
+struct Metrics {
+    consumed: metrics::Counter,
+    processed: metrics::Counter,
+    processing: metrics::Histogram,
+    in_flight: metrics::Gauge,
+    /// The in-flight gauge's last value: set again only when it changes.
+    last_in_flight: Option<usize>,
+}
+
+impl Metrics {
+    fn noop() -> Self {
+        Self {
+            consumed: metrics::Counter::noop(),
+            processed: metrics::Counter::noop(),
+            processing: metrics::Histogram::noop(),
+            in_flight: metrics::Gauge::noop(),
+            last_in_flight: None,
+        }
+    }
+
+    fn register() -> Self {
+        Self {
+            consumed: metrics::counter!("ruckus_consumer_consumed_total"),
+            processed: metrics::counter!("ruckus_consumer_processed_total"),
+            processing: metrics::histogram!("ruckus_consumer_processing_seconds"),
+            in_flight: metrics::gauge!("ruckus_consumer_in_flight"),
+            last_in_flight: None,
+        }
+    }
 }
 
 impl<T: Transport, P: MessageProcessor> Driver<T, P> {
@@ -294,6 +331,7 @@ impl<T: Transport, P: MessageProcessor> Driver<T, P> {
             shutdown_tx: Arc::new(tx),
             poll_wait: Duration::from_millis(100),
             lag_interval: Duration::from_secs(5),
+            metrics: Metrics::noop(),
         })
     }
 
@@ -340,7 +378,11 @@ impl<T: Transport, P: MessageProcessor> Driver<T, P> {
                 next = self.engine.poll_event();
             }
         }
-        metrics::gauge!("ruckus_consumer_in_flight").set(self.engine.in_flight() as f64);
+        let in_flight = self.engine.in_flight();
+        if self.metrics.last_in_flight != Some(in_flight) {
+            self.metrics.last_in_flight = Some(in_flight);
+            self.metrics.in_flight.set(in_flight as f64);
+        }
     }
 
     /// Runs until the consumer stops: after a graceful shutdown, a fatal
@@ -349,6 +391,7 @@ impl<T: Transport, P: MessageProcessor> Driver<T, P> {
     /// # Errors
     /// A transport failure the consumer cannot continue from.
     pub async fn run(mut self) -> Result<StopReason, DriverError> {
+        self.metrics = Metrics::register();
         let topics = self.engine.config().topics.clone();
         self.transport.subscribe(&topics).await?;
         let mut running: FuturesUnordered<Running> = FuturesUnordered::new();
@@ -493,10 +536,16 @@ impl<T: Transport, P: MessageProcessor> Driver<T, P> {
         started: tokio::time::Instant,
         ended: tokio::time::Instant,
     ) {
-        metrics::histogram!("ruckus_consumer_processing_seconds")
+        self.metrics
+            .processing
             .record(ended.saturating_duration_since(started).as_secs_f64());
         match &result {
-            Ok(()) => self.processor.on_success(&d.record),
+            Ok(()) => {
+                // Counted here, not from the engine's per-record events,
+                // which a production consumer may turn off.
+                self.metrics.processed.increment(1);
+                self.processor.on_success(&d.record);
+            }
             Err(e) => self.processor.on_failure(&d.record, e),
         }
         let now = self.engine_time(ended);
@@ -547,7 +596,7 @@ impl<T: Transport, P: MessageProcessor> Driver<T, P> {
         let now = self.now();
         match event {
             TransportEvent::Records(records) => {
-                metrics::counter!("ruckus_consumer_consumed_total").increment(records.len() as u64);
+                self.metrics.consumed.increment(records.len() as u64);
                 self.engine.handle_fetched(now, records);
             }
             TransportEvent::Joined {
@@ -613,9 +662,6 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 
 fn record_metrics(e: &Event) {
     match e {
-        Event::ProcessingSucceeded { .. } => {
-            metrics::counter!("ruckus_consumer_processed_total").increment(1)
-        }
         Event::ProcessingFailed { class, .. } => {
             metrics::counter!("ruckus_consumer_failed_total", "class" => class.as_str())
                 .increment(1)
