@@ -6,7 +6,8 @@
 //!
 //! `cargo bench -p ruckus-integration --bench throughput`
 //! (`RUCKUS_BENCH_RECORDS` changes the count, `RUCKUS_BENCH_ROUNDS` the
-//! number of alternating rounds, default 3.)
+//! number of alternating rounds, default 3, `RUCKUS_BENCH_POLL_RECORDS` the
+//! transport's `max_poll_records`, default 500.)
 //!
 //! Each round also prints the CPU time per record of each busy thread
 //! (librdkafka's broker thread fetches and parses; the raw consumer's main
@@ -221,6 +222,12 @@ fn reference(mock: &MockKafka, n: usize, group: &str, events: bool) -> (Timed, V
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
+        if let Some(n) = std::env::var("RUCKUS_BENCH_POLL_RECORDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            kc.max_poll_records = n;
+        }
         let driver = Driver::new(
             config,
             RdKafkaTransport::new(kc).expect("transport"),

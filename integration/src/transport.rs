@@ -9,7 +9,7 @@
 //! - Each assigned partition's messages are taken off the consumer queue
 //!   onto the partition's own fetch queue (before the partition is first
 //!   assigned). A thread of the transport's own ("ruckus-fetch") takes
-//!   them from there up to 256 at a time, in one librdkafka call, copies
+//!   them from there up to `max_poll_records` (500) at a time, in one librdkafka call, copies
 //!   keys, values and headers out, and hands the batch to `poll` (at most
 //!   a few batches ahead, so librdkafka's own prefetch limits still hold).
 //!   `poll` turns batches into records, and drops those of a partition
@@ -120,6 +120,11 @@ pub struct KafkaConfig {
     pub revoke_timeout: Duration,
     /// Timeout of blocking calls (commits, offset and watermark queries).
     pub request_timeout: Duration,
+    /// Records handed to the engine per poll at most (as the Java
+    /// client's `max.poll.records`, default 500); also the size of the
+    /// batches the fetch thread takes. Larger batches cost less per record
+    /// and make the first record of a batch wait longer for the last.
+    pub max_poll_records: usize,
     /// Further client properties, applied last (consumer and producer).
     pub extra: Vec<(String, String)>,
 }
@@ -138,6 +143,7 @@ impl KafkaConfig {
             heartbeat_interval: Duration::from_millis(100),
             revoke_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(5),
+            max_poll_records: 500,
             extra: Vec::new(),
         }
     }
@@ -225,6 +231,8 @@ struct Ctx {
     wake: AtomicWaker,
     /// The fetch thread is to end.
     closing: AtomicBool,
+    /// Records per batch and per poll (`max_poll_records`).
+    batch: usize,
 }
 
 /// Batches the fetch thread may be ahead of `poll`.
@@ -289,14 +297,14 @@ impl Ctx {
                 tp.topic.as_str(),
                 tp.partition.0,
                 self.bell.clone(),
-                BATCH,
+                self.batch,
             ) {
                 queues.list.push((tp, q));
             }
         }
     }
 
-    /// Takes what the fetch queues hold, up to `BATCH` records in `batch`,
+    /// Takes what the fetch queues hold, up to `self.batch` records in `batch`,
     /// without waiting; each call starts from the next queue, so no
     /// partition starves the others. Returns the seek count it drained at.
     fn drain_queues(&self, batch: &mut Batch) -> u64 {
@@ -309,7 +317,7 @@ impl Ctx {
         } = &mut *queues;
         let n = list.len();
         for i in 0..n {
-            let room = BATCH.saturating_sub(batch.len());
+            let room = self.batch.saturating_sub(batch.len());
             if room == 0 {
                 break;
             }
@@ -341,7 +349,7 @@ impl Ctx {
             }
             let mut batch = Batch {
                 arena: std::mem::take(&mut spare),
-                polled: Vec::with_capacity(BATCH),
+                polled: Vec::with_capacity(self.batch),
                 ..Batch::default()
             };
             let seeks = self.drain_queues(&mut batch);
@@ -560,6 +568,7 @@ impl RdKafkaTransport {
             ready: Mutex::default(),
             wake: AtomicWaker::new(),
             closing: AtomicBool::new(false),
+            batch: config.max_poll_records.max(1),
         };
         let consumer: StreamConsumer<Ctx> = config
             .consumer_config()
@@ -825,9 +834,6 @@ impl Batch {
     }
 }
 
-/// Records handed to the engine per poll at most.
-const BATCH: usize = 256;
-
 impl Transport for RdKafkaTransport {
     async fn subscribe(&mut self, topics: &[Topic]) -> Result<(), TransportError> {
         let names: Vec<&str> = topics.iter().map(Topic::as_str).collect();
@@ -872,14 +878,14 @@ impl Transport for RdKafkaTransport {
                 ctx.wake.register(cx.waker());
                 let mut n = 0;
                 if !ctx.has_events() {
-                    n = ctx.take_ready(BATCH, fetches);
+                    n = ctx.take_ready(ctx.batch, fetches);
                 }
                 // The consumer queue is polled at least once per gather,
                 // even with a full batch: a consumer far behind, whose
                 // fetch thread always has batches ready, still serves the
                 // group's callbacks.
                 let mut served = false;
-                while (n + batch.len() < BATCH || !served) && !ctx.has_events() {
+                while (n + batch.len() < ctx.batch || !served) && !ctx.has_events() {
                     served = true;
                     match stream.poll_next_unpin(cx) {
                         Poll::Ready(Some(Ok(m))) => batch.push(&m),
