@@ -498,6 +498,9 @@ async fn a_consumer_far_behind_still_serves_a_rebalance() {
         let mut c = KafkaConfig::new(&mock.bootstrap(), "behind-group", client);
         // Prefetch everything: the partition queues stay full.
         c.extra = vec![("queued.min.messages".into(), "1000000".into())];
+        // The pace the backlog is sized for: at most 250 records per poll,
+        // 5 ms apart, while a rebalance takes about a second.
+        c.max_poll_records = 250;
         c
     };
     let topics = [Topic::new("behind")];
@@ -544,6 +547,7 @@ async fn a_consumer_far_behind_still_serves_a_rebalance() {
     let revoked_after = revoked_after.unwrap_or_else(|| {
         panic!("a never saw its revocation while it consumed {consumed} of {BACKLOG} records")
     });
+    eprintln!("a saw its revocation after {revoked_after} of {BACKLOG} records");
     assert!(
         revoked_after < BACKLOG * 3 / 4,
         "a saw its revocation only after {revoked_after} of {BACKLOG} records: \
