@@ -249,13 +249,22 @@ pub enum DriverError {
     Transport(#[from] TransportError),
 }
 
-/// A finished processing: the dispatch, its result, and when it started.
-type Processed = (Dispatch, Result<(), ProcessingError>, tokio::time::Instant);
+/// A finished processing: the dispatch, its result, and when it started;
+/// and the processor handle and context it ran with, for the next.
+type Processed<P> = (
+    Dispatch,
+    Result<(), ProcessingError>,
+    tokio::time::Instant,
+    Handle<P>,
+);
+
+/// What a processing runs with besides its record.
+type Handle<P> = (Arc<P>, RecordContext);
 
 /// A processing still running after its first poll. (An `OptionFuture`:
 /// see `act`, which reuses one allocation for processings that finish on
 /// their first poll.)
-type Running = Pin<Box<dyn Future<Output = Option<Processed>> + Send>>;
+type Running<P> = Pin<Box<dyn Future<Output = Option<Processed<P>>> + Send>>;
 
 /// Runs a consumer. Build with [`Driver::new`], then [`Driver::run`].
 pub struct Driver<T: Transport, P: MessageProcessor> {
@@ -394,7 +403,7 @@ impl<T: Transport, P: MessageProcessor> Driver<T, P> {
         self.metrics = Metrics::register();
         let topics = self.engine.config().topics.clone();
         self.transport.subscribe(&topics).await?;
-        let mut running: FuturesUnordered<Running> = FuturesUnordered::new();
+        let mut running: FuturesUnordered<Running<P>> = FuturesUnordered::new();
         let mut next_lag = tokio::time::Instant::now() + self.lag_interval;
         // Whether the engine was told to shut down. The request is read
         // from the channel's value, not only from its change: one made
@@ -418,7 +427,7 @@ impl<T: Transport, P: MessageProcessor> Driver<T, P> {
                 _ = self.shutdown_rx.changed(), if !stopping => {}
                 Some(done) = running.next(), if !running.is_empty() => {
                     // Only filled slots are ever pushed.
-                    if let Some((d, result, started)) = done {
+                    if let Some((d, result, started, _)) = done {
                         self.finish_processing(d, result, started, tokio::time::Instant::now());
                     }
                 }
@@ -442,7 +451,7 @@ impl<T: Transport, P: MessageProcessor> Driver<T, P> {
     /// Carries out the engine's actions; returns the stop reason once stopped.
     async fn act(
         &mut self,
-        running: &mut FuturesUnordered<Running>,
+        running: &mut FuturesUnordered<Running<P>>,
     ) -> Result<Option<StopReason>, DriverError> {
         // The clock as read at the end of the last action, if nothing was
         // awaited since: stamps the events it caused and starts the next
@@ -452,6 +461,11 @@ impl<T: Transport, P: MessageProcessor> Driver<T, P> {
         // leaves the allocation for the next record's; one still running
         // moves on, allocation and all, into `running`.
         let mut slot = None;
+        // The processor handle and context of the last processing that
+        // finished on its first poll, taken on by the next (no reference
+        // count touched per record). The member id cannot change before
+        // this call returns.
+        let mut spare: Option<Handle<P>> = None;
         loop {
             self.flush_events(clock);
             let Some(action) = self.engine.poll_action() else {
@@ -469,7 +483,15 @@ impl<T: Transport, P: MessageProcessor> Driver<T, P> {
                     // select loop and the set of running futures each. The
                     // clock read at the end of one is the start of the next.
                     let started = clock_now.unwrap_or_else(tokio::time::Instant::now);
-                    let processing = OptionFuture::from(Some(self.start_processing(d, started)));
+                    let handle = spare.take().unwrap_or_else(|| {
+                        let ctx = RecordContext {
+                            attempt: 0,
+                            member_id: self.member_id.clone(),
+                        };
+                        (self.processor.clone(), ctx)
+                    });
+                    let processing =
+                        OptionFuture::from(Some(Self::start_processing(d, started, handle)));
                     let processing = match slot.as_mut() {
                         Some(s) => {
                             Pin::set(&mut *s, processing);
@@ -479,7 +501,8 @@ impl<T: Transport, P: MessageProcessor> Driver<T, P> {
                     };
                     match std::future::poll_fn(|cx| Poll::Ready(processing.as_mut().poll(cx))).await
                     {
-                        Poll::Ready(Some((d, result, started))) => {
+                        Poll::Ready(Some((d, result, started, handle))) => {
+                            spare = Some(handle);
                             let ended = tokio::time::Instant::now();
                             self.finish_processing(d, result, started, ended);
                             clock = Some(ended);
@@ -552,17 +575,14 @@ impl<T: Transport, P: MessageProcessor> Driver<T, P> {
         self.engine.handle_processed(now, d, result);
     }
 
-    /// The processing of `d`, started at `started`.
+    /// The processing of `d`, started at `started`, with `handle`.
     fn start_processing(
-        &self,
         d: Dispatch,
         started: tokio::time::Instant,
-    ) -> impl Future<Output = Processed> + Send + 'static {
-        let processor = self.processor.clone();
-        let ctx = RecordContext {
-            attempt: d.ticket.attempt(),
-            member_id: self.member_id.clone(),
-        };
+        handle: Handle<P>,
+    ) -> impl Future<Output = Processed<P>> + Send + 'static {
+        let (processor, mut ctx) = handle;
+        ctx.attempt = d.ticket.attempt();
         let span = tracing::info_span!(
             "ruckus.record",
             topic = %d.record.topic_partition.topic,
@@ -581,7 +601,7 @@ impl<T: Transport, P: MessageProcessor> Driver<T, P> {
                     crate::panic_message(&*panic)
                 )))
             });
-            (d, result, started)
+            (d, result, started, (processor, ctx))
         };
         // Without a subscriber that wants the span, skip entering and
         // leaving it on every poll.
