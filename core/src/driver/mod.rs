@@ -576,6 +576,7 @@ impl<T: Transport, P: MessageProcessor> Driver<T, P> {
     }
 
     /// The processing of `d`, started at `started`, with `handle`.
+    #[inline(always)]
     fn start_processing(
         d: Dispatch,
         started: tokio::time::Instant,
