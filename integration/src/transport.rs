@@ -322,7 +322,12 @@ impl Ctx {
                 break;
             }
             let (tp, q) = &mut list[(*next + i) % n];
-            q.drain(room, reaper.as_mut(), |m| batch.push_fetched(tp, m));
+            let start = batch.polled.len();
+            batch.runs.push((tp.clone(), start));
+            q.drain(room, reaper.as_mut(), |m| batch.push_fetched(m));
+            if batch.polled.len() == start {
+                batch.runs.pop();
+            }
         }
         if n > 0 {
             *next = (*next + 1) % n;
@@ -770,13 +775,11 @@ impl Batch {
         self.push_parts(m.offset(), m.key(), m.payload(), headers, timestamp);
     }
 
-    /// A message from `tp`'s own fetch queue.
-    fn push_fetched(&mut self, tp: &TopicPartition, m: &Fetched<'_>) {
+    /// A message from a partition's own fetch queue, in the run the caller
+    /// started for that partition.
+    fn push_fetched(&mut self, m: &Fetched<'_>) {
         let mut headers = Vec::new();
         m.for_each_header(|key, value| headers.push(header(key, value)));
-        if !self.runs.last().is_some_and(|(t, _)| t == tp) {
-            self.runs.push((tp.clone(), self.polled.len()));
-        }
         let timestamp = Timestamp(m.timestamp().unwrap_or(0));
         self.push_parts(m.offset(), m.key(), m.value(), headers, timestamp);
     }
