@@ -6,13 +6,17 @@
 //!
 //! `cargo bench -p ruckus-integration --bench throughput`
 //! (`RUCKUS_BENCH_RECORDS` changes the count, `RUCKUS_BENCH_ROUNDS` the
-//! number of alternating rounds, default 3, `RUCKUS_BENCH_POLL_RECORDS` the
+//! number of alternating rounds, default 9, `RUCKUS_BENCH_POLL_RECORDS` the
 //! transport's `max_poll_records`, default 500.)
 //!
 //! Each round also prints the CPU time per record of each busy thread
 //! (librdkafka's broker thread fetches and parses; the raw consumer's main
-//! thread or the reference consumer's tokio worker takes the records), so
-//! it shows which side of the pipeline a change moved. glibc's heap
+//! thread takes the records; for the reference consumer, the transport's
+//! fetch thread takes and copies them, its reaper thread destroys
+//! librdkafka's messages, and the tokio worker runs the engine and the
+//! processor), so it shows which side of the pipeline a change moved. On
+//! two cores every thread competes with the others: CPU spent anywhere
+//! slows the rest. glibc's heap
 //! trimming shows up in the broker thread (page faults refilling memory it
 //! gave back); `MALLOC_TRIM_THRESHOLD_=4000000000` in the environment turns
 //! it off for a comparison.
@@ -267,7 +271,7 @@ fn main() {
     let rounds: usize = std::env::var("RUCKUS_BENCH_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+        .unwrap_or(9);
     let mock = MockKafka::start(1).expect("mock");
     mock.create_topic(TOPIC, PARTITIONS).expect("topic");
     mock.fill(TOPIC, n, &[b'v'; 100]).expect("produced");
