@@ -481,6 +481,14 @@ async fn records_arrive_whole_through_the_transport() {
     assert_eq!(offsets, vec![Offset(3)], "the waiting poll got {events:?}");
 }
 
+/// A one-broker mock cluster whose `topic` holds `records` records already.
+fn backlog(topic: &str, partitions: i32, records: usize) -> MockKafka {
+    let mock = MockKafka::start(1).expect("mock cluster");
+    mock.create_topic(topic, partitions).expect("topic");
+    mock.fill(topic, records, b"v").expect("produced");
+    mock
+}
+
 /// A consumer far behind (its whole backlog prefetched, its partition
 /// queues holding more than a batch most of the time) still serves the
 /// group's callbacks: a rebalance reaches it while it works through its
@@ -490,9 +498,7 @@ async fn a_consumer_far_behind_still_serves_a_rebalance() {
     use ruckus_core::model::Offset;
 
     const BACKLOG: usize = 100_000;
-    let mock = MockKafka::start(1).expect("mock cluster");
-    mock.create_topic("behind", 2).expect("topic");
-    mock.fill("behind", BACKLOG, b"v").expect("produced");
+    let mock = backlog("behind", 2, BACKLOG);
 
     let config = |client: &str| {
         let mut c = KafkaConfig::new(&mock.bootstrap(), "behind-group", client);
@@ -568,10 +574,7 @@ async fn a_consumer_far_behind_still_serves_a_rebalance() {
 async fn records_taken_ahead_of_a_seek_are_not_handed_out_after_it() {
     use ruckus_core::model::{Offset, Partition};
 
-    const RECORDS: usize = 5_000;
-    let mock = MockKafka::start(1).expect("mock cluster");
-    mock.create_topic("seek-back", 1).expect("topic");
-    mock.fill("seek-back", RECORDS, b"v").expect("produced");
+    let mock = backlog("seek-back", 1, 5_000);
     let mut config = KafkaConfig::new(&mock.bootstrap(), "seek-back-group", "s");
     // Prefetch plenty, so the fetch thread has batches ready ahead.
     config.extra = vec![("queued.min.messages".into(), "100000".into())];
