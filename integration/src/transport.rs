@@ -9,9 +9,10 @@
 //! - Each assigned partition's messages are taken off the consumer queue
 //!   onto the partition's own fetch queue (before the partition is first
 //!   assigned). A thread of the transport's own ("ruckus-fetch") takes
-//!   them from there up to `max_poll_records` (500) at a time, in one librdkafka call, copies
-//!   keys, values and headers out, and hands the batch to `poll` (at most
-//!   a few batches ahead, so librdkafka's own prefetch limits still hold).
+//!   them from there up to `max_poll_records` (500) at a time, in one
+//!   librdkafka call, copies keys, values and headers out, and hands the
+//!   batch to `poll` (at most 8 batches ahead, so librdkafka's own prefetch
+//!   limits still hold).
 //!   `poll` turns batches into records, and drops those of a partition
 //!   sought since the batch was taken (taken before the seek's barrier).
 //! - Rebalances are served there too and become [`TransportEvent`]s: an
