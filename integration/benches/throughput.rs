@@ -16,10 +16,10 @@
 //! librdkafka's messages, and the tokio worker runs the engine and the
 //! processor), so it shows which side of the pipeline a change moved. On
 //! two cores every thread competes with the others: CPU spent anywhere
-//! slows the rest. glibc's heap
-//! trimming shows up in the broker thread (page faults refilling memory it
-//! gave back); `MALLOC_TRIM_THRESHOLD_=4000000000` in the environment turns
-//! it off for a comparison.
+//! slows the rest. glibc's heap trimming shows up in the broker thread
+//! (page faults refilling memory it gave back);
+//! `MALLOC_TRIM_THRESHOLD_=4000000000` in the environment turns it off for
+//! a comparison.
 
 #![allow(clippy::print_stdout)]
 
@@ -226,10 +226,7 @@ fn reference(mock: &MockKafka, n: usize, group: &str, events: bool) -> (Timed, V
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        if let Some(n) = std::env::var("RUCKUS_BENCH_POLL_RECORDS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-        {
+        if let Some(n) = env_count("RUCKUS_BENCH_POLL_RECORDS") {
             kc.max_poll_records = n;
         }
         let driver = Driver::new(
@@ -263,15 +260,14 @@ fn reference(mock: &MockKafka, n: usize, group: &str, events: bool) -> (Timed, V
     })
 }
 
+/// A count from the environment, if set and a number.
+fn env_count(name: &str) -> Option<usize> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
 fn main() {
-    let n: usize = std::env::var("RUCKUS_BENCH_RECORDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200_000);
-    let rounds: usize = std::env::var("RUCKUS_BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(9);
+    let n = env_count("RUCKUS_BENCH_RECORDS").unwrap_or(200_000);
+    let rounds = env_count("RUCKUS_BENCH_ROUNDS").unwrap_or(9);
     let mock = MockKafka::start(1).expect("mock");
     mock.create_topic(TOPIC, PARTITIONS).expect("topic");
     mock.fill(TOPIC, n, &[b'v'; 100]).expect("produced");

@@ -282,16 +282,15 @@ impl FetchQueue {
 
     /// Takes up to `max` messages without waiting and hands each to `f`;
     /// messages with an error (librdkafka's to recover from) are skipped.
-    /// Returns how many were taken off the queue.
     pub(crate) fn drain(
         &mut self,
         max: usize,
         reaper: Option<&mut Reaper>,
         mut f: impl FnMut(&Fetched<'_>),
-    ) -> usize {
+    ) {
         let max = max.min(self.scratch.capacity());
         if max == 0 {
-            return 0;
+            return;
         }
         self.scratch.clear();
         // SAFETY: `queue` is ours and live; `scratch` has room for `max`
@@ -320,7 +319,6 @@ impl FetchQueue {
             Some(r) => r.destroy(&mut self.scratch),
             None => destroy_messages(&mut self.scratch),
         }
-        n
     }
 }
 
@@ -350,9 +348,9 @@ fn destroy_messages(msgs: &mut Vec<*mut rdsys::rd_kafka_message_t>) {
 /// Destroys messages on a thread of its own.
 ///
 /// Destroying a message frees memory librdkafka's broker thread allocated;
-/// from the consumer's own thread, those frees contend with the broker
-/// thread's allocations for the same allocator arena. Handed here, the
-/// consumer's thread goes on to the next records. Dropping the reaper
+/// from the thread that took the message, those frees contend with the
+/// broker thread's allocations for the same allocator arena. Handed here,
+/// that thread goes on to the next records. Dropping the reaper
 /// destroys everything handed to it before it returns, so a client is never
 /// destroyed with messages of its still alive.
 pub(crate) struct Reaper {

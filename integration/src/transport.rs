@@ -12,9 +12,9 @@
 //!   them from there up to `max_poll_records` (500) at a time, in one
 //!   librdkafka call, copies keys, values and headers out, and hands the
 //!   batch to `poll` (at most 8 batches ahead, so librdkafka's own prefetch
-//!   limits still hold).
-//!   `poll` turns batches into records, and drops those of a partition
-//!   sought since the batch was taken (taken before the seek's barrier).
+//!   limits still hold). `poll` turns batches into records, and drops those
+//!   of a partition sought since the batch was taken (taken before the
+//!   seek's barrier).
 //! - Rebalances are served there too and become [`TransportEvent`]s: an
 //!   assignment (with the group generation read from librdkafka), a
 //!   revocation, or a loss. A revocation is not given back to librdkafka in
@@ -982,8 +982,7 @@ impl Transport for RdKafkaTransport {
         // queues' lock, with the seek count: a batch the fetch thread took
         // before it is told apart from one taken after librdkafka's barrier.
         let at = {
-            let ctx = self.consumer.context().clone();
-            let mut queues = ctx.queues.lock().expect("queues");
+            let mut queues = self.ctx().queues.lock().expect("queues");
             let _ = self.consumer.seek(
                 tp.topic.as_str(),
                 tp.partition.0,

@@ -507,7 +507,8 @@ impl<T: Transport, P: MessageProcessor> Driver<T, P> {
                             self.finish_processing(d, result, started, ended);
                             clock = Some(ended);
                         }
-                        Poll::Ready(None) => unreachable!("the slot was just filled"),
+                        // Not so: the slot was just filled.
+                        Poll::Ready(None) => {}
                         // Polled again (with its own waker) by the set.
                         Poll::Pending => {
                             if let Some(s) = slot.take() {
