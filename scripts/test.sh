@@ -6,7 +6,8 @@
 #   ruckus-tansu:local is built (scripts/build-tansu-image.sh); a failed build
 #   fails the run. Without an engine the container tier reports itself
 #   SKIPPED with the reason, never passed.
-# - Then every test of the workspace (nextest), and the doctests.
+# - Then rustfmt and clippy (-D warnings), every test of the workspace
+#   (nextest), and the doctests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,10 @@ if [ -z "${RUCKUS_CONTAINER_IMAGE:-}" ]; then
     echo "test.sh: no Docker engine reachable: the container tier will be reported SKIPPED" >&2
   fi
 fi
+
+# House rules first: formatting and lints (warnings are errors).
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
 
 cargo nextest run --workspace --locked --no-fail-fast
 cargo test --workspace --locked --doc

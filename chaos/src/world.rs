@@ -2,7 +2,7 @@
 //! producer, the members, the fault schedule (scheduled faults and the
 //! nemesis's), a convergence watcher for the quiet phase, and the history.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,7 +22,7 @@ use ruckus_sim::transport::{SimTransport, SimTransportConfig};
 use crate::check::{Context, Liveness, Order};
 use crate::nemesis;
 use crate::scenario::{
-    BrokerRef, FaultSpec, HostRef, OrderingSpec, Scenario, DLQ_TOPIC, GROUP, TOPIC,
+    BrokerRef, CommitSpec, FaultSpec, HostRef, OrderingSpec, Scenario, DLQ_TOPIC, GROUP, TOPIC,
 };
 
 /// One step of a fault schedule, at a simulated time.
@@ -186,6 +186,9 @@ pub struct RunOutput {
     pub context: Context,
     /// Simulated time at the end.
     pub simulated: Duration,
+    /// When the final stop began (every running member asked to shut
+    /// down gracefully), if the run got that far.
+    pub final_stop_at: Option<Instant>,
     /// The simulation itself failed (a host's software returned an error),
     /// with the reason.
     pub error: Option<String>,
@@ -196,8 +199,20 @@ fn host_name(i: usize) -> String {
 }
 
 struct Members {
+    /// The running members' shutdown handles, by host.
     handles: Mutex<BTreeMap<String, ShutdownHandle>>,
+    /// Members whose driver returned (a graceful stop finished), by host.
+    stopped: Mutex<BTreeSet<String>>,
 }
+
+/// When the final stop began, and the members that had not stopped by its
+/// bound.
+type FinalStop = (Instant, Vec<String>);
+
+/// How long the final stop may take: the members' drain, last commit and
+/// leave (their shutdown timeout is 30 s; a stop that is not stuck takes
+/// well under a second of simulated time).
+const FINAL_STOP_BOUND: Duration = Duration::from_secs(25);
 
 /// Runs `sc` with `seed`.
 pub fn run(sc: &Scenario, seed: u64) -> RunOutput {
@@ -219,7 +234,8 @@ pub fn run(sc: &Scenario, seed: u64) -> RunOutput {
             Duration::ZERO
         });
     let deadline = faults_end + sc.phases.quiet.0;
-    let mut sim = ruckus_sim::builder(seed, deadline + Duration::from_secs(30)).build();
+    let mut sim =
+        ruckus_sim::builder(seed, deadline + FINAL_STOP_BOUND + Duration::from_secs(30)).build();
     let coordinator = CoordinatorConfig {
         min_session_timeout: Duration::from_secs(1),
         initial_rebalance_delay: Duration::ZERO,
@@ -241,6 +257,7 @@ pub fn run(sc: &Scenario, seed: u64) -> RunOutput {
     }
     let members = Arc::new(Members {
         handles: Mutex::default(),
+        stopped: Mutex::default(),
     });
     let mut start_gates = BTreeMap::new();
     for i in 0..g.all_members() {
@@ -297,7 +314,13 @@ pub fn run(sc: &Scenario, seed: u64) -> RunOutput {
                     .lock()
                     .expect("handles")
                     .insert(host.clone(), driver.shutdown_handle());
+                members.stopped.lock().expect("stopped").remove(&host);
                 driver.run().await?;
+                members
+                    .stopped
+                    .lock()
+                    .expect("stopped")
+                    .insert(host.clone());
                 Ok(())
             }
         });
@@ -319,43 +342,86 @@ pub fn run(sc: &Scenario, seed: u64) -> RunOutput {
             "producer".into(),
         ),
     );
-    // The watcher: ends the run once the faults are over and everything
-    // produced is committed, or at the liveness deadline.
+    // The watcher: once the faults are over and the group has converged
+    // (everything produced is committed), or at the liveness deadline, the
+    // final stop: every running member shuts down gracefully. The run ends
+    // when they all have; then nothing may be left uncommitted (see
+    // `check::Liveness`). A consumer that commits only on revoke and
+    // shutdown commits nothing while the group is stable, so for it the
+    // final stop comes at the deadline and the commits it leaves decide.
+    // (Stopping it as soon as every record was processed once is not the
+    // same: records processed by a member that crashed after processing
+    // them are redelivered to the next owner, who must process them again
+    // before stopping.)
     let faults_over = Arc::new(AtomicBool::new(plan.is_empty()));
     let converged: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let final_stop: Arc<Mutex<Option<FinalStop>>> = Arc::default();
     {
-        let (c, h, over, conv, messages) = (
+        let (c, h, over, conv, messages, members, stop) = (
             cluster.clone(),
             history.clone(),
             faults_over.clone(),
             converged.clone(),
             sc.workload.messages,
+            members.clone(),
+            final_stop.clone(),
         );
+        let commits_while_running = g.commit != CommitSpec::OnRevoke;
         let partitions = partitions.clone();
         let deadline_ms = deadline.as_millis() as u64;
         sim.client("watcher", async move {
             let group = GroupId::new(GROUP);
+            // Produced records counted so far, and the history entries read.
+            let (mut produced, mut cursor) = (0, 0);
             loop {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 let now = ruckus_sim::cluster::sim_now();
-                let produced = h
-                    .entries()
-                    .iter()
-                    .filter(|e| matches!(e.event, Event::Produced { .. }))
-                    .count();
-                if over.load(AtomicOrdering::SeqCst)
+                cursor = h.scan_from(cursor, |e| {
+                    if matches!(e.event, Event::Produced { .. }) {
+                        produced += 1;
+                    }
+                });
+                if commits_while_running
+                    && over.load(AtomicOrdering::SeqCst)
                     && produced >= messages
                     && partitions
                         .iter()
                         .all(|tp| c.committed(&group, tp) == Some(c.high_watermark(tp)))
                 {
                     *conv.lock().expect("converged") = Some(now);
-                    return Ok(());
+                    break;
                 }
                 if now.as_millis() > deadline_ms {
-                    return Ok(());
+                    if !commits_while_running {
+                        // Judged by the commits the final stop leaves.
+                        *conv.lock().expect("converged") = Some(Instant::from_millis(deadline_ms));
+                    }
+                    break;
                 }
             }
+            // The final stop.
+            let asked: BTreeMap<String, ShutdownHandle> =
+                std::mem::take(&mut *members.handles.lock().expect("handles"));
+            for handle in asked.values() {
+                handle.shutdown();
+            }
+            let started = ruckus_sim::cluster::sim_now();
+            let pending = || {
+                let stopped = members.stopped.lock().expect("stopped");
+                asked
+                    .keys()
+                    .filter(|m| !stopped.contains(*m))
+                    .cloned()
+                    .collect::<Vec<String>>()
+            };
+            while !pending().is_empty()
+                && ruckus_sim::cluster::sim_now().as_millis()
+                    < started.as_millis() + FINAL_STOP_BOUND.as_millis() as u64
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            *stop.lock().expect("final stop") = Some((started, pending()));
+            Ok(())
         });
     }
     let mut hosts: Vec<String> = (0..brokers).map(broker_host).collect();
@@ -417,6 +483,11 @@ pub fn run(sc: &Scenario, seed: u64) -> RunOutput {
         })
         .collect();
     let converged_at = *converged.lock().expect("converged");
+    let (final_stop_at, unstopped) = final_stop
+        .lock()
+        .expect("final stop")
+        .clone()
+        .map_or((None, Vec::new()), |(at, pending)| (Some(at), pending));
     RunOutput {
         seed,
         history: history.entries(),
@@ -430,10 +501,12 @@ pub fn run(sc: &Scenario, seed: u64) -> RunOutput {
                 deadline: Instant::from_millis(deadline.as_millis() as u64),
                 converged_at,
                 lagging,
+                unstopped,
             },
             resolution: Duration::ZERO,
         },
         simulated: sim.elapsed(),
+        final_stop_at,
         error,
     }
 }

@@ -128,6 +128,15 @@ pub enum Event {
         /// Why.
         error: ErrorCode,
     },
+    /// The coordinator refused a commit in a way that says this member is
+    /// out of the generation it committed with; the consumer asked its
+    /// group membership to rejoin.
+    RejoinRequested {
+        /// The generation of the refused commit.
+        generation: Generation,
+        /// The coordinator's answer.
+        error: ErrorCode,
+    },
     /// Partitions assigned to this consumer.
     Assigned {
         /// Partitions with the offset consumption starts from.

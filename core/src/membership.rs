@@ -484,6 +484,35 @@ impl Membership {
         self.advance(now);
     }
 
+    /// The coordinator refused an offset commit sent with `generation`
+    /// with `error`. As Kafka's consumer does
+    /// (`ConsumerCoordinator.OffsetCommitResponseHandler`):
+    /// `UNKNOWN_MEMBER_ID` and `ILLEGAL_GENERATION` reset the generation (and
+    /// the member id) and rejoin, the partitions lost; `REBALANCE_IN_PROGRESS`
+    /// rejoins; `FENCED_INSTANCE_ID` is fatal. Other errors are the
+    /// committer's to retry and change nothing here.
+    ///
+    /// Only while this member is in `generation` and not already
+    /// rebalancing: an answer about an older generation, or one that came
+    /// while a join is in flight (a new generation is on its way, as
+    /// librdkafka reasons), is stale.
+    pub fn handle_commit_error(&mut self, now: Instant, generation: Generation, error: ErrorCode) {
+        if self.generation != Some(generation) || !self.has_session() {
+            return;
+        }
+        match error {
+            ErrorCode::UnknownMemberId | ErrorCode::IllegalGeneration => {
+                self.on_group_error(now, error);
+            }
+            ErrorCode::RebalanceInProgress if self.state == MembershipState::Stable => {
+                self.rejoin(now, false);
+            }
+            ErrorCode::FencedInstanceId => self.fail(FatalError::Coordinator(error)),
+            _ => return,
+        }
+        self.advance(now);
+    }
+
     /// Leave the group: revoke what is owned (wait for
     /// [`handle_revoke_done`](Self::handle_revoke_done)), then send
     /// LeaveGroup — except for a static member, which, as in Kafka, does
@@ -1151,6 +1180,85 @@ mod tests {
             sub.owned.is_empty() && sub.generation.is_none(),
             "claims nothing it lost"
         );
+    }
+
+    /// Issue 14: a commit refused because the member is out of its
+    /// generation is acted on as Kafka's consumer does, not left to the
+    /// heartbeat (which a busy or stuck application may never let run).
+    #[test]
+    fn a_commit_refused_with_unknown_member_id_loses_the_partitions_and_rejoins_as_new() {
+        let mut m = stable(Arc::new(Range), None, &[0, 1]);
+        let now = Instant::from_millis(500);
+        m.handle_commit_error(now, Generation(1), ErrorCode::UnknownMemberId);
+        assert!(matches!(
+            &events(&mut m)[0],
+            MembershipEvent::Lost {
+                reason: LostReason::Error(ErrorCode::UnknownMemberId),
+                ..
+            }
+        ));
+        let (_, req) = one(&mut m);
+        let MemberRequest::JoinGroup(j) = req else {
+            panic!("{req:?}")
+        };
+        assert!(j.member_id.is_unknown());
+        assert!(m.generation().is_none());
+    }
+
+    #[test]
+    fn a_commit_refused_with_illegal_generation_loses_the_partitions_and_rejoins() {
+        let mut m = stable(Arc::new(CooperativeSticky), None, &[0]);
+        m.handle_commit_error(
+            Instant::from_millis(500),
+            Generation(1),
+            ErrorCode::IllegalGeneration,
+        );
+        assert!(matches!(&events(&mut m)[0], MembershipEvent::Lost { .. }));
+        let (_, req) = one(&mut m);
+        let MemberRequest::JoinGroup(j) = req else {
+            panic!("{req:?}")
+        };
+        assert_eq!(j.member_id, MemberId::new("me"));
+    }
+
+    #[test]
+    fn a_commit_refused_with_rebalance_in_progress_rejoins_without_losing() {
+        let mut m = stable(Arc::new(Range), None, &[0, 1]);
+        m.handle_commit_error(
+            Instant::from_millis(500),
+            Generation(1),
+            ErrorCode::RebalanceInProgress,
+        );
+        // Eager: revoke (not lose) everything before joining again.
+        assert!(matches!(
+            &events(&mut m)[0],
+            MembershipEvent::Revoked { .. }
+        ));
+        assert_eq!(m.state(), MembershipState::Revoking);
+    }
+
+    #[test]
+    fn a_commit_refused_with_fenced_instance_id_is_fatal() {
+        let mut m = stable(Arc::new(Range), Some("i-1"), &[0]);
+        m.handle_commit_error(
+            Instant::from_millis(500),
+            Generation(1),
+            ErrorCode::FencedInstanceId,
+        );
+        assert_eq!(m.state(), MembershipState::Failed);
+    }
+
+    #[test]
+    fn a_refused_commit_of_another_generation_or_a_retriable_error_changes_nothing() {
+        let mut m = stable(Arc::new(Range), None, &[0, 1]);
+        let now = Instant::from_millis(500);
+        m.handle_commit_error(now, Generation(0), ErrorCode::IllegalGeneration);
+        m.handle_commit_error(now, Generation(1), ErrorCode::NotCoordinator);
+        m.handle_commit_error(now, Generation(1), ErrorCode::RequestTimedOut);
+        assert!(events(&mut m).is_empty());
+        assert!(requests(&mut m).is_empty());
+        assert_eq!(m.state(), MembershipState::Stable);
+        assert_eq!(m.generation(), Some(Generation(1)));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use ruckus_core::consumer::{
 use ruckus_core::driver::memory::{MemoryCluster, MemoryTransport};
 use ruckus_core::driver::{Driver, MessageProcessor, RecordContext, VecSink};
 use ruckus_core::events::Event;
-use ruckus_core::model::{Offset, Record, Topic, TopicPartition};
+use ruckus_core::model::{ErrorCode, Generation, Offset, Record, Topic, TopicPartition};
 use ruckus_core::rng::SplitMix64;
 
 fn tp(p: i32) -> TopicPartition {
@@ -434,4 +434,126 @@ fn processed_records_are_counted_with_per_record_events_off() {
         );
         assert_eq!(counters.get("ruckus_consumer_consumed_total"), 40);
     }
+}
+
+/// Issue 14: a partition paused for a retry when it was lost, then assigned
+/// to the same consumer again, was never fetched again — the engine forgot
+/// the pause with the partition, the transport kept it.
+#[tokio::test(start_paused = true)]
+async fn a_partition_lost_while_paused_for_a_retry_is_consumed_when_assigned_again() {
+    let c = cluster(1, 20);
+    let mut cfg = config();
+    cfg.retry.initial_backoff = Duration::from_millis(500);
+    let processor = Recorder {
+        rule: Some(|r, attempt| {
+            if r.offset.0 == 5 && attempt == 1 {
+                Err(ProcessingError::transient("not yet"))
+            } else {
+                Ok(())
+            }
+        }),
+        ..Recorder::default()
+    };
+    let sink = Arc::new(VecSink::default());
+    let driver = Driver::new(
+        cfg,
+        MemoryTransport::new(c.clone()),
+        processor,
+        Box::new(SplitMix64::new(7)),
+        sink.clone(),
+    )
+    .expect("valid config");
+    let handle = driver.shutdown_handle();
+    let (watched, events) = (c.clone(), sink.clone());
+    let faults = tokio::spawn(async move {
+        // Lose the partition while it waits for its retry, and assign it
+        // back at once (a new generation).
+        while !events
+            .events()
+            .iter()
+            .any(|(_, e)| matches!(e, Event::Retried { .. }))
+        {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        watched.lose(vec![tp(0)]);
+        watched.assign(vec![tp(0)]);
+        for _ in 0..2_000 {
+            if watched.committed(&tp(0)) == Some(Offset(20)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        handle.shutdown();
+    });
+    driver.run().await.expect("driver ends cleanly");
+    faults.await.expect("fault task");
+    let events = sink.events();
+    let lost = events
+        .iter()
+        .position(|(_, e)| matches!(e, Event::Lost { .. }))
+        .expect("lost");
+    assert!(
+        events[..lost]
+            .iter()
+            .rev()
+            .find_map(|(_, e)| match e {
+                Event::Paused { .. } => Some(true),
+                Event::Resumed { .. } => Some(false),
+                _ => None,
+            })
+            .unwrap_or(false),
+        "the partition was paused when it was lost"
+    );
+    assert_eq!(
+        c.committed(&tp(0)),
+        Some(Offset(20)),
+        "consumed and committed after it came back"
+    );
+}
+
+/// Issue 14: a commit refused with UNKNOWN_MEMBER_ID was re-sent at once,
+/// again and again, and the driver, busy re-sending, never read the
+/// rebalance that would have ended it. Now the consumer asks its transport
+/// to rejoin (once) and waits its backoff between attempts.
+#[tokio::test(start_paused = true)]
+async fn a_commit_refused_as_out_of_the_generation_makes_the_consumer_rejoin() {
+    let c = cluster(2, 20);
+    c.fail_commits_with(u32::MAX, ErrorCode::UnknownMemberId);
+    let mut cfg = config();
+    cfg.commit = CommitStrategy::PerRecord;
+    let (reason, sink, rec) = run_until_done(&c, Recorder::default(), cfg, |c| {
+        (0..2).all(|p| c.committed(&tp(p)) == Some(Offset(20)))
+    })
+    .await;
+    assert_eq!(reason, StopReason::Shutdown);
+    assert_eq!(
+        c.rejoins(),
+        vec![(Generation(1), ErrorCode::UnknownMemberId)],
+        "one rejoin, for the generation whose commit was refused"
+    );
+    assert!(
+        c.commit_attempts() < 20,
+        "refused commits are not re-sent in a loop: {} attempts",
+        c.commit_attempts()
+    );
+    let events = sink.events();
+    assert!(events.iter().any(|(_, e)| matches!(
+        e,
+        Event::RejoinRequested {
+            generation: Generation(1),
+            error: ErrorCode::UnknownMemberId
+        }
+    )));
+    assert!(events.iter().any(
+        |(_, e)| matches!(e, Event::Joined { generation, .. } if *generation == Generation(2))
+    ));
+    // Redelivered after the loss, never lost.
+    let seen: BTreeSet<(i32, i64)> = rec
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(p, o, _)| (*p, *o))
+        .collect();
+    assert_eq!(seen.len(), 40);
 }

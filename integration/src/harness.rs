@@ -614,10 +614,16 @@ impl Run {
     ) -> Verdict {
         let converged = self.converge(within).await;
         let deadline = self.now();
-        for m in self.members.iter_mut() {
+        let mut unstopped = Vec::new();
+        for (i, m) in self.members.iter_mut().enumerate() {
             if let Some((task, stop)) = m.take() {
                 stop.shutdown();
-                let _ = tokio::time::timeout(Duration::from_secs(15), task).await;
+                if tokio::time::timeout(Duration::from_secs(15), task)
+                    .await
+                    .is_err()
+                {
+                    unstopped.push(format!("consumer-{i}"));
+                }
             }
         }
         let mut history = self.history.entries();
@@ -631,7 +637,10 @@ impl Run {
             liveness: Liveness {
                 deadline,
                 converged_at: converged,
+                // Convergence here already polled the broker's committed
+                // offsets up to the high watermark, before the stop.
                 lagging: vec![],
+                unstopped,
             },
             // Stamped in whole milliseconds when the sink sees the event.
             resolution: Duration::from_millis(2),

@@ -420,9 +420,8 @@ impl Ctx {
         });
         let partitions = partitions_of(tpl);
         // librdkafka keeps an application pause across an unassign and a
-        // later assign of the same partition; a new assignment starts
-        // unpaused, as the engine expects.
-        let _ = consumer.resume(tpl);
+        // later assign of the same partition, which is the rule on
+        // `Transport`: the engine resumes what it left paused.
         if !partitions.is_empty() {
             self.push(TransportEvent::Assigned {
                 partitions,
@@ -993,14 +992,9 @@ impl Transport for RdKafkaTransport {
             queues.seeks
         };
         self.sought.insert(tp.clone(), at);
-        // An ownership starts unpaused (the engine pauses it again if it
-        // must). librdkafka keeps an application pause across an unassign
-        // and a later assign of the same partition, and a resume issued in
-        // the rebalance callback can race the assignment being applied:
-        // resume again here, after the engine has taken the partition on.
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition(tp.topic.as_str(), tp.partition.0);
-        let _ = self.consumer.resume(&tpl);
+        // No resume here: a pause is the engine's (the rule on
+        // `Transport`). One it left on from an earlier ownership it lifts
+        // itself, right after this seek.
     }
 
     fn pause(&mut self, tp: &TopicPartition) {
@@ -1092,6 +1086,16 @@ impl Transport for RdKafkaTransport {
     async fn revocation_done(&mut self, _partitions: &[TopicPartition]) {
         self.finish_revocation();
     }
+
+    /// Nothing to do: librdkafka acts on the commit's answer itself before
+    /// the error reaches the engine. On `UNKNOWN_MEMBER_ID` and
+    /// `ILLEGAL_GENERATION` (classic protocol) it resets the member id or
+    /// generation, revokes everything as lost and rejoins
+    /// (`rd_kafka_cgrp_op_handle_OffsetCommit`); `REBALANCE_IN_PROGRESS`
+    /// reaches it through the next heartbeat, `FENCED_INSTANCE_ID` is a
+    /// fatal error of the client. The loss and the new assignment come
+    /// back through the rebalance callback.
+    fn rejoin(&mut self, _generation: Generation, _error: ErrorCode) {}
 
     async fn leave(&mut self) -> Result<(), TransportError> {
         self.stop_holding_revocations();

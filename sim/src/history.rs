@@ -58,6 +58,17 @@ impl History {
     pub fn entries(&self) -> Vec<Entry> {
         self.0.lock().expect("history").clone()
     }
+
+    /// Hands `f` the entries from index `from` on, in order, without
+    /// copying the history; returns the index to continue from. A watcher
+    /// that reads the history as it grows calls this again and again.
+    pub fn scan_from(&self, from: usize, mut f: impl FnMut(&Entry)) -> usize {
+        let entries = self.0.lock().expect("history");
+        for e in entries.iter().skip(from) {
+            f(e);
+        }
+        entries.len()
+    }
 }
 
 struct HostSink {

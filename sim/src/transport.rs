@@ -79,6 +79,7 @@ impl SimTransportConfig {
 
 enum Command {
     RevokeDone,
+    Rejoin(Generation, ErrorCode),
     Leave,
 }
 
@@ -565,13 +566,20 @@ impl Transport for SimTransport {
     }
 
     async fn revocation_done(&mut self, partitions: &[TopicPartition]) {
+        // A pause stays as the engine left it (the rule on `Transport`):
+        // the engine resumes the partition if it is assigned again.
         for tp in partitions {
             self.bump_epoch(tp);
             self.positions.remove(tp);
-            self.paused.remove(tp);
         }
         if let Some(c) = &self.commands {
             let _ = c.send(Command::RevokeDone);
+        }
+    }
+
+    fn rejoin(&mut self, generation: Generation, error: ErrorCode) {
+        if let Some(c) = &self.commands {
+            let _ = c.send(Command::Rejoin(generation, error));
         }
     }
 
@@ -660,6 +668,9 @@ impl GroupTask {
                     let now = self.clock.now();
                     match cmd {
                         Some(Command::RevokeDone) => self.membership.handle_revoke_done(now),
+                        Some(Command::Rejoin(generation, error)) => {
+                            self.membership.handle_commit_error(now, generation, error);
+                        }
                         Some(Command::Leave) => self.membership.leave(now),
                         None => return,
                     }

@@ -363,12 +363,14 @@ fn replay(sc: &Scenario, seed: u64, all: bool, json: bool) -> ExitCode {
             }
         }
         println!(
-            "# {} events, {:.3}s simulated; converged at {}",
+            "# {} events, {:.3}s simulated; converged at {}; final stop of every member at {}",
             out.history.len(),
             out.simulated.as_secs_f64(),
             out.context
                 .liveness
                 .converged_at
+                .map_or("never".to_owned(), |t| t.to_string()),
+            out.final_stop_at
                 .map_or("never".to_owned(), |t| t.to_string())
         );
         if let Some(e) = &out.error {

@@ -174,15 +174,28 @@ pub struct Context {
 }
 
 /// How the run ended, for the liveness checker.
+///
+/// A run ends in two steps. First the group must **converge** by the
+/// deadline: everything produced is processed or dead-lettered and — for a
+/// consumer that commits while it runs (per record, periodically) —
+/// committed. A consumer that commits only on revocation and shutdown
+/// commits nothing while the group is stable, so for it convergence is
+/// consumption alone. Then comes the **final stop**: every running member
+/// is asked to shut down gracefully, and once they have, the group's
+/// committed offsets must equal the high watermark (what Kafka's
+/// `OffsetValidationTest` checks after a clean bounce). Every commit
+/// strategy is judged by the same two steps.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Liveness {
     /// The time by which the group had to converge.
     pub deadline: Instant,
-    /// When it converged (everything produced, consumed and committed), if
-    /// it did.
+    /// When it converged, if it did.
     pub converged_at: Option<Instant>,
-    /// Partitions still behind at the end: committed and high watermark.
+    /// Partitions behind at the end, after the final stop: committed and
+    /// high watermark.
     pub lagging: Vec<(TopicPartition, Option<Offset>, Offset)>,
+    /// Members asked to stop at the end that did not finish stopping.
+    pub unstopped: Vec<String>,
 }
 
 /// One line of a history, as reports print it.
@@ -848,10 +861,13 @@ fn retry_bounds(h: &[Entry], retry: &RetryPolicy, resolution: Duration) -> Optio
     None
 }
 
-/// Liveness: the run converged by its deadline.
+/// Liveness: the run converged by its deadline, and after the final
+/// graceful stop every member had stopped and nothing was left uncommitted
+/// (see [`Liveness`]).
 fn liveness(h: &[Entry], l: &Liveness) -> Option<Violation> {
+    let converged = matches!(l.converged_at, Some(t) if t <= l.deadline);
     match l.converged_at {
-        Some(t) if t <= l.deadline => None,
+        _ if converged && l.lagging.is_empty() && l.unstopped.is_empty() => None,
         _ => {
             let lag: Vec<String> = l
                 .lagging
@@ -890,6 +906,15 @@ fn liveness(h: &[Entry], l: &Liveness) -> Option<Violation> {
                 partition: first.map(|(tp, _, _)| tp.to_string()),
                 offset: first.and_then(|(_, c, _)| c.map(|c| c.0)),
                 detail: match l.converged_at {
+                    _ if converged && !l.unstopped.is_empty() => format!(
+                        "asked to stop gracefully at the end of the run, {} did not stop",
+                        l.unstopped.join(", ")
+                    ),
+                    _ if converged => format!(
+                        "converged, but after every member stopped gracefully the group's \
+                         commits lag: {}",
+                        lag.join("; ")
+                    ),
                     Some(t) => format!("converged only at {t}, after the deadline {}", l.deadline),
                     None => format!(
                         "not converged by {}: {}",

@@ -40,6 +40,7 @@ fn ctx() -> Context {
             deadline: Instant::from_millis(5_000),
             converged_at: Some(Instant::from_millis(1_000)),
             lagging: vec![],
+            unstopped: vec![],
         },
         resolution: std::time::Duration::ZERO,
     }
@@ -685,6 +686,35 @@ fn liveness_fires_when_the_group_never_converged() {
         "{}",
         v.detail
     );
+}
+
+/// Issue 14: a consumer that commits only on revocation and shutdown is
+/// judged after the final graceful stop of every member — whatever its
+/// commits leave behind then is unfinished business.
+#[test]
+fn liveness_fires_when_commits_lag_after_the_final_stop() {
+    let mut c = ctx();
+    c.liveness.lagging = vec![(tp(), Some(Offset(3)), Offset(4))];
+    let v = check_one(Invariant::Liveness, &good(), &c).expect("fires");
+    assert!(
+        v.detail.contains("after every member stopped gracefully")
+            && v.detail.contains("committed 3, high watermark 4"),
+        "{}",
+        v.detail
+    );
+}
+
+#[test]
+fn liveness_fires_when_a_member_does_not_stop_when_asked() {
+    let mut c = ctx();
+    c.liveness.unstopped = vec!["consumer-2".into()];
+    let v = check_one(Invariant::Liveness, &good(), &c).expect("fires");
+    assert!(v.detail.contains("consumer-2 did not stop"), "{}", v.detail);
+}
+
+#[test]
+fn liveness_is_quiet_when_converged_in_time_and_stopped_clean() {
+    assert!(check_one(Invariant::Liveness, &good(), &ctx()).is_none());
 }
 
 #[test]

@@ -51,7 +51,7 @@ mod retry;
 mod tests;
 
 use bytes::Bytes;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -202,6 +202,18 @@ pub enum Action {
     Resume(TopicPartition),
     /// A revocation finished: tell the group membership.
     RevocationDone(Vec<TopicPartition>),
+    /// The coordinator refused a commit of the current generation with an
+    /// answer that means this member is no longer in that generation
+    /// (`UNKNOWN_MEMBER_ID`, `ILLEGAL_GENERATION`, `REBALANCE_IN_PROGRESS`,
+    /// `FENCED_INSTANCE_ID`): tell the group membership, which rejoins as
+    /// Kafka's consumer does (and reports the partitions lost or revoked).
+    /// Asked once per generation.
+    Rejoin {
+        /// The generation the refused commit was sent with.
+        generation: Generation,
+        /// The coordinator's answer.
+        error: ErrorCode,
+    },
     /// The consumer stopped; leave the group.
     Stopped(StopReason),
 }
@@ -317,6 +329,13 @@ pub struct Consumer {
     stale_completions: u64,
     /// Partitions whose committable offset advanced since their last commit.
     dirty: Vec<u32>,
+    /// Partitions released (revoked, lost, re-assigned) while the transport
+    /// had them paused: the engine asked for a pause and never for the
+    /// resume. A later assignment of one resumes it (see
+    /// [`Consumer::handle_assigned`]).
+    left_paused: BTreeSet<TopicPartition>,
+    /// The generation whose refused commit already asked for a rejoin.
+    rejoin_asked: Option<Generation>,
     /// Partitions that may have records to dispatch.
     wake: Vec<u32>,
     /// The in-flight limit was hit: the next dispatch scans every partition.
@@ -374,6 +393,8 @@ impl Consumer {
             stale_resends: Vec::new(),
             stale_completions: 0,
             dirty: Vec::new(),
+            left_paused: BTreeSet::new(),
+            rejoin_asked: None,
             wake: Vec::new(),
             saturated: false,
             cursor: 0,
@@ -409,6 +430,13 @@ impl Consumer {
     /// The last acknowledged commit of an owned partition.
     pub fn committed(&self, tp: &TopicPartition) -> Option<Offset> {
         self.part(tp).map(|p| p.committed)
+    }
+
+    /// Whether fetching an owned partition is paused (for backpressure, a
+    /// retry, a revocation or a stop): what the engine's [`Action::Pause`]
+    /// and [`Action::Resume`] so far have told the transport.
+    pub fn is_paused(&self, tp: &TopicPartition) -> Option<bool> {
+        self.part(tp).map(|p| p.pause != 0)
     }
 
     /// Whether the consumer has stopped.
@@ -493,6 +521,7 @@ impl Consumer {
     ) {
         self.generation = Some(self.generation.map_or(generation, |g| g.max(generation)));
         let mut started = Vec::with_capacity(partitions.len());
+        let mut resumed = Vec::new();
         for (tp, pos) in partitions {
             if let Some(&old) = self.index.get(&tp) {
                 self.release(old);
@@ -540,8 +569,17 @@ impl Consumer {
                 tp: tp.clone(),
                 offset: start,
             });
+            let left_paused = self.left_paused.remove(&tp);
             if !self.running() {
                 self.actions.push_back(Action::Pause(tp.clone()));
+            } else if left_paused {
+                // An ownership starts fetching. The transport keeps a pause
+                // across assignments (the rule on `Transport`), so one this
+                // engine asked for in an earlier ownership and never lifted
+                // (the partition was lost or revoked while paused) is lifted
+                // here; otherwise the partition would never be fetched again.
+                self.actions.push_back(Action::Resume(tp.clone()));
+                resumed.push(tp.clone());
             }
             started.push((tp, start));
         }
@@ -550,6 +588,9 @@ impl Consumer {
             partitions: started,
             generation,
         });
+        for tp in resumed {
+            self.events.push_back(Event::Resumed { tp });
+        }
         let _ = now;
     }
 
@@ -940,8 +981,27 @@ impl Consumer {
                     pc.generation,
                     stale,
                 ));
-            } else if e.is_retriable() {
+            } else {
+                // Every refused commit waits its backoff, retriable or not.
+                // Re-sent at once, a commit the coordinator will refuse
+                // again (UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION) became a
+                // loop that kept the driver from ever reading the rebalance
+                // that would end it (issue 14).
                 self.commit_retry_at = Some(now + self.config.commit_retry_backoff);
+            }
+            if out_of_generation(e)
+                && Some(pc.generation) == self.generation
+                && self.rejoin_asked != Some(pc.generation)
+            {
+                self.rejoin_asked = Some(pc.generation);
+                self.events.push_back(Event::RejoinRequested {
+                    generation: pc.generation,
+                    error: e,
+                });
+                self.actions.push_back(Action::Rejoin {
+                    generation: pc.generation,
+                    error: e,
+                });
             }
         }
         self.progress(now);
@@ -1504,12 +1564,30 @@ impl Consumer {
         let Some(part) = self.slots[slot as usize].take() else {
             return;
         };
+        if part.pause != 0 {
+            self.left_paused.insert(part.tp.clone());
+        }
         self.in_flight -= part.in_flight as usize;
         self.index.remove(&part.tp);
         self.dead_letters.retain(|_, p| p.slot != slot);
         self.free.push(slot);
         self.last_fetch = None;
     }
+}
+
+/// A commit answer that means the member is not in the generation it
+/// committed with: Kafka's consumer resets its generation and rejoins on
+/// `UNKNOWN_MEMBER_ID` and `ILLEGAL_GENERATION`, rejoins on
+/// `REBALANCE_IN_PROGRESS`, and stops on `FENCED_INSTANCE_ID`
+/// (`ConsumerCoordinator.OffsetCommitResponseHandler`).
+fn out_of_generation(e: ErrorCode) -> bool {
+    matches!(
+        e,
+        ErrorCode::UnknownMemberId
+            | ErrorCode::IllegalGeneration
+            | ErrorCode::RebalanceInProgress
+            | ErrorCode::FencedInstanceId
+    )
 }
 
 fn release_key(busy: &mut FxHashMap<Option<Bytes>, u32>, key: &Option<Bytes>) {

@@ -559,6 +559,153 @@ fn a_retriable_commit_failure_is_retried_after_backoff() {
     assert_eq!(h.commits[0].offsets, vec![(tp(0), Offset(1))]);
 }
 
+/// The pause/resume actions among `actions` for partition p, in order:
+/// true for a pause.
+fn pauses(actions: &[Action], p: i32) -> Vec<bool> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Pause(t) if *t == tp(p) => Some(true),
+            Action::Resume(t) if *t == tp(p) => Some(false),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Issue 14: a partition lost while paused for a retry and assigned again
+/// was never resumed (the engine forgot the pause, the transport kept it).
+#[test]
+fn a_partition_lost_while_paused_for_a_retry_is_resumed_when_assigned_again() {
+    let mut h = H::new(config());
+    h.assign(&[0]);
+    h.fetch(0, 0..3);
+    h.complete(0, 0, Err(ProcessingError::transient("later")));
+    assert_eq!(pauses(&h.other, 0), vec![true], "paused for the retry");
+    h.c.handle_lost(h.now, vec![tp(0)]);
+    h.drain();
+    h.other.clear();
+    h.assign(&[0]);
+    let seek = h
+        .other
+        .iter()
+        .position(|a| matches!(a, Action::Seek { tp: t, .. } if *t == tp(0)))
+        .expect("seek");
+    let resume = h
+        .other
+        .iter()
+        .position(|a| matches!(a, Action::Resume(t) if *t == tp(0)))
+        .expect("the new ownership lifts the old pause");
+    assert!(seek < resume, "resumed after its seek: {:?}", h.other);
+    assert_eq!(h.c.is_paused(&tp(0)), Some(false));
+    h.fetch(0, 0..3);
+    h.ok(0, 0);
+    assert_eq!(h.max_commit(&h.commits, 0), Some(Offset(1)));
+}
+
+#[test]
+fn a_partition_revoked_while_paused_is_resumed_when_assigned_again() {
+    let mut h = H::new(config());
+    h.assign(&[0, 1]);
+    h.c.handle_revoked(h.now, vec![tp(0)]);
+    h.drain();
+    assert_eq!(
+        pauses(&h.other, 0),
+        vec![true],
+        "a revoked partition is paused"
+    );
+    assert!(h
+        .other
+        .iter()
+        .any(|a| matches!(a, Action::RevocationDone(t) if *t == vec![tp(0)])));
+    h.other.clear();
+    h.assign(&[0]);
+    assert_eq!(pauses(&h.other, 0), vec![false]);
+    // A partition that was never paused gets no resume.
+    h.c.handle_lost(h.now, vec![tp(1)]);
+    h.drain();
+    h.other.clear();
+    h.assign(&[1]);
+    assert_eq!(pauses(&h.other, 1), Vec::<bool>::new());
+}
+
+/// Issue 14: a commit the coordinator refused because the member is out of
+/// its generation was re-sent at once, forever.
+#[test]
+fn a_commit_refused_as_out_of_the_generation_asks_to_rejoin_and_waits_its_backoff() {
+    for error in [
+        ErrorCode::UnknownMemberId,
+        ErrorCode::IllegalGeneration,
+        ErrorCode::RebalanceInProgress,
+        ErrorCode::FencedInstanceId,
+    ] {
+        let mut h = H::new(config());
+        h.assign(&[0]);
+        h.fetch(0, 0..3);
+        h.ok(0, 0);
+        let c = h.commits.remove(0);
+        h.c.handle_commit_result(h.now, c.id, Err(error));
+        h.drain();
+        assert!(h.commits.is_empty(), "{error:?}: not re-sent at once");
+        let rejoins: Vec<&Action> = h
+            .other
+            .iter()
+            .filter(|a| matches!(a, Action::Rejoin { .. }))
+            .collect();
+        assert_eq!(
+            rejoins,
+            vec![&Action::Rejoin {
+                generation: GEN,
+                error
+            }],
+            "{error:?}"
+        );
+        // More completions do not commit before the backoff either.
+        h.ok(0, 1);
+        assert!(h.commits.is_empty(), "{error:?}");
+        h.advance(Duration::from_millis(100));
+        assert_eq!(h.commits.len(), 1, "{error:?}: retried after the backoff");
+        let c = h.commits.remove(0);
+        h.c.handle_commit_result(h.now, c.id, Err(error));
+        h.drain();
+        let asked = h
+            .other
+            .iter()
+            .filter(|a| matches!(a, Action::Rejoin { .. }))
+            .count();
+        assert_eq!(asked, 1, "{error:?}: asked once per generation");
+    }
+}
+
+#[test]
+fn a_refused_commit_of_an_older_generation_asks_for_nothing() {
+    let mut h = H::new(config());
+    h.assign(&[0]);
+    h.fetch(0, 0..1);
+    h.ok(0, 0);
+    let c = h.commits.remove(0);
+    h.c.handle_joined(MemberId::new("m"), Generation(6));
+    h.c.handle_commit_result(h.now, c.id, Err(ErrorCode::IllegalGeneration));
+    h.drain();
+    assert!(!h.other.iter().any(|a| matches!(a, Action::Rejoin { .. })));
+}
+
+#[test]
+fn any_refused_commit_waits_its_backoff() {
+    let mut h = H::new(config());
+    h.assign(&[0]);
+    h.fetch(0, 0..2);
+    h.ok(0, 0);
+    let c = h.commits.remove(0);
+    h.c.handle_commit_result(h.now, c.id, Err(ErrorCode::UnknownServerError));
+    h.drain();
+    h.ok(0, 1);
+    assert!(h.commits.is_empty(), "not re-sent at once");
+    assert!(!h.other.iter().any(|a| matches!(a, Action::Rejoin { .. })));
+    h.advance(Duration::from_millis(100));
+    assert_eq!(h.commits.len(), 1);
+    assert_eq!(h.commits[0].offsets, vec![(tp(0), Offset(2))]);
+}
+
 #[test]
 fn the_dead_letter_limit_stops_the_consumer_instead_of_dead_lettering() {
     let mut cfg = config();
@@ -799,6 +946,7 @@ mod interleavings {
             let mut ticket_of: BTreeMap<(i32, i64, u32), u32> = BTreeMap::new();
             let mut dlq_of: BTreeMap<DeadLetterId, (i32, i64, u32)> = BTreeMap::new();
             let mut committed_ranges: Vec<(i32, u32, i64)> = Vec::new();
+            let mut transport_paused: BTreeSet<TopicPartition> = BTreeSet::new();
 
             let assign = |h: &mut H, model: &mut BTreeMap<i32, Model>, assignments: &mut u32, p: i32| {
                 *assignments += 1;
@@ -868,7 +1016,11 @@ mod interleavings {
                     Op::Commit { pick, ok } => {
                         if h.commits.is_empty() { continue; }
                         let c = h.commits.remove(pick as usize % h.commits.len());
-                        let r = if ok { Ok(()) } else { Err(ErrorCode::RequestTimedOut) };
+                        let r = match (ok, pick % 3) {
+                            (true, _) => Ok(()),
+                            (false, 0) => Err(ErrorCode::UnknownMemberId),
+                            (false, _) => Err(ErrorCode::RequestTimedOut),
+                        };
                         h.c.handle_commit_result(h.now, c.id, r);
                     }
                     Op::Revoke { p } => h.c.handle_revoked(h.now, vec![tp(i32::from(p))]),
@@ -894,6 +1046,22 @@ mod interleavings {
                     Op::Shutdown => h.c.shutdown(h.now),
                 }
                 collect(&mut h, &model, &mut ticket_of, &mut dlq_of, &mut committed_ranges)?;
+                // The transport does exactly what it is told about pauses and
+                // keeps them across assignments (the rule on `Transport`):
+                // what it was told must be the engine's view of every
+                // partition the engine owns.
+                for a in h.other.drain(..) {
+                    match a {
+                        Action::Pause(t) => { transport_paused.insert(t); }
+                        Action::Resume(t) => { transport_paused.remove(&t); }
+                        _ => {}
+                    }
+                }
+                for p in 0..3 {
+                    if let Some(paused) = h.c.is_paused(&tp(p)) {
+                        prop_assert_eq!(paused, transport_paused.contains(&tp(p)), "p{} pause at the transport", p);
+                    }
+                }
                 // Partitions the engine released are gone from the model too.
                 model.retain(|p, _| h.c.committable(&tp(*p)).is_some());
             }

@@ -23,7 +23,10 @@ struct State {
     commit_log: Vec<(Generation, TopicPartition, Offset)>,
     dead_letters: Vec<DeadLetter>,
     fail_commits: u32,
+    commit_error: Option<ErrorCode>,
     fail_dead_letters: u32,
+    commit_attempts: u32,
+    rejoins: Vec<(Generation, ErrorCode)>,
     events: VecDeque<TransportEvent>,
     generation: i32,
     revocations_done: Vec<Vec<TopicPartition>>,
@@ -86,7 +89,25 @@ impl MemoryCluster {
 
     /// The next `n` commits fail with REQUEST_TIMED_OUT.
     pub fn fail_commits(&self, n: u32) {
-        self.lock().fail_commits = n;
+        self.fail_commits_with(n, ErrorCode::RequestTimedOut);
+    }
+
+    /// The next `n` commits fail with `error`. With a "member out of its
+    /// generation" error, a rejoin of that generation ends the failures.
+    pub fn fail_commits_with(&self, n: u32, error: ErrorCode) {
+        let mut s = self.lock();
+        s.fail_commits = n;
+        s.commit_error = Some(error);
+    }
+
+    /// Commit requests received, failed ones included.
+    pub fn commit_attempts(&self) -> u32 {
+        self.lock().commit_attempts
+    }
+
+    /// Rejoins the consumer asked for: the generation and the commit error.
+    pub fn rejoins(&self) -> Vec<(Generation, ErrorCode)> {
+        self.lock().rejoins.clone()
     }
 
     /// The next `n` dead-letter writes fail with NOT_ENOUGH_REPLICAS.
@@ -253,9 +274,10 @@ impl Transport for MemoryTransport {
         offsets: &[(TopicPartition, Offset)],
     ) -> Result<(), ErrorCode> {
         let mut s = self.cluster.lock();
+        s.commit_attempts += 1;
         if s.fail_commits > 0 {
             s.fail_commits -= 1;
-            return Err(ErrorCode::RequestTimedOut);
+            return Err(s.commit_error.unwrap_or(ErrorCode::RequestTimedOut));
         }
         for (tp, o) in offsets {
             s.committed.insert(tp.clone(), *o);
@@ -292,14 +314,33 @@ impl Transport for MemoryTransport {
     }
 
     async fn revocation_done(&mut self, partitions: &[TopicPartition]) {
+        // A pause stays as the engine left it (the rule on `Transport`).
         for tp in partitions {
             self.positions.remove(tp);
-            self.paused.remove(tp);
         }
         self.cluster
             .lock()
             .revocations_done
             .push(partitions.to_vec());
+    }
+
+    /// As Kafka's consumer: the partitions owned are lost and the member
+    /// joins a new generation, which is assigned the same partitions (this
+    /// cluster has one member) and whose commits are accepted again.
+    fn rejoin(&mut self, generation: Generation, error: ErrorCode) {
+        let owned: Vec<TopicPartition> = self.positions.keys().cloned().collect();
+        {
+            let mut s = self.cluster.lock();
+            s.rejoins.push((generation, error));
+            if generation != Generation(s.generation) {
+                return;
+            }
+            s.fail_commits = 0;
+            s.events.push_back(TransportEvent::Lost {
+                partitions: owned.clone(),
+            });
+        }
+        self.cluster.assign(owned);
     }
 
     async fn leave(&mut self) -> Result<(), TransportError> {

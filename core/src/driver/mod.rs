@@ -133,11 +133,38 @@ pub enum TransportEvent {
 }
 
 /// What the consumer needs from a cluster. The simulated transport
-/// (turmoil) and the rdkafka transport implement it.
+/// (turmoil), the rdkafka transport and the in-memory one implement it.
 ///
 /// [`poll`](Transport::poll) must be cancel-safe: the driver races it
 /// against processing results and timers and may drop it before it
 /// completes, and nothing it would have returned may be lost.
+///
+/// ## Who owns what
+///
+/// The engine and the driver own the consumer's state; a transport carries
+/// out what it is told and reports what the cluster says, and nothing else:
+///
+/// - **Pause is the engine's.** A transport applies [`pause`](Transport::pause)
+///   and [`resume`](Transport::resume) exactly as told and keeps a
+///   partition's pause across assignment changes: it never pauses, resumes
+///   or clears a pause on its own — not on a revocation, a loss, or a new
+///   assignment. The engine lifts every pause it asked for: a partition
+///   released while paused (lost or revoked during a retry's backoff, say)
+///   is resumed right after its [`seek`](Transport::seek) when it is
+///   assigned again. (librdkafka, like this rule, keeps an application
+///   pause across an unassign and a later assign.)
+/// - **Generation loss is decided by the group.** The engine never drops
+///   partitions on its own; the transport reports [`TransportEvent::Lost`]
+///   and [`TransportEvent::Revoked`] as its group membership decides. When
+///   the coordinator refuses a commit because the member is out of its
+///   generation, the engine asks for [`rejoin`](Transport::rejoin) once per
+///   generation, and the transport's membership rejoins as Kafka's consumer
+///   does: `UNKNOWN_MEMBER_ID` and `ILLEGAL_GENERATION` reset the
+///   generation and lose the partitions, `REBALANCE_IN_PROGRESS` rejoins,
+///   `FENCED_INSTANCE_ID` is fatal.
+/// - **Commits are the engine's to retry.** [`commit`](Transport::commit)
+///   makes one attempt and returns the coordinator's answer; the engine
+///   waits its backoff before trying again, whatever the error.
 pub trait Transport: Send {
     /// Subscribes to topics and joins the group.
     fn subscribe(
@@ -190,6 +217,13 @@ pub trait Transport: Send {
     /// The consumer finished revoking these partitions.
     fn revocation_done(&mut self, partitions: &[TopicPartition])
         -> impl Future<Output = ()> + Send;
+
+    /// The coordinator refused a commit sent with `generation` with `error`,
+    /// an answer that means this member is out of that generation (see
+    /// "Who owns what" above). Rejoin as Kafka's consumer would — unless the
+    /// membership has already moved past `generation`, in which case the
+    /// answer is stale and nothing is done.
+    fn rejoin(&mut self, generation: Generation, error: ErrorCode);
 
     /// Leaves the group and closes.
     fn leave(&mut self) -> impl Future<Output = Result<(), TransportError>> + Send;
@@ -540,6 +574,7 @@ impl<T: Transport, P: MessageProcessor> Driver<T, P> {
                     self.engine.handle_dead_letter_result(now, w.id, result);
                 }
                 Action::RevocationDone(tps) => self.transport.revocation_done(&tps).await,
+                Action::Rejoin { generation, error } => self.transport.rejoin(generation, error),
                 Action::Stopped(reason) => {
                     self.flush_events(None);
                     let left = self.transport.leave().await;
