@@ -12,6 +12,7 @@ pub mod duration;
 pub mod nemesis;
 pub mod runner;
 pub mod scenario;
+pub mod swarm;
 pub mod world;
 
 /// Keeps the default panic output for real panics but silences the ones

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::check::{self, Invariant, Violation};
 use crate::scenario::Scenario;
-use crate::world;
+use crate::{swarm, world};
 
 /// How to run.
 #[derive(Clone, Debug)]
@@ -28,6 +28,8 @@ pub struct Options {
     pub determinism: bool,
     /// Draw a progress line on stderr (only if it is a terminal).
     pub progress: bool,
+    /// Each seed also draws the group's configuration ([`swarm`]).
+    pub vary_config: bool,
 }
 
 impl Options {
@@ -40,6 +42,7 @@ impl Options {
             stop_at_first: false,
             determinism: false,
             progress: true,
+            vary_config: false,
         }
     }
 }
@@ -66,6 +69,8 @@ pub struct SeedResult {
     pub wall_ms: u64,
     /// Reproduces this seed.
     pub repro: String,
+    /// With the configuration swarm: the group configuration this seed drew.
+    pub config: Option<String>,
 }
 
 impl SeedResult {
@@ -112,18 +117,29 @@ impl ScenarioReport {
     }
 }
 
-/// The one-line command that reproduces `seed` of `sc`.
-pub fn repro(sc: &Scenario, seed: u64) -> String {
+/// The one-line command that reproduces `seed` of `sc` (with the
+/// configuration swarm on, if `vary_config`).
+pub fn repro(sc: &Scenario, seed: u64, vary_config: bool) -> String {
+    let (env, flag) = if vary_config {
+        ("RUCKUS_VARY_CONFIG=1 ", " --vary-config")
+    } else {
+        ("", "")
+    };
     format!(
-        "RUCKUS_SEED={seed} cargo test -p ruckus-chaos --test scenarios -- --exact {}   \
-         (or: cargo run -p ruckus-chaos --bin ruckus -- replay {} --seed {seed})",
+        "{env}RUCKUS_SEED={seed} cargo test -p ruckus-chaos --test scenarios -- --exact {}   \
+         (or: cargo run -p ruckus-chaos --bin ruckus -- replay {} --seed {seed}{flag})",
         sc.name,
         sc.path.display()
     )
 }
 
-/// Runs one seed and judges it.
-pub fn run_seed(sc: &Scenario, seed: u64, determinism: bool) -> SeedResult {
+/// Runs one seed and judges it; with `vary_config`, in the group
+/// configuration the seed draws ([`swarm::vary`]).
+pub fn run_seed(sc: &Scenario, seed: u64, determinism: bool, vary_config: bool) -> SeedResult {
+    let varied = vary_config.then(|| swarm::vary(sc, seed));
+    let config = varied.as_ref().map(|v| swarm::describe(&v.group));
+    let repro_line = repro(sc, seed, vary_config);
+    let sc = varied.as_ref().unwrap_or(sc);
     let start = WallInstant::now();
     // A panic inside the simulation (turmoil's or ours) fails this seed,
     // with its repro line; it never takes the whole run down.
@@ -139,7 +155,8 @@ pub fn run_seed(sc: &Scenario, seed: u64, determinism: bool) -> SeedResult {
                 events: 0,
                 simulated_ms: 0,
                 wall_ms: start.elapsed().as_millis() as u64,
-                repro: repro(sc, seed),
+                repro: repro_line,
+                config,
             }
         }
     };
@@ -162,7 +179,8 @@ pub fn run_seed(sc: &Scenario, seed: u64, determinism: bool) -> SeedResult {
         events: out.history.len(),
         simulated_ms: out.simulated.as_millis() as u64,
         wall_ms: start.elapsed().as_millis() as u64,
-        repro: repro(sc, seed),
+        repro: repro_line,
+        config,
     }
 }
 
@@ -197,7 +215,7 @@ pub fn run_scenario(sc: &Scenario, opts: &Options) -> ScenarioReport {
                 if seed >= opts.seeds.end {
                     return;
                 }
-                let r = run_seed(sc, seed, opts.determinism);
+                let r = run_seed(sc, seed, opts.determinism, opts.vary_config);
                 if r.needs_attention(sc.expect.violation) {
                     failed.fetch_add(1, Ordering::SeqCst);
                     if opts.stop_at_first {

@@ -55,6 +55,7 @@ fn run(path: &std::path::Path) -> Result<(), Failed> {
     opts.threads = 1;
     opts.progress = false;
     opts.determinism = std::env::var_os("RUCKUS_DETERMINISM").is_some();
+    opts.vary_config = std::env::var("RUCKUS_VARY_CONFIG").is_ok_and(|v| v == "1");
     let r = runner::run_scenario(&sc, &opts);
     if r.passed {
         return Ok(());

@@ -62,6 +62,10 @@ enum Command {
         /// Print JSON instead of a timeline.
         #[arg(long)]
         json: bool,
+        /// The seed also draws the group's configuration (as `sweep
+        /// --vary-config` did).
+        #[arg(long)]
+        vary_config: bool,
     },
     /// Validate scenario files; prints file:line:col for every error.
     Check {
@@ -105,6 +109,11 @@ struct Common {
     /// Run each seed twice and compare the histories.
     #[arg(long)]
     determinism: bool,
+    /// Configuration swarm: each seed also draws the group's assignor,
+    /// commit strategy, ordering, in-flight bound, retry policy and static
+    /// membership (known-bad scenarios keep theirs).
+    #[arg(long)]
+    vary_config: bool,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -148,7 +157,18 @@ fn main() -> ExitCode {
             seed,
             all,
             json,
+            vary_config,
         } => match load_all(&[file]) {
+            Ok(scs) if vary_config => {
+                let varied = ruckus_chaos::swarm::vary(&scs[0], seed);
+                if !json {
+                    println!(
+                        "# configuration drawn: {}",
+                        ruckus_chaos::swarm::describe(&varied.group)
+                    );
+                }
+                replay(&varied, seed, all, json)
+            }
             Ok(scs) => replay(&scs[0], seed, all, json),
             Err(code) => code,
         },
@@ -230,6 +250,7 @@ fn sweep(
         }
         opts.stop_at_first = common.stop_at_first;
         opts.determinism = common.determinism;
+        opts.vary_config = common.vary_config;
         opts.progress = !common.json;
         let r = runner::run_scenario(sc, &opts);
         if !common.json {
@@ -273,6 +294,9 @@ fn print_failures(r: &ScenarioReport) {
         }
         if s.deterministic == Some(false) {
             println!("  not deterministic: the second run's history differs");
+        }
+        if let Some(c) = &s.config {
+            println!("  configuration drawn: {c}");
         }
         for v in &s.violations {
             for line in v.to_string().lines() {
