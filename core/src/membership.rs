@@ -281,6 +281,8 @@ pub struct Membership {
     coordinator_known: bool,
     /// Partitions owned now.
     owned: BTreeSet<TopicPartition>,
+    /// Partitions handed to the application to revoke, until it is done.
+    revoking: BTreeSet<TopicPartition>,
     /// The last assignment received, which eager sticky assignors use for
     /// stickiness although it was revoked before the rejoin.
     last_assignment: Vec<TopicPartition>,
@@ -329,6 +331,7 @@ impl Membership {
             selected: None,
             coordinator_known: false,
             owned: BTreeSet::new(),
+            revoking: BTreeSet::new(),
             last_assignment: Vec::new(),
             after_revoke: None,
             rejoin_needed: true,
@@ -467,6 +470,7 @@ impl Membership {
         if self.state != MembershipState::Revoking {
             return;
         }
+        self.revoking.clear();
         let then = self.after_revoke.take();
         if self.leave_requested || then == Some(AfterRevoke::Leave) {
             if self.owned.is_empty() {
@@ -505,7 +509,13 @@ impl Membership {
                 self.on_group_error(now, error);
             }
             ErrorCode::RebalanceInProgress if self.state == MembershipState::Stable => {
-                self.rejoin(now, false);
+                self.request_rejoin(now);
+                // Still in the generation while an eager member revokes:
+                // keep the session alive.
+                if self.has_session() && self.heartbeat_outstanding.is_none() {
+                    self.schedule_heartbeat(now + self.config.heartbeat_interval);
+                }
+                return;
             }
             ErrorCode::FencedInstanceId => self.fail(FatalError::Coordinator(error)),
             _ => return,
@@ -642,10 +652,14 @@ impl Membership {
         self.advance(now);
     }
 
-    /// Emits Lost for everything owned and forgets it.
+    /// Emits Lost for everything owned — and for what is being revoked: the
+    /// application must not finish (commit) a revocation of partitions the
+    /// group may already have handed to another member — and forgets it.
     fn lose_all(&mut self, reason: LostReason) {
-        if !self.owned.is_empty() {
-            let partitions = std::mem::take(&mut self.owned).into_iter().collect();
+        let mut lost = std::mem::take(&mut self.owned);
+        lost.append(&mut self.revoking);
+        if !lost.is_empty() {
+            let partitions = lost.into_iter().collect();
             self.events
                 .push_back(MembershipEvent::Lost { partitions, reason });
         }
@@ -662,6 +676,7 @@ impl Membership {
     fn start_revoke(&mut self, partitions: Vec<TopicPartition>, then: AfterRevoke) {
         for tp in &partitions {
             self.owned.remove(tp);
+            self.revoking.insert(tp.clone());
         }
         self.events.push_back(MembershipEvent::Revoked {
             partitions,
@@ -980,8 +995,12 @@ impl Membership {
             // The coordinator still counts us in: the session is alive.
             self.last_heartbeat_ok = self.heartbeat_sent;
             if self.state == MembershipState::Stable {
+                // An eager member now revokes before it joins, and goes on
+                // heartbeating meanwhile (below), as Kafka's heartbeat
+                // thread does while onPartitionsRevoked runs: a revocation
+                // that takes longer than the session must not cost the
+                // session (issue 14).
                 self.request_rejoin(now);
-                return;
             }
         } else if !self.on_group_error(now, error) {
             // Other errors: keep heartbeating; the session timer decides.
@@ -1259,6 +1278,69 @@ mod tests {
         assert!(requests(&mut m).is_empty());
         assert_eq!(m.state(), MembershipState::Stable);
         assert_eq!(m.generation(), Some(Generation(1)));
+    }
+
+    /// Issue 14: after a REBALANCE_IN_PROGRESS heartbeat, an eager member
+    /// stopped heartbeating while the application revoked; a revocation
+    /// longer than the session expired it client-side, and it rejoined
+    /// while the application was still finishing (and committing) the
+    /// partitions it was giving up.
+    #[test]
+    fn an_eager_member_keeps_heartbeating_while_the_application_revokes() {
+        let mut m = stable(Arc::new(Range), None, &[0, 1]);
+        hb_error(
+            &mut m,
+            Instant::from_millis(1_000),
+            ErrorCode::RebalanceInProgress,
+        );
+        assert!(matches!(
+            &events(&mut m)[0],
+            MembershipEvent::Revoked { .. }
+        ));
+        assert_eq!(m.state(), MembershipState::Revoking);
+        // A revocation three sessions long, each heartbeat answered with
+        // REBALANCE_IN_PROGRESS: the session stays alive.
+        let mut now = Instant::from_millis(1_000);
+        for _ in 0..30 {
+            now = now + Duration::from_secs(1);
+            hb_error(&mut m, now, ErrorCode::RebalanceInProgress);
+        }
+        assert_eq!(m.state(), MembershipState::Revoking);
+        assert!(events(&mut m).is_empty(), "nothing lost");
+        m.handle_revoke_done(now);
+        let reqs = requests(&mut m);
+        assert!(
+            reqs.iter()
+                .any(|(_, r)| matches!(r, MemberRequest::JoinGroup(_))),
+            "{reqs:?}"
+        );
+    }
+
+    #[test]
+    fn a_session_lost_while_revoking_loses_what_is_being_revoked() {
+        let mut m = stable(Arc::new(Range), None, &[0, 1]);
+        hb_error(
+            &mut m,
+            Instant::from_millis(1_000),
+            ErrorCode::RebalanceInProgress,
+        );
+        let revoked = events(&mut m);
+        let MembershipEvent::Revoked { partitions, .. } = &revoked[0] else {
+            panic!("{revoked:?}")
+        };
+        let partitions = partitions.clone();
+        // The coordinator stops answering: the session runs out.
+        let id = heartbeat(&mut m, Instant::from_millis(2_000));
+        m.handle_request_failed(Instant::from_millis(2_100), id);
+        m.handle_timeout(Instant::from_millis(20_000));
+        let lost: Vec<MembershipEvent> = events(&mut m);
+        assert!(
+            lost.iter().any(|e| matches!(
+                e,
+                MembershipEvent::Lost { partitions: p, reason: LostReason::SessionExpired } if *p == partitions
+            )),
+            "{lost:?}"
+        );
     }
 
     #[test]

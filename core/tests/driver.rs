@@ -557,3 +557,55 @@ async fn a_commit_refused_as_out_of_the_generation_makes_the_consumer_rejoin() {
         .collect();
     assert_eq!(seen.len(), 40);
 }
+
+/// Issue 14: with every record committed and each commit answered slowly,
+/// the driver was always either awaiting a commit or handing over a
+/// finished processing, and the transport's poll — which carries the
+/// group's rebalances — waited until the backlog ran dry (a revocation went
+/// unseen for 3.7 s of a 3 s session in the simulation). The transport is
+/// now polled at least every `poll_wait`.
+#[tokio::test(start_paused = true)]
+async fn a_rebalance_is_seen_promptly_while_commits_and_completions_keep_the_driver_busy() {
+    let c = cluster(2, 100);
+    c.set_commit_latency(Duration::from_millis(50));
+    let mut cfg = config();
+    cfg.commit = CommitStrategy::PerRecord;
+    let sink = Arc::new(VecSink::default());
+    let driver = Driver::new(
+        cfg,
+        MemoryTransport::new(c.clone()),
+        Recorder::default(),
+        Box::new(SplitMix64::new(7)),
+        sink.clone(),
+    )
+    .expect("valid config");
+    let handle = driver.shutdown_handle();
+    let (watched, events) = (c.clone(), sink.clone());
+    let revoke_at = Duration::from_millis(500);
+    let faults = tokio::spawn(async move {
+        let start = tokio::time::Instant::now();
+        tokio::time::sleep(revoke_at).await;
+        watched.revoke(vec![tp(1)]);
+        while watched.revocations_done().is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let done = start.elapsed();
+        assert!(
+            events
+                .events()
+                .iter()
+                .any(|(_, e)| matches!(e, Event::Committed { tp: t, .. } if *t == tp(0))),
+            "the driver was busy committing"
+        );
+        handle.shutdown();
+        done
+    });
+    driver.run().await.expect("driver ends cleanly");
+    let done = faults.await.expect("fault task");
+    // A poll every 100 ms, then the revocation's own commit (50 ms) and at
+    // most one record in flight on the partition (1 ms): well under a second.
+    assert!(
+        done < revoke_at + Duration::from_millis(400),
+        "the revocation asked for at {revoke_at:?} was done only at {done:?}"
+    );
+}

@@ -336,6 +336,9 @@ pub struct Consumer {
     left_paused: BTreeSet<TopicPartition>,
     /// The generation whose refused commit already asked for a rejoin.
     rejoin_asked: Option<Generation>,
+    /// Stopping: a final commit failed with a retriable error; it is sent
+    /// again after the commit backoff, until the shutdown deadline.
+    final_commit_retry: bool,
     /// Partitions that may have records to dispatch.
     wake: Vec<u32>,
     /// The in-flight limit was hit: the next dispatch scans every partition.
@@ -395,6 +398,7 @@ impl Consumer {
             dirty: Vec::new(),
             left_paused: BTreeSet::new(),
             rejoin_asked: None,
+            final_commit_retry: false,
             wake: Vec::new(),
             saturated: false,
             cursor: 0,
@@ -989,6 +993,9 @@ impl Consumer {
                 // that would end it (issue 14).
                 self.commit_retry_at = Some(now + self.config.commit_retry_backoff);
             }
+            if e.is_retriable() && matches!(self.run, Run::Stopping { .. }) {
+                self.final_commit_retry = true;
+            }
             if out_of_generation(e)
                 && Some(pc.generation) == self.generation
                 && self.rejoin_asked != Some(pc.generation)
@@ -1439,10 +1446,21 @@ impl Consumer {
 
     /// Commits the committable offset of each slot that has advanced and
     /// has no commit in flight. Returns whether a commit was sent.
-    fn commit_slots(&mut self, _now: Instant, slots: &[u32], urgent: bool) -> bool {
+    fn commit_slots(&mut self, now: Instant, slots: &[u32], urgent: bool) -> bool {
         let Some(generation) = self.generation else {
             return false;
         };
+        self.commit_slots_in(now, generation, slots, urgent)
+    }
+
+    /// [`commit_slots`](Self::commit_slots) with `generation`.
+    fn commit_slots_in(
+        &mut self,
+        _now: Instant,
+        generation: Generation,
+        slots: &[u32],
+        urgent: bool,
+    ) -> bool {
         let mut parts = Vec::new();
         for &slot in slots {
             let Some(part) = self.slots[slot as usize].as_mut() else {
@@ -1471,6 +1489,7 @@ impl Consumer {
         let mut i = 0;
         while i < self.revocations.len() {
             let tps = self.revocations[i].tps.clone();
+            let generation = self.revocations[i].generation;
             let mut to_commit = Vec::new();
             let mut pending = false;
             for tp in &tps {
@@ -1494,7 +1513,13 @@ impl Consumer {
                 }
             }
             if !to_commit.is_empty() {
-                self.commit_slots(now, &to_commit, true);
+                // With the generation that owned them when the revocation
+                // began, never a newer one this member joined meanwhile: in
+                // that one they may be another member's, and a commit the
+                // coordinator accepted from this member there would move
+                // the new owner's offset (issue 14; Kafka's consumer commits
+                // in onPartitionsRevoked before it sends its JoinGroup).
+                self.commit_slots_in(now, generation, &to_commit, true);
                 // Partitions with nothing to commit can go at once.
                 for slot in to_commit {
                     if self.slots[slot as usize]
@@ -1544,6 +1569,20 @@ impl Consumer {
             self.commit_slots(now, &slots, true);
             if let Run::Stopping { final_sent, .. } = &mut self.run {
                 *final_sent = true;
+            }
+        }
+        if self.commits.is_empty() && self.final_commit_retry && now < deadline {
+            // A final commit refused with a retriable error (the
+            // coordinator moving, a timeout) is tried again until the
+            // shutdown deadline, as Kafka's close() retries its commitSync:
+            // given up at once, a graceful stop left work uncommitted.
+            if self.commit_retry_at.is_some_and(|t| t > now) {
+                return;
+            }
+            self.final_commit_retry = false;
+            let slots: Vec<u32> = self.index.values().copied().collect();
+            if self.commit_slots(now, &slots, true) {
+                return;
             }
         }
         if self.commits.is_empty() {

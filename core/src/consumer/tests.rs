@@ -706,6 +706,78 @@ fn any_refused_commit_waits_its_backoff() {
     assert_eq!(h.commits[0].offsets, vec![(tp(0), Offset(2))]);
 }
 
+/// Issue 14: a revocation still waiting for its in-flight records when the
+/// member joined a newer generation committed with the newer one — in
+/// which the partition may already be another member's, whose committed
+/// offset the coordinator then let this member move back.
+#[test]
+fn a_revocation_commits_with_the_generation_it_began_in() {
+    let mut h = H::new(config());
+    h.assign(&[0]);
+    h.fetch(0, 0..3);
+    let d = h.take(0, 0);
+    h.c.handle_revoked(h.now, vec![tp(0)]);
+    h.drain();
+    h.c.handle_joined(MemberId::new("m"), Generation(6));
+    h.c.handle_processed(h.now, d, Ok(()));
+    h.drain();
+    assert_eq!(h.commits.len(), 1, "the revocation's final commit");
+    assert_eq!(h.commits[0].offsets, vec![(tp(0), Offset(1))]);
+    assert_eq!(h.commits[0].generation, GEN, "not the newer generation 6");
+}
+
+/// Issue 14 (found by the configuration swarm): a final commit refused
+/// with a retriable error was not tried again, so a graceful stop during a
+/// commit-error burst left the completed work uncommitted.
+#[test]
+fn a_final_commit_refused_with_a_retriable_error_is_retried_until_the_shutdown_deadline() {
+    let mut cfg = config();
+    cfg.commit = CommitStrategy::OnRevokeAndShutdown;
+    let mut h = H::new(cfg);
+    h.assign(&[0]);
+    h.fetch(0, 0..2);
+    h.ok(0, 0);
+    h.ok(0, 1);
+    assert!(
+        h.commits.is_empty(),
+        "on-revoke: nothing committed while running"
+    );
+    h.c.shutdown(h.now);
+    h.drain();
+    for _ in 0..3 {
+        assert_eq!(h.commits.len(), 1, "the final commit");
+        let c = h.commits.remove(0);
+        h.c.handle_commit_result(h.now, c.id, Err(ErrorCode::NotCoordinator));
+        h.drain();
+        assert!(
+            h.stopped().is_none(),
+            "not stopped while it may still commit"
+        );
+        h.advance(Duration::from_millis(100));
+    }
+    let c = h.commits.remove(0);
+    assert_eq!(c.offsets, vec![(tp(0), Offset(2))]);
+    h.c.handle_commit_result(h.now, c.id, Ok(()));
+    h.drain();
+    assert_eq!(h.stopped(), Some(&StopReason::Shutdown));
+}
+
+#[test]
+fn a_final_commit_refused_for_good_stops_at_once() {
+    let mut h = H::new(config());
+    h.assign(&[0]);
+    h.fetch(0, 0..1);
+    let d = h.take(0, 0);
+    h.c.shutdown(h.now);
+    h.drain();
+    h.c.handle_processed(h.now, d, Ok(()));
+    h.drain();
+    let c = h.commits.remove(0);
+    h.c.handle_commit_result(h.now, c.id, Err(ErrorCode::UnknownMemberId));
+    h.drain();
+    assert_eq!(h.stopped(), Some(&StopReason::Shutdown));
+}
+
 #[test]
 fn the_dead_letter_limit_stops_the_consumer_instead_of_dead_lettering() {
     let mut cfg = config();

@@ -26,6 +26,7 @@ struct State {
     commit_error: Option<ErrorCode>,
     fail_dead_letters: u32,
     commit_attempts: u32,
+    commit_latency: Duration,
     rejoins: Vec<(Generation, ErrorCode)>,
     events: VecDeque<TransportEvent>,
     generation: i32,
@@ -98,6 +99,11 @@ impl MemoryCluster {
         let mut s = self.lock();
         s.fail_commits = n;
         s.commit_error = Some(error);
+    }
+
+    /// Each commit takes this long to be answered (default: none).
+    pub fn set_commit_latency(&self, latency: Duration) {
+        self.lock().commit_latency = latency;
     }
 
     /// Commit requests received, failed ones included.
@@ -273,6 +279,10 @@ impl Transport for MemoryTransport {
         _member_id: &MemberId,
         offsets: &[(TopicPartition, Offset)],
     ) -> Result<(), ErrorCode> {
+        let latency = self.cluster.lock().commit_latency;
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
         let mut s = self.cluster.lock();
         s.commit_attempts += 1;
         if s.fail_commits > 0 {

@@ -444,14 +444,30 @@ impl<T: Transport, P: MessageProcessor> Driver<T, P> {
         // while the driver was busy elsewhere (carrying out actions, or
         // inside a processor that finished on its first poll) is seen too.
         let mut stopping = false;
+        // When the transport last answered a poll. The select below prefers
+        // finished processings, and `act` awaits commits in order: under a
+        // steady stream of both, the transport's poll — which carries the
+        // group's rebalance events as well as records — could wait for
+        // seconds (a revocation the group had started went unseen for 3.7 s
+        // of a 3 s session, issue 14). So it is polled, without waiting,
+        // whenever `poll_wait` has passed since its last answer.
+        let mut last_poll = tokio::time::Instant::now();
         loop {
             if !stopping && *self.shutdown_rx.borrow_and_update() {
                 stopping = true;
                 let now = self.now();
                 self.engine.shutdown(now);
             }
-            if let Some(reason) = self.act(&mut running).await? {
+            if let Some(reason) = self.act(&mut running, last_poll).await? {
                 return Ok(reason);
+            }
+            if last_poll.elapsed() >= self.poll_wait {
+                let polled = self.transport.poll(Duration::ZERO).await?;
+                last_poll = tokio::time::Instant::now();
+                for event in polled {
+                    self.handle_transport_event(event).await?;
+                }
+                continue;
             }
             let timer = self.engine.poll_timeout().map(|t| self.to_tokio(t));
             tokio::select! {
@@ -474,6 +490,7 @@ impl<T: Transport, P: MessageProcessor> Driver<T, P> {
                     next_lag = tokio::time::Instant::now() + self.lag_interval;
                 }
                 polled = self.transport.poll(self.poll_wait) => {
+                    last_poll = tokio::time::Instant::now();
                     for event in polled? {
                         self.handle_transport_event(event).await?;
                     }
@@ -483,9 +500,13 @@ impl<T: Transport, P: MessageProcessor> Driver<T, P> {
     }
 
     /// Carries out the engine's actions; returns the stop reason once stopped.
+    /// Returns early, with actions left for the next call, once an awaited
+    /// action ends `poll_wait` or more after `last_poll`, so the transport
+    /// is polled in between (see `run`).
     async fn act(
         &mut self,
         running: &mut FuturesUnordered<Running<P>>,
+        last_poll: tokio::time::Instant,
     ) -> Result<Option<StopReason>, DriverError> {
         // The clock as read at the end of the last action, if nothing was
         // awaited since: stamps the events it caused and starts the next
@@ -561,6 +582,10 @@ impl<T: Transport, P: MessageProcessor> Driver<T, P> {
                         .record(started.elapsed().as_secs_f64());
                     let now = self.now();
                     self.engine.handle_commit_result(now, c.id, result);
+                    if last_poll.elapsed() >= self.poll_wait {
+                        self.flush_events(None);
+                        return Ok(None);
+                    }
                 }
                 Action::DeadLetter(w) => {
                     let result = self
@@ -572,6 +597,10 @@ impl<T: Transport, P: MessageProcessor> Driver<T, P> {
                     }
                     let now = self.now();
                     self.engine.handle_dead_letter_result(now, w.id, result);
+                    if last_poll.elapsed() >= self.poll_wait {
+                        self.flush_events(None);
+                        return Ok(None);
+                    }
                 }
                 Action::RevocationDone(tps) => self.transport.revocation_done(&tps).await,
                 Action::Rejoin { generation, error } => self.transport.rejoin(generation, error),
