@@ -55,8 +55,22 @@ pub fn vary(sc: &Scenario, seed: u64) -> Scenario {
         },
     };
     g.static_membership = pick(2) == 1;
+    // Some draws are slow by nature, not stuck: per-record commits are
+    // awaited one after another (a commit round trip per record with
+    // max_in_flight = 1), and long retry backoffs hold partitions for
+    // seconds. The liveness bound grows so that only a group that stops
+    // making progress misses it. (A run that converges ends early; one
+    // that commits only on revoke always runs to the bound, so it keeps
+    // the file's.)
+    if g.commit != CommitSpec::OnRevoke {
+        out.phases.quiet = out.phases.quiet.max(Dur::secs(SWARM_QUIET_SECS));
+    }
     out
 }
+
+/// The liveness bound of a varied run, in seconds (unless the file's is
+/// longer).
+pub const SWARM_QUIET_SECS: u64 = 240;
 
 /// The drawn dimensions of a group configuration, in one line.
 pub fn describe(g: &GroupSpec) -> String {

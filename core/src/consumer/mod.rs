@@ -36,7 +36,13 @@
 //!   never committed.
 //! - **Shutdown** (and every stop): stop fetching and dispatching, wait for
 //!   in-flight records up to `shutdown_timeout`, commit the completed
-//!   prefix, report [`Action::Stopped`]; the driver then leaves the group.
+//!   prefix (retried on a retriable refusal until the deadline), report
+//!   [`Action::Stopped`]; the driver then leaves the group.
+//! - **Refused commits** wait `commit_retry_backoff`, whatever the error.
+//!   An answer that says the member is out of the generation it committed
+//!   with asks for [`Action::Rejoin`], once per generation.
+//! - **Pauses** are the engine's: what it paused it resumes, also when a
+//!   partition released while paused is assigned again.
 //!
 //! Completions carry a ticket with the partition's assignment epoch: a
 //! completion from an earlier assignment of a partition is dropped and
@@ -993,10 +999,18 @@ impl Consumer {
                 // that would end it (issue 14).
                 self.commit_retry_at = Some(now + self.config.commit_retry_backoff);
             }
-            if e.is_retriable() && matches!(self.run, Run::Stopping { .. }) {
+            // A final commit is retried on what may pass: a retriable error,
+            // or REBALANCE_IN_PROGRESS — members stopping together (a
+            // rolling stop, the end of a run) rebalance the group under
+            // each other's last commits, which the coordinator takes again
+            // once the rebalance moves on (or refuses for good).
+            if (e.is_retriable() || e == ErrorCode::RebalanceInProgress)
+                && matches!(self.run, Run::Stopping { .. })
+            {
                 self.final_commit_retry = true;
             }
             if out_of_generation(e)
+                && self.running()
                 && Some(pc.generation) == self.generation
                 && self.rejoin_asked != Some(pc.generation)
             {

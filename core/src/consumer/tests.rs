@@ -744,14 +744,22 @@ fn a_final_commit_refused_with_a_retriable_error_is_retried_until_the_shutdown_d
     );
     h.c.shutdown(h.now);
     h.drain();
-    for _ in 0..3 {
+    for error in [
+        ErrorCode::NotCoordinator,
+        ErrorCode::RebalanceInProgress,
+        ErrorCode::RequestTimedOut,
+    ] {
         assert_eq!(h.commits.len(), 1, "the final commit");
         let c = h.commits.remove(0);
-        h.c.handle_commit_result(h.now, c.id, Err(ErrorCode::NotCoordinator));
+        h.c.handle_commit_result(h.now, c.id, Err(error));
         h.drain();
         assert!(
             h.stopped().is_none(),
             "not stopped while it may still commit"
+        );
+        assert!(
+            !h.other.iter().any(|a| matches!(a, Action::Rejoin { .. })),
+            "a stopping member does not rejoin"
         );
         h.advance(Duration::from_millis(100));
     }
