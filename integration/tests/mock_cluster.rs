@@ -629,3 +629,93 @@ async fn records_taken_ahead_of_a_seek_are_not_handed_out_after_it() {
         &after[..after.len().min(5)]
     );
 }
+
+/// The rule on `Transport` (issue 14), on real librdkafka: a pause stays as
+/// the engine left it across a revocation and a later assignment of the
+/// same partition — the transport neither resumes nor clears it on its own
+/// — and the engine's resume after the new ownership's seek makes the
+/// partition fetch again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_outlives_a_reassignment_until_the_engine_resumes() {
+    use ruckus_core::model::Offset;
+
+    let mock = backlog("kept-pause", 2, 200);
+    let config = |client: &str| KafkaConfig::new(&mock.bootstrap(), "kept-pause-group", client);
+    let topics = [Topic::new("kept-pause")];
+    let mut a = RdKafkaTransport::new(config("a")).expect("transport");
+    a.subscribe(&topics).await.expect("subscribed");
+    let first = assigned(&group_events(&mut a, Duration::from_secs(4)).await);
+    assert_eq!(first.len(), 2, "a owns both partitions: {first:?}");
+    // The engine starts the ownerships, then pauses them (retries, say).
+    for tp in &first {
+        a.seek(tp, Offset(0));
+        a.pause(tp);
+    }
+
+    // Another member takes a partition away...
+    let mut b = RdKafkaTransport::new(config("b")).expect("transport");
+    b.subscribe(&topics).await.expect("subscribed");
+    let mut revoked: Option<TopicPartition> = None;
+    for _ in 0..60 {
+        for e in group_events(&mut a, Duration::from_millis(100)).await {
+            if let TransportEvent::Revoked { partitions } = e {
+                a.revocation_done(&partitions).await;
+                revoked = revoked.or_else(|| partitions.first().cloned());
+            }
+        }
+        let _ = group_events(&mut b, Duration::from_millis(100)).await;
+        if revoked.is_some() {
+            break;
+        }
+    }
+    let tp = revoked.expect("b's arrival revokes one of a's partitions");
+    // ...and leaves, so it comes back to a.
+    b.leave().await.expect("b left");
+    drop(b);
+    let mut back = false;
+    for _ in 0..100 {
+        let events = group_events(&mut a, Duration::from_millis(100)).await;
+        if assigned(&events).contains(&tp) {
+            back = true;
+            break;
+        }
+    }
+    assert!(back, "{tp} came back to a");
+    a.seek(&tp, Offset(0));
+    let records = |events: Vec<TransportEvent>| {
+        events
+            .into_iter()
+            .flat_map(|e| match e {
+                TransportEvent::Records(r) => r,
+                _ => Vec::new(),
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut while_paused = Vec::new();
+    for _ in 0..15 {
+        while_paused.extend(records(
+            a.poll(Duration::from_millis(100)).await.expect("polled"),
+        ));
+    }
+    assert!(
+        while_paused.is_empty(),
+        "the transport kept the engine's pause across the reassignment, yet fetched {} records",
+        while_paused.len()
+    );
+    // The engine lifts it after the seek: the partition is fetched again.
+    a.resume(&tp);
+    let mut after = Vec::new();
+    for _ in 0..50 {
+        after.extend(records(
+            a.poll(Duration::from_millis(100)).await.expect("polled"),
+        ));
+        if !after.is_empty() {
+            break;
+        }
+    }
+    assert!(!after.is_empty(), "resumed, {tp} is fetched again");
+    assert!(
+        after.iter().all(|r| r.topic_partition == tp),
+        "only the resumed partition: the other one is still paused"
+    );
+}
