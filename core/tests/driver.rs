@@ -134,14 +134,18 @@ impl MessageProcessor for Shared {
     }
 }
 
-fn processed_once(rec: &Recorder, partitions: i32, n: i64) {
-    let seen: BTreeSet<(i32, i64)> = rec
-        .seen
+/// The (partition, offset) pairs the processor saw, attempts folded.
+fn seen(rec: &Recorder) -> BTreeSet<(i32, i64)> {
+    rec.seen
         .lock()
         .unwrap()
         .iter()
         .map(|(p, o, _)| (*p, *o))
-        .collect();
+        .collect()
+}
+
+fn processed_once(rec: &Recorder, partitions: i32, n: i64) {
+    let seen = seen(rec);
     for p in 0..partitions {
         for o in 0..n {
             assert!(seen.contains(&(p, o)), "{p}/{o} never processed");
@@ -548,14 +552,7 @@ async fn a_commit_refused_as_out_of_the_generation_makes_the_consumer_rejoin() {
         |(_, e)| matches!(e, Event::Joined { generation, .. } if *generation == Generation(2))
     ));
     // Redelivered after the loss, never lost.
-    let seen: BTreeSet<(i32, i64)> = rec
-        .seen
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(p, o, _)| (*p, *o))
-        .collect();
-    assert_eq!(seen.len(), 40);
+    assert_eq!(seen(&rec).len(), 40);
 }
 
 /// Issue 14: with every record committed and each commit answered slowly,
