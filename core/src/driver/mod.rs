@@ -450,7 +450,10 @@ impl<T: Transport, P: MessageProcessor> Driver<T, P> {
         // group's rebalance events as well as records — could wait for
         // seconds (a revocation the group had started went unseen for 3.7 s
         // of a 3 s session, issue 14). So it is polled, without waiting,
-        // whenever `poll_wait` has passed since its last answer.
+        // whenever `poll_wait` has passed since its last answer — between
+        // calls of `act`, never inside one: an action the engine queued
+        // before a generation changed (a commit naming the old one) must
+        // not be carried out after the change was read.
         let mut last_poll = tokio::time::Instant::now();
         loop {
             if !stopping && *self.shutdown_rx.borrow_and_update() {
@@ -458,7 +461,7 @@ impl<T: Transport, P: MessageProcessor> Driver<T, P> {
                 let now = self.now();
                 self.engine.shutdown(now);
             }
-            if let Some(reason) = self.act(&mut running, last_poll).await? {
+            if let Some(reason) = self.act(&mut running).await? {
                 return Ok(reason);
             }
             if last_poll.elapsed() >= self.poll_wait {
@@ -499,14 +502,12 @@ impl<T: Transport, P: MessageProcessor> Driver<T, P> {
         }
     }
 
-    /// Carries out the engine's actions; returns the stop reason once stopped.
-    /// Returns early, with actions left for the next call, once an awaited
-    /// action ends `poll_wait` or more after `last_poll`, so the transport
-    /// is polled in between (see `run`).
+    /// Carries out the engine's actions, all of them: one queued before a
+    /// transport event (a new generation, say) is carried out before that
+    /// event is read. Returns the stop reason once stopped.
     async fn act(
         &mut self,
         running: &mut FuturesUnordered<Running<P>>,
-        last_poll: tokio::time::Instant,
     ) -> Result<Option<StopReason>, DriverError> {
         // The clock as read at the end of the last action, if nothing was
         // awaited since: stamps the events it caused and starts the next
@@ -582,10 +583,6 @@ impl<T: Transport, P: MessageProcessor> Driver<T, P> {
                         .record(started.elapsed().as_secs_f64());
                     let now = self.now();
                     self.engine.handle_commit_result(now, c.id, result);
-                    if last_poll.elapsed() >= self.poll_wait {
-                        self.flush_events(None);
-                        return Ok(None);
-                    }
                 }
                 Action::DeadLetter(w) => {
                     let result = self
@@ -597,10 +594,6 @@ impl<T: Transport, P: MessageProcessor> Driver<T, P> {
                     }
                     let now = self.now();
                     self.engine.handle_dead_letter_result(now, w.id, result);
-                    if last_poll.elapsed() >= self.poll_wait {
-                        self.flush_events(None);
-                        return Ok(None);
-                    }
                 }
                 Action::RevocationDone(tps) => self.transport.revocation_done(&tps).await,
                 Action::Rejoin { generation, error } => self.transport.rejoin(generation, error),
