@@ -1107,6 +1107,24 @@ mod tests {
         id
     }
 
+    /// The member lost its partitions for `error` and sends a JoinGroup,
+    /// which is returned.
+    fn lost_then_join(m: &mut Membership, error: ErrorCode) -> JoinGroupRequest {
+        let ev = events(m);
+        assert!(
+            matches!(
+                &ev[0],
+                MembershipEvent::Lost { reason: LostReason::Error(e), .. } if *e == error
+            ),
+            "{ev:?}"
+        );
+        let (_, req) = one(m);
+        let MemberRequest::JoinGroup(j) = req else {
+            panic!("{req:?}")
+        };
+        j
+    }
+
     fn hb_error(m: &mut Membership, now: Instant, e: ErrorCode) {
         let id = heartbeat(m, now);
         m.handle_response(
@@ -1165,17 +1183,7 @@ mod tests {
             Instant::from_millis(1_000),
             ErrorCode::UnknownMemberId,
         );
-        assert!(matches!(
-            &events(&mut m)[0],
-            MembershipEvent::Lost {
-                reason: LostReason::Error(ErrorCode::UnknownMemberId),
-                ..
-            }
-        ));
-        let (_, req) = one(&mut m);
-        let MemberRequest::JoinGroup(j) = req else {
-            panic!("{req:?}")
-        };
+        let j = lost_then_join(&mut m, ErrorCode::UnknownMemberId);
         assert!(j.member_id.is_unknown(), "rejoins without the dead id");
         assert!(m.generation().is_none());
     }
@@ -1188,11 +1196,7 @@ mod tests {
             Instant::from_millis(1_000),
             ErrorCode::IllegalGeneration,
         );
-        assert!(matches!(&events(&mut m)[0], MembershipEvent::Lost { .. }));
-        let (_, req) = one(&mut m);
-        let MemberRequest::JoinGroup(j) = req else {
-            panic!("{req:?}")
-        };
+        let j = lost_then_join(&mut m, ErrorCode::IllegalGeneration);
         assert_eq!(j.member_id, MemberId::new("me"));
         let sub = Subscription::decode(&j.protocols[0].metadata).unwrap();
         assert!(
@@ -1209,17 +1213,7 @@ mod tests {
         let mut m = stable(Arc::new(Range), None, &[0, 1]);
         let now = Instant::from_millis(500);
         m.handle_commit_error(now, Generation(1), ErrorCode::UnknownMemberId);
-        assert!(matches!(
-            &events(&mut m)[0],
-            MembershipEvent::Lost {
-                reason: LostReason::Error(ErrorCode::UnknownMemberId),
-                ..
-            }
-        ));
-        let (_, req) = one(&mut m);
-        let MemberRequest::JoinGroup(j) = req else {
-            panic!("{req:?}")
-        };
+        let j = lost_then_join(&mut m, ErrorCode::UnknownMemberId);
         assert!(j.member_id.is_unknown());
         assert!(m.generation().is_none());
     }
@@ -1232,11 +1226,7 @@ mod tests {
             Generation(1),
             ErrorCode::IllegalGeneration,
         );
-        assert!(matches!(&events(&mut m)[0], MembershipEvent::Lost { .. }));
-        let (_, req) = one(&mut m);
-        let MemberRequest::JoinGroup(j) = req else {
-            panic!("{req:?}")
-        };
+        let j = lost_then_join(&mut m, ErrorCode::IllegalGeneration);
         assert_eq!(j.member_id, MemberId::new("me"));
     }
 
