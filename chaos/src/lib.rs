@@ -7,8 +7,7 @@
 //! [`runner`] sweeps seeds in parallel and reports. The `ruckus` binary is
 //! the command-line face of all of it.
 
-pub mod check;
-pub mod duration;
+pub use ruckus_history::{check, duration};
 pub mod nemesis;
 pub mod runner;
 pub mod scenario;

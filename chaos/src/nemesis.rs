@@ -4,12 +4,12 @@
 
 use std::time::Duration;
 
-use ruckus_core::model::{ErrorCode, Topic};
+use ruckus_core::model::ErrorCode;
 use ruckus_core::rng::{Rng, SplitMix64};
-use ruckus_sim::cluster::Api;
+use ruckus_history::duration::Dur;
+use ruckus_history::fault::{Api, BrokerRef, ErrorName, Fault, HostRef};
 
-use crate::scenario::{BrokerRef, HostRef, NemesisKind, NemesisSpec, Scenario, DLQ_TOPIC};
-use crate::world::{Planned, Step};
+use crate::scenario::{NemesisKind, NemesisSpec, Scenario};
 
 /// When the nemesis starts: after the group has formed.
 const START: Duration = Duration::from_secs(2);
@@ -38,7 +38,7 @@ pub fn enabled_kinds(n: &NemesisSpec, seed: u64) -> Vec<NemesisKind> {
 /// Draws the nemesis's schedule for `seed`: faults at exponentially
 /// distributed gaps from 2 s until the end of the fault phase, each healed
 /// before that end.
-pub fn draw(sc: &Scenario, n: &NemesisSpec, seed: u64) -> Vec<Planned> {
+pub fn draw(sc: &Scenario, n: &NemesisSpec, seed: u64) -> Vec<Fault> {
     let kinds = enabled_kinds(n, seed);
     let mut rng = SplitMix64::new(seed ^ 0x004e_454d_4553_4953);
     let end = sc.phases.faults.0;
@@ -69,37 +69,70 @@ pub fn draw(sc: &Scenario, n: &NemesisSpec, seed: u64) -> Vec<Planned> {
         let pick = |rng: &mut SplitMix64, codes: &[ErrorCode]| {
             codes[(rng.next_u64() % codes.len() as u64) as usize]
         };
-        let step = match kind {
-            NemesisKind::CrashMember => (Step::CrashMember(member), Some(dur)),
-            NemesisKind::StopMember => (Step::StopMember(member), Some(dur)),
-            NemesisKind::PauseMember => (Step::PauseMember(member), Some(dur)),
-            NemesisKind::CrashBroker => (Step::CrashBroker(broker), Some(dur)),
-            NemesisKind::Partition => (
-                Step::Partition(HostRef::Consumer(member), HostRef::Broker(broker), false),
-                Some(dur),
-            ),
+        let (at, heal) = (Dur(t), Some(Dur(dur)));
+        let errors = |api, e, count| Fault::Errors {
+            at,
+            api,
+            error: ErrorName(e),
+            count,
+        };
+        let fault = match kind {
+            NemesisKind::CrashMember => Fault::CrashMember {
+                at,
+                member,
+                restart_after: heal,
+            },
+            NemesisKind::StopMember => Fault::StopMember {
+                at,
+                member,
+                restart_after: heal,
+            },
+            NemesisKind::PauseMember => Fault::PauseMember {
+                at,
+                member,
+                duration: Dur(dur),
+            },
+            NemesisKind::CrashBroker => Fault::CrashBroker {
+                at,
+                broker,
+                restart_after: heal,
+            },
+            NemesisKind::Partition => Fault::Partition {
+                at,
+                a: HostRef::Consumer(member),
+                b: HostRef::Broker(broker),
+                duration: heal,
+                one_way: false,
+            },
             NemesisKind::OneWayPartition => {
                 let (a, b) = if rng.next_u64() % 2 == 0 {
                     (HostRef::Consumer(member), HostRef::Broker(broker))
                 } else {
                     (HostRef::Broker(broker), HostRef::Consumer(member))
                 };
-                (Step::Partition(a, b, true), Some(dur))
+                Fault::Partition {
+                    at,
+                    a,
+                    b,
+                    duration: heal,
+                    one_way: true,
+                }
             }
-            NemesisKind::Hold => (
-                Step::Hold(HostRef::Consumer(member), HostRef::Broker(broker)),
-                Some(dur),
-            ),
+            NemesisKind::Hold => Fault::Hold {
+                at,
+                a: HostRef::Consumer(member),
+                b: HostRef::Broker(broker),
+                duration: Dur(dur),
+            },
             NemesisKind::Latency => {
                 let ms = 50 + (n.intensity * 450.0 * rng.next_f64()) as u64;
-                (
-                    Step::Latency(
-                        HostRef::Consumer(member),
-                        HostRef::Broker(broker),
-                        Duration::from_millis(ms),
-                    ),
-                    Some(dur),
-                )
+                Fault::Latency {
+                    at,
+                    a: HostRef::Consumer(member),
+                    b: HostRef::Broker(broker),
+                    latency: Dur::ms(ms),
+                    duration: heal,
+                }
             }
             NemesisKind::CommitErrors => {
                 let e = pick(
@@ -111,39 +144,41 @@ pub fn draw(sc: &Scenario, n: &NemesisSpec, seed: u64) -> Vec<Planned> {
                         ErrorCode::RequestTimedOut,
                     ],
                 );
-                (Step::Errors(Api::OffsetCommit, None, e, count), None)
+                errors(Api::OffsetCommit, e, count)
             }
             NemesisKind::HeartbeatErrors => {
                 let e = pick(
                     &mut rng,
                     &[ErrorCode::RebalanceInProgress, ErrorCode::NotCoordinator],
                 );
-                (Step::Errors(Api::Heartbeat, None, e, count), None)
+                errors(Api::Heartbeat, e, count)
             }
-            NemesisKind::FetchErrors => (
-                Step::Errors(Api::Fetch, None, ErrorCode::NotLeaderOrFollower, count),
-                None,
-            ),
+            NemesisKind::FetchErrors => errors(Api::Fetch, ErrorCode::NotLeaderOrFollower, count),
             NemesisKind::ClockJump => {
-                let ms = (dur.as_millis() as i64).max(500);
-                let ms = if rng.next_u64() % 2 == 0 { ms } else { -ms };
-                (Step::ClockJump(member, ms), None)
+                let ms = (dur.as_millis() as u64).max(500);
+                Fault::ClockJump {
+                    at,
+                    member,
+                    by: Dur::ms(ms),
+                    backwards: rng.next_u64() % 2 != 0,
+                }
             }
             NemesisKind::Loss => {
                 let rate = 0.01 + 0.2 * n.intensity * rng.next_f64();
-                (Step::Loss(member, broker, rate), Some(dur))
+                Fault::Loss {
+                    at,
+                    member,
+                    broker,
+                    rate,
+                    duration: heal,
+                }
             }
-            NemesisKind::DeadLetterOutage => (
-                Step::Errors(
-                    Api::Produce,
-                    Some(Topic::new(DLQ_TOPIC)),
-                    ErrorCode::NotEnoughReplicas,
-                    count * 5,
-                ),
-                None,
-            ),
+            NemesisKind::DeadLetterOutage => Fault::DeadLetterOutage {
+                at,
+                count: count * 5,
+            },
         };
-        out.push((t, step.0, step.1));
+        out.push(fault);
     }
     out
 }

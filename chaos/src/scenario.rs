@@ -20,10 +20,10 @@ use ruckus_core::consumer::{
     CommitStrategy, ConsumerConfig, DeadLetterConfig, DlqLimit, KnownBad, Ordering, RetryPolicy,
 };
 use ruckus_core::membership::MembershipConfig;
-use ruckus_core::model::{ErrorCode, InstanceId, Topic};
-use ruckus_sim::cluster::Api;
+use ruckus_core::model::{InstanceId, Topic};
+pub use ruckus_history::fault::{BrokerRef, ErrorName, Fault, HostRef};
 use ruckus_sim::processing::Behaviour;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::check::Invariant;
@@ -66,7 +66,7 @@ pub struct Scenario {
     pub processing: ProcessingSpec,
     /// Faults at fixed times (`[[fault]]` tables).
     #[serde(default, rename = "fault")]
-    pub faults: Vec<Spanned<FaultSpec>>,
+    pub faults: Vec<Spanned<Fault>>,
     /// Randomized faults drawn from the seed.
     #[serde(default)]
     pub nemesis: Option<NemesisSpec>,
@@ -402,305 +402,6 @@ impl ProcessingSpec {
     }
 }
 
-/// A broker named in a fault: by id, the group coordinator, or the leader
-/// of a source partition — the last two resolved when the fault fires.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum BrokerRef {
-    /// Broker `n`.
-    Id(u32),
-    /// Whichever broker coordinates the group.
-    Coordinator,
-    /// Whichever broker leads partition `p` of the source topic.
-    LeaderOf(i32),
-}
-
-impl<'de> Deserialize<'de> for BrokerRef {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        parse_broker(&s).map_err(serde::de::Error::custom)
-    }
-}
-
-fn parse_broker(s: &str) -> Result<BrokerRef, String> {
-    if s == "coordinator" {
-        return Ok(BrokerRef::Coordinator);
-    }
-    if let Some(p) = s.strip_prefix("leader-of-") {
-        if let Ok(p) = p.parse() {
-            return Ok(BrokerRef::LeaderOf(p));
-        }
-    }
-    if let Some(Ok(n)) = s.strip_prefix("broker-").map(str::parse) {
-        return Ok(BrokerRef::Id(n));
-    }
-    Err(format!(
-        "unknown broker `{s}`: expected `broker-<n>`, `coordinator` or `leader-of-<partition>`"
-    ))
-}
-
-/// A host named in a link fault: `consumer-<n>`, `broker-<n>`, `producer`,
-/// or `coordinator` (the coordinating broker when the fault fires).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum HostRef {
-    /// A consumer host.
-    Consumer(usize),
-    /// A broker.
-    Broker(BrokerRef),
-    /// The producer.
-    Producer,
-}
-
-impl<'de> Deserialize<'de> for HostRef {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        if s == "producer" {
-            return Ok(HostRef::Producer);
-        }
-        if let Some(Ok(n)) = s.strip_prefix("consumer-").map(str::parse) {
-            return Ok(HostRef::Consumer(n));
-        }
-        parse_broker(&s).map(HostRef::Broker).map_err(|_| {
-            serde::de::Error::custom(format!(
-                "unknown host `{s}`: expected `consumer-<n>`, `broker-<n>`, `coordinator`, \
-                 `leader-of-<partition>` or `producer`"
-            ))
-        })
-    }
-}
-
-/// A Kafka error code, written by name (`REBALANCE_IN_PROGRESS`) or number.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ErrorName(pub ErrorCode);
-
-const ERROR_NAMES: &[(&str, i16)] = &[
-    ("UNKNOWN_TOPIC_OR_PARTITION", 3),
-    ("LEADER_NOT_AVAILABLE", 5),
-    ("NOT_LEADER_OR_FOLLOWER", 6),
-    ("REQUEST_TIMED_OUT", 7),
-    ("NETWORK_EXCEPTION", 13),
-    ("COORDINATOR_LOAD_IN_PROGRESS", 14),
-    ("COORDINATOR_NOT_AVAILABLE", 15),
-    ("NOT_COORDINATOR", 16),
-    ("NOT_ENOUGH_REPLICAS", 19),
-    ("NOT_ENOUGH_REPLICAS_AFTER_APPEND", 20),
-    ("ILLEGAL_GENERATION", 22),
-    ("UNKNOWN_MEMBER_ID", 25),
-    ("REBALANCE_IN_PROGRESS", 27),
-    ("KAFKA_STORAGE_ERROR", 56),
-];
-
-impl<'de> Deserialize<'de> for ErrorName {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Code(i16),
-            Name(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Code(c) => Ok(ErrorName(ErrorCode::from_code(c))),
-            Raw::Name(n) => ERROR_NAMES
-                .iter()
-                .find(|(name, _)| *name == n)
-                .map(|(_, c)| ErrorName(ErrorCode::from_code(*c)))
-                .ok_or_else(|| {
-                    let names: Vec<&str> = ERROR_NAMES.iter().map(|(n, _)| *n).collect();
-                    serde::de::Error::custom(format!(
-                        "unknown error `{n}`: expected a Kafka error code number or one of {}",
-                        names.join(", ")
-                    ))
-                }),
-        }
-    }
-}
-
-/// A scheduled fault (`[[fault]]`), chosen by `kind`.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum FaultSpec {
-    /// Kill a member (its memory is gone); restart it after a while, or
-    /// never.
-    CrashMember {
-        /// When.
-        at: Dur,
-        /// Which member (`consumer-<member>`).
-        member: usize,
-        /// Restart after this long (never, if absent).
-        restart_after: Option<Dur>,
-    },
-    /// Shut a member down gracefully; restart it after a while, or never.
-    StopMember {
-        /// When.
-        at: Dur,
-        /// Which member.
-        member: usize,
-        /// Restart after this long (never, if absent).
-        restart_after: Option<Dur>,
-    },
-    /// Start a late member (scale up).
-    StartMember {
-        /// When.
-        at: Dur,
-        /// Which member (one of the `late_members`).
-        member: usize,
-    },
-    /// Stop the world of a member: no heartbeats, no commits, no records
-    /// finished, for `duration`.
-    PauseMember {
-        /// When.
-        at: Dur,
-        /// Which member.
-        member: usize,
-        /// How long.
-        duration: Dur,
-    },
-    /// Crash a broker; restart it after a while, or never.
-    CrashBroker {
-        /// When.
-        at: Dur,
-        /// `broker-<n>`, `coordinator` or `leader-of-<partition>`.
-        broker: BrokerRef,
-        /// Restart after this long (never, if absent).
-        restart_after: Option<Dur>,
-    },
-    /// Freeze a broker (as `docker pause` does): its connections stay
-    /// open and nothing it is sent is answered until it thaws; then it
-    /// answers everything held.
-    PauseBroker {
-        /// When.
-        at: Dur,
-        /// `broker-<n>`, `coordinator` or `leader-of-<partition>`.
-        broker: BrokerRef,
-        /// How long.
-        duration: Dur,
-    },
-    /// Cut a broker off from every client (as `docker network disconnect`
-    /// does): what is sent to or from it is dropped.
-    DisconnectBroker {
-        /// When.
-        at: Dur,
-        /// `broker-<n>`, `coordinator` or `leader-of-<partition>`.
-        broker: BrokerRef,
-        /// Reconnect after this long (never, if absent).
-        duration: Option<Dur>,
-    },
-    /// Drop all traffic between two hosts (from `a` to `b` only, if
-    /// one-way).
-    Partition {
-        /// When.
-        at: Dur,
-        /// One side.
-        a: HostRef,
-        /// The other side.
-        b: HostRef,
-        /// Heal after this long (never, if absent).
-        duration: Option<Dur>,
-        /// Only traffic from `a` to `b` is dropped.
-        #[serde(default)]
-        one_way: bool,
-    },
-    /// Hold all traffic between two hosts, delivering it on release.
-    Hold {
-        /// When.
-        at: Dur,
-        /// One side.
-        a: HostRef,
-        /// The other side.
-        b: HostRef,
-        /// How long.
-        duration: Dur,
-    },
-    /// Change the latency of a link.
-    Latency {
-        /// When.
-        at: Dur,
-        /// One side.
-        a: HostRef,
-        /// The other side.
-        b: HostRef,
-        /// The new one-way latency.
-        latency: Dur,
-        /// Back to the seeded latency after this long (never, if absent).
-        duration: Option<Dur>,
-    },
-    /// The next `count` requests of an API fail with `error`.
-    Errors {
-        /// When.
-        at: Dur,
-        /// Which API.
-        api: Api,
-        /// The error answered.
-        error: ErrorName,
-        /// How many requests.
-        count: u32,
-    },
-    /// The next `count` dead-letter writes fail (NOT_ENOUGH_REPLICAS).
-    DeadLetterOutage {
-        /// When.
-        at: Dur,
-        /// How many writes.
-        count: u32,
-    },
-    /// Move a member's clock (its group-protocol timers): forward, timers
-    /// come due at once; backwards, nothing comes due for that long.
-    ClockJump {
-        /// When.
-        at: Dur,
-        /// Which member.
-        member: usize,
-        /// How far.
-        by: Dur,
-        /// Backwards instead of forwards.
-        #[serde(default)]
-        backwards: bool,
-    },
-    /// Lose a fraction of the messages (each way) between a member and a
-    /// broker: lost requests never arrive, lost responses were acted on.
-    Loss {
-        /// When.
-        at: Dur,
-        /// Which member.
-        member: usize,
-        /// `broker-<n>`, `coordinator` or `leader-of-<partition>`.
-        broker: BrokerRef,
-        /// The fraction lost, each way, in [0, 1].
-        rate: f64,
-        /// Heal after this long (never, if absent).
-        duration: Option<Dur>,
-    },
-    /// Stop each member gracefully in turn and restart it after `gap`; the
-    /// next member stops `gap` after the previous one restarted.
-    RollingRestart {
-        /// When the first member stops.
-        at: Dur,
-        /// Pause between steps.
-        gap: Dur,
-    },
-}
-
-impl FaultSpec {
-    /// When the fault starts.
-    pub fn at(&self) -> Duration {
-        match self {
-            FaultSpec::CrashMember { at, .. }
-            | FaultSpec::StopMember { at, .. }
-            | FaultSpec::StartMember { at, .. }
-            | FaultSpec::PauseMember { at, .. }
-            | FaultSpec::CrashBroker { at, .. }
-            | FaultSpec::PauseBroker { at, .. }
-            | FaultSpec::DisconnectBroker { at, .. }
-            | FaultSpec::Partition { at, .. }
-            | FaultSpec::Hold { at, .. }
-            | FaultSpec::Latency { at, .. }
-            | FaultSpec::Errors { at, .. }
-            | FaultSpec::DeadLetterOutage { at, .. }
-            | FaultSpec::ClockJump { at, .. }
-            | FaultSpec::Loss { at, .. }
-            | FaultSpec::RollingRestart { at, .. } => at.0,
-        }
-    }
-}
-
 /// Fault kinds the nemesis draws from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -1019,46 +720,44 @@ impl Scenario {
             let span = Located::Span(f.span().start);
             let bad = |what: String| Err((span.clone(), what));
             match f.get_ref() {
-                FaultSpec::CrashMember { member, .. }
-                | FaultSpec::StopMember { member, .. }
-                | FaultSpec::PauseMember { member, .. }
-                | FaultSpec::ClockJump { member, .. }
-                | FaultSpec::Loss { member, .. }
+                Fault::CrashMember { member, .. }
+                | Fault::StopMember { member, .. }
+                | Fault::PauseMember { member, .. }
+                | Fault::ClockJump { member, .. }
+                | Fault::Loss { member, .. }
                     if !member_ok(*member) =>
                 {
                     return bad(format!(
                         "member {member} does not exist: the group has members 0..{members}"
                     ))
                 }
-                FaultSpec::StartMember { member, .. }
-                    if *member < g.members || *member >= members =>
-                {
+                Fault::StartMember { member, .. } if *member < g.members || *member >= members => {
                     return bad(format!(
                         "member {member} is not a late member: late members are {}..{members}",
                         g.members
                     ))
                 }
-                FaultSpec::CrashBroker { broker, .. }
-                | FaultSpec::PauseBroker { broker, .. }
-                | FaultSpec::DisconnectBroker { broker, .. }
+                Fault::CrashBroker { broker, .. }
+                | Fault::PauseBroker { broker, .. }
+                | Fault::DisconnectBroker { broker, .. }
                     if !host_ok(&HostRef::Broker(broker.clone())) =>
                 {
                     return bad(format!("broker {broker:?} does not exist"))
                 }
-                FaultSpec::Partition { a, b, .. }
-                | FaultSpec::Hold { a, b, .. }
-                | FaultSpec::Latency { a, b, .. }
+                Fault::Partition { a, b, .. }
+                | Fault::Hold { a, b, .. }
+                | Fault::Latency { a, b, .. }
                     if !host_ok(a) || !host_ok(b) || a == b =>
                 {
                     return bad("a link needs two different hosts that exist".into())
                 }
-                FaultSpec::Loss { rate, .. } if !(0.0..=1.0).contains(rate) => {
+                Fault::Loss { rate, .. } if !(0.0..=1.0).contains(rate) => {
                     return bad("a loss `rate` must be in [0, 1]".into())
                 }
-                FaultSpec::Loss { broker, .. } if !host_ok(&HostRef::Broker(broker.clone())) => {
+                Fault::Loss { broker, .. } if !host_ok(&HostRef::Broker(broker.clone())) => {
                     return bad(format!("broker {broker:?} does not exist"))
                 }
-                FaultSpec::DeadLetterOutage { .. } if !g.dead_letter => {
+                Fault::DeadLetterOutage { .. } if !g.dead_letter => {
                     return bad("a dead-letter outage needs `group.dead_letter = true`".into())
                 }
                 _ => {}

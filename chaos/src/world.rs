@@ -12,8 +12,9 @@ use ruckus_core::driver::{Driver, ShutdownHandle};
 use ruckus_core::events::Event;
 use ruckus_core::model::{ErrorCode, GroupId, Instant, Topic, TopicPartition};
 use ruckus_core::rng::SplitMix64;
-use ruckus_sim::cluster::{broker, broker_host, Api, Cluster};
-use ruckus_sim::history::{Entry, History};
+use ruckus_history::fault::{member_host, Api, FaultRecord, Target, Unsupported};
+use ruckus_history::record::{Entry, History, Record};
+use ruckus_sim::cluster::{broker, broker_host, Cluster};
 use ruckus_sim::pause::PauseGate;
 use ruckus_sim::processing::SimProcessor;
 use ruckus_sim::producer::{produce, Workload};
@@ -22,157 +23,27 @@ use ruckus_sim::transport::{SimTransport, SimTransportConfig};
 use crate::check::{Context, Liveness, Order};
 use crate::nemesis;
 use crate::scenario::{
-    BrokerRef, CommitSpec, FaultSpec, HostRef, OrderingSpec, Scenario, DLQ_TOPIC, GROUP, TOPIC,
+    BrokerRef, CommitSpec, Fault, HostRef, OrderingSpec, Scenario, DLQ_TOPIC, GROUP, TOPIC,
 };
 
-/// One step of a fault schedule, at a simulated time.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Step {
-    /// Kill a member's software.
-    CrashMember(usize),
-    /// Start a member's software again from scratch (kills a running one).
-    RestartMember(usize),
-    /// Ask a member to shut down gracefully.
-    StopMember(usize),
-    /// Start a late member for the first time.
-    StartMember(usize),
-    /// Stop the world of a member.
-    PauseMember(usize),
-    /// End a member's pause.
-    ResumeMember(usize),
-    /// Crash a broker.
-    CrashBroker(BrokerRef),
-    /// Restart broker `n`.
-    RestartBroker(u32),
-    /// Hold every link between a broker and the clients (a frozen
-    /// broker).
-    PauseBroker(BrokerRef),
-    /// Release them.
-    ResumeBroker(u32),
-    /// Cut every link between a broker and the clients.
-    DisconnectBroker(BrokerRef),
-    /// Heal them.
-    ReconnectBroker(u32),
-    /// Cut a link (one way: from the first host to the second).
-    Partition(HostRef, HostRef, bool),
-    /// Heal a link.
-    Repair(HostRef, HostRef, bool),
-    /// Hold a link.
-    Hold(HostRef, HostRef),
-    /// Release a held link.
-    Release(HostRef, HostRef),
-    /// Set a link's latency.
-    Latency(HostRef, HostRef, Duration),
-    /// Put a link back to its seeded latency.
-    ResetLatency(HostRef, HostRef),
-    /// The next `count` requests of `api` (to `topic`) fail with `error`.
-    Errors(Api, Option<Topic>, ErrorCode, u32),
-    /// Move a member's clock by this many milliseconds.
-    ClockJump(usize, i64),
-    /// Lose this fraction of messages between a member and a broker (0
-    /// heals).
-    Loss(usize, BrokerRef, f64),
+/// The scenario's scheduled faults, compound ones expanded (a rolling
+/// restart is a graceful stop of each member in turn).
+pub fn scheduled(sc: &Scenario) -> Vec<Fault> {
+    sc.faults
+        .iter()
+        .flat_map(|f| f.get_ref().expand(sc.group.members))
+        .collect()
 }
 
-/// A step with its heal: `(at, step, heal after, heal step)`. The heal's
-/// targets are resolved when the step fires (a crashed `coordinator` is
-/// restarted by id).
-pub type Planned = (Duration, Step, Option<Duration>);
-
-/// The scenario's scheduled faults as steps.
-pub fn scheduled(sc: &Scenario) -> Vec<Planned> {
-    let mut out = Vec::new();
-    for f in &sc.faults {
-        let at = f.get_ref().at();
-        match f.get_ref().clone() {
-            FaultSpec::CrashMember {
-                member,
-                restart_after,
-                ..
-            } => out.push((at, Step::CrashMember(member), restart_after.map(|d| d.0))),
-            FaultSpec::StopMember {
-                member,
-                restart_after,
-                ..
-            } => out.push((at, Step::StopMember(member), restart_after.map(|d| d.0))),
-            FaultSpec::StartMember { member, .. } => {
-                out.push((at, Step::StartMember(member), None))
-            }
-            FaultSpec::PauseMember {
-                member, duration, ..
-            } => out.push((at, Step::PauseMember(member), Some(duration.0))),
-            FaultSpec::CrashBroker {
-                broker,
-                restart_after,
-                ..
-            } => out.push((at, Step::CrashBroker(broker), restart_after.map(|d| d.0))),
-            FaultSpec::PauseBroker {
-                broker, duration, ..
-            } => out.push((at, Step::PauseBroker(broker), Some(duration.0))),
-            FaultSpec::DisconnectBroker {
-                broker, duration, ..
-            } => out.push((at, Step::DisconnectBroker(broker), duration.map(|d| d.0))),
-            FaultSpec::Partition {
-                a,
-                b,
-                duration,
-                one_way,
-                ..
-            } => out.push((at, Step::Partition(a, b, one_way), duration.map(|d| d.0))),
-            FaultSpec::Hold { a, b, duration, .. } => {
-                out.push((at, Step::Hold(a, b), Some(duration.0)));
-            }
-            FaultSpec::Latency {
-                a,
-                b,
-                latency,
-                duration,
-                ..
-            } => out.push((at, Step::Latency(a, b, latency.0), duration.map(|d| d.0))),
-            FaultSpec::Errors {
-                api, error, count, ..
-            } => out.push((at, Step::Errors(api, None, error.0, count), None)),
-            FaultSpec::DeadLetterOutage { count, .. } => out.push((
-                at,
-                Step::Errors(
-                    Api::Produce,
-                    Some(Topic::new(DLQ_TOPIC)),
-                    ErrorCode::NotEnoughReplicas,
-                    count,
-                ),
-                None,
-            )),
-            FaultSpec::ClockJump {
-                member,
-                by,
-                backwards,
-                ..
-            } => {
-                let ms = by.0.as_millis() as i64;
-                out.push((
-                    at,
-                    Step::ClockJump(member, if backwards { -ms } else { ms }),
-                    None,
-                ));
-            }
-            FaultSpec::Loss {
-                member,
-                broker,
-                rate,
-                duration,
-                ..
-            } => out.push((at, Step::Loss(member, broker, rate), duration.map(|d| d.0))),
-            FaultSpec::RollingRestart { gap, .. } => {
-                // Stop, restart after `gap`, next member `gap` later.
-                let mut t = at;
-                for m in 0..sc.group.members {
-                    out.push((t, Step::StopMember(m), Some(gap.0)));
-                    t += gap.0 * 2;
-                }
-            }
-        }
+/// Every fault of a run of `sc` with `seed`: the scheduled ones and the
+/// nemesis's draws, in time order.
+pub fn plan(sc: &Scenario, seed: u64) -> Vec<Fault> {
+    let mut plan = scheduled(sc);
+    if let Some(n) = &sc.nemesis {
+        plan.extend(nemesis::draw(sc, n, seed));
     }
-    out
+    plan.sort_by_key(Fault::at);
+    plan
 }
 
 /// The result of one seeded run.
@@ -195,7 +66,7 @@ pub struct RunOutput {
 }
 
 fn host_name(i: usize) -> String {
-    format!("consumer-{i}")
+    member_host(i)
 }
 
 struct Members {
@@ -218,14 +89,10 @@ const FINAL_STOP_BOUND: Duration = Duration::from_secs(25);
 pub fn run(sc: &Scenario, seed: u64) -> RunOutput {
     let g = &sc.group;
     let brokers = sc.cluster.brokers;
-    let mut plan = scheduled(sc);
-    if let Some(n) = &sc.nemesis {
-        plan.extend(nemesis::draw(sc, n, seed));
-    }
-    plan.sort_by_key(|p| p.0);
+    let plan = plan(sc, seed);
     let faults_end = plan
         .iter()
-        .map(|(at, _, heal)| *at + heal.unwrap_or_default())
+        .map(|f| f.at() + f.heal_after().unwrap_or_default())
         .max()
         .unwrap_or_default()
         .max(if sc.nemesis.is_some() {
@@ -251,6 +118,7 @@ pub fn run(sc: &Scenario, seed: u64) -> RunOutput {
     );
     cluster.set_seed(seed);
     let history = History::default();
+    cluster.record_into(history.clone());
     for b in 0..brokers {
         let c = cluster.clone();
         sim.host(broker_host(b), move || broker(c.clone(), b));
@@ -307,7 +175,7 @@ pub fn run(sc: &Scenario, seed: u64) -> RunOutput {
                     transport,
                     SimProcessor::new(behaviour, host_seed.rotate_left(7)).with_gate(gate),
                     Box::new(SplitMix64::new(host_seed)),
-                    history.sink(&host),
+                    ruckus_sim::history::sink(&history, &host),
                 )?;
                 members
                     .handles
@@ -377,7 +245,7 @@ pub fn run(sc: &Scenario, seed: u64) -> RunOutput {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 let now = ruckus_sim::cluster::sim_now();
                 cursor = h.scan_from(cursor, |e| {
-                    if matches!(e.event, Event::Produced { .. }) {
+                    if matches!(e.event(), Some(Event::Produced { .. })) {
                         produced += 1;
                     }
                 });
@@ -432,34 +300,53 @@ pub fn run(sc: &Scenario, seed: u64) -> RunOutput {
             sim.set_link_latency(a.as_str(), b.as_str(), ruckus_sim::link_latency(seed, a, b));
         }
     }
-    let mut queue: BTreeMap<(Duration, u64), Step> = BTreeMap::new();
-    let mut heals: BTreeMap<u64, Duration> = BTreeMap::new();
-    for (n, (at, step, heal)) in plan.into_iter().enumerate() {
-        if let Some(h) = heal {
-            heals.insert(n as u64, h);
-        }
-        queue.insert((at, n as u64), step);
+    // The schedule: faults to apply and heals to run, by time and then
+    // by the order they were scheduled in.
+    let mut queue: BTreeMap<(Duration, u64), Scheduled> = BTreeMap::new();
+    for (n, fault) in plan.into_iter().enumerate() {
+        queue.insert((fault.at(), n as u64), Scheduled::Apply(fault));
     }
     let mut next_seq = queue.len() as u64 + 1;
     let mut error = None;
     let world = World {
         cluster: &cluster,
-        history: &history,
         members: &members,
         starts: &start_gates,
         seed,
+    };
+    let record = |at: Duration, r: Record| {
+        history.record_at(Instant::from_millis(at.as_millis() as u64), "nemesis", r);
     };
     loop {
         while let Some(entry) = queue.first_entry() {
             if sim.elapsed() < entry.key().0 {
                 break;
             }
-            let ((at, n), step) = entry.remove_entry();
-            let heal = world.apply(&mut sim, at, &step);
-            if let (Some(after), Some(heal)) = (heals.remove(&n), heal) {
-                queue.insert((at + after, next_seq), heal);
-                next_seq += 1;
+            let ((at, _), item) = entry.remove_entry();
+            match item {
+                Scheduled::Apply(fault) => match world.apply(&mut sim, &fault) {
+                    Ok(Some((applied, heal))) => {
+                        record(at, Record::Fault(applied.clone()));
+                        if let (Some(after), Some(heal)) = (fault.heal_after(), heal) {
+                            queue.insert((at + after, next_seq), Scheduled::Heal(applied, heal));
+                            next_seq += 1;
+                        }
+                    }
+                    // Its target is gone (no live broker coordinates).
+                    Ok(None) => {}
+                    Err(e) => {
+                        error = Some(e.to_string());
+                        break;
+                    }
+                },
+                Scheduled::Heal(applied, heal) => {
+                    heal(&mut sim, &world);
+                    record(at, Record::Healed(applied));
+                }
             }
+        }
+        if error.is_some() {
+            break;
         }
         if queue.is_empty() {
             faults_over.store(true, AtomicOrdering::SeqCst);
@@ -511,9 +398,21 @@ pub fn run(sc: &Scenario, seed: u64) -> RunOutput {
     }
 }
 
+/// How the simulation heals a fault it applied (targets already resolved).
+type Heal = Box<dyn FnOnce(&mut turmoil::Sim<'_>, &World<'_>)>;
+
+/// A fault applied: what the history records, and how to heal it.
+type Applied = (FaultRecord, Option<Heal>);
+
+/// What the fault schedule holds.
+enum Scheduled {
+    Apply(Fault),
+    Heal(FaultRecord, Heal),
+}
+
+/// The simulation as a backend of the fault model.
 struct World<'a> {
     cluster: &'a Cluster,
-    history: &'a History,
     members: &'a Members,
     starts: &'a BTreeMap<usize, PauseGate>,
     seed: u64,
@@ -528,12 +427,12 @@ impl World<'_> {
         }
     }
 
-    fn host(&self, h: &HostRef) -> Option<String> {
-        match h {
-            HostRef::Consumer(i) => Some(host_name(*i)),
-            HostRef::Producer => Some("producer".into()),
-            HostRef::Broker(b) => self.broker(b).map(broker_host),
-        }
+    fn target(&self, h: &HostRef) -> Option<Target> {
+        Some(match h {
+            HostRef::Consumer(i) => Target::Member(*i),
+            HostRef::Producer => Target::Producer,
+            HostRef::Broker(b) => Target::Broker(self.broker(b)?),
+        })
     }
 
     /// Every client host: the members (late ones too) and the producer.
@@ -543,199 +442,194 @@ impl World<'_> {
         v
     }
 
-    fn record(&self, at: Duration, description: String, heals: bool) {
-        let at = Instant::from_millis(at.as_millis() as u64);
-        let event = if heals {
-            Event::FaultHealed { description }
-        } else {
-            Event::FaultInjected { description }
-        };
-        self.history.record_at(at, "nemesis", event);
+    fn stop(&self, member: usize) {
+        let h = self
+            .members
+            .handles
+            .lock()
+            .expect("handles")
+            .remove(&host_name(member));
+        if let Some(h) = h {
+            h.shutdown();
+        }
     }
 
-    /// Applies `step`; returns the step that heals it, targets resolved.
-    fn apply(&self, sim: &mut turmoil::Sim<'_>, at: Duration, step: &Step) -> Option<Step> {
-        let resolved = |h: &HostRef| match h {
-            HostRef::Broker(b) => self.broker(b).map(|n| HostRef::Broker(BrokerRef::Id(n))),
-            other => Some(other.clone()),
+    /// Applies a primitive fault; `None` when its target does not exist at
+    /// this moment (no live broker coordinates, or the broker is already
+    /// down).
+    ///
+    /// # Errors
+    /// A compound fault (expanded before the run) reached the backend.
+    fn apply(
+        &self,
+        sim: &mut turmoil::Sim<'_>,
+        fault: &Fault,
+    ) -> Result<Option<Applied>, Unsupported> {
+        let record = |targets: Vec<Target>| FaultRecord::new(fault.clone(), targets);
+        let bounce = |m: usize| -> Heal {
+            Box::new(move |sim: &mut turmoil::Sim<'_>, _: &World<'_>| sim.bounce(host_name(m)))
         };
-        match step {
-            Step::CrashMember(m) => {
-                sim.crash(host_name(*m));
+        Ok(Some(match fault {
+            Fault::CrashMember { member, .. } => {
+                sim.crash(host_name(*member));
                 self.members
                     .handles
                     .lock()
                     .expect("handles")
-                    .remove(&host_name(*m));
-                self.record(at, format!("crash {}", host_name(*m)), false);
-                Some(Step::RestartMember(*m))
+                    .remove(&host_name(*member));
+                (record(vec![Target::Member(*member)]), Some(bounce(*member)))
             }
-            Step::RestartMember(m) => {
-                sim.bounce(host_name(*m));
-                self.record(at, format!("restart {}", host_name(*m)), true);
-                None
+            Fault::StopMember { member, .. } => {
+                self.stop(*member);
+                (record(vec![Target::Member(*member)]), Some(bounce(*member)))
             }
-            Step::StopMember(m) => {
-                let h = self
-                    .members
-                    .handles
-                    .lock()
-                    .expect("handles")
-                    .remove(&host_name(*m));
-                if let Some(h) = h {
-                    h.shutdown();
-                }
-                self.record(at, format!("shutdown {}", host_name(*m)), false);
-                Some(Step::RestartMember(*m))
-            }
-            Step::StartMember(m) => {
-                if let Some(g) = self.starts.get(m) {
+            Fault::StartMember { member, .. } => {
+                if let Some(g) = self.starts.get(member) {
                     g.resume();
                 }
-                self.record(at, format!("start {}", host_name(*m)), false);
-                None
+                (record(vec![Target::Member(*member)]), None)
             }
-            Step::PauseMember(m) => {
-                self.cluster.pause_gate(&host_name(*m)).pause();
-                self.record(at, format!("pause {}", host_name(*m)), false);
-                Some(Step::ResumeMember(*m))
+            Fault::PauseMember { member, .. } => {
+                let gate = self.cluster.pause_gate(&host_name(*member));
+                gate.pause();
+                let heal: Heal =
+                    Box::new(move |_: &mut turmoil::Sim<'_>, _: &World<'_>| gate.resume());
+                (record(vec![Target::Member(*member)]), Some(heal))
             }
-            Step::ResumeMember(m) => {
-                self.cluster.pause_gate(&host_name(*m)).resume();
-                self.record(at, format!("resume {}", host_name(*m)), true);
-                None
-            }
-            Step::CrashBroker(b) => {
-                let n = self.broker(b)?;
-                if !self.cluster.is_alive(n) {
-                    return None;
-                }
+            Fault::CrashBroker { broker: b, .. } => {
+                let Some(n) = self.broker(b).filter(|n| self.cluster.is_alive(*n)) else {
+                    return Ok(None);
+                };
                 self.cluster.set_alive(n, false);
                 sim.crash(broker_host(n));
-                self.record(at, format!("crash {} ({b:?})", broker_host(n)), false);
-                Some(Step::RestartBroker(n))
+                let heal: Heal = Box::new(move |sim: &mut turmoil::Sim<'_>, w: &World<'_>| {
+                    w.cluster.set_alive(n, true);
+                    sim.bounce(broker_host(n));
+                });
+                (record(vec![Target::Broker(n)]), Some(heal))
             }
-            Step::RestartBroker(n) => {
-                self.cluster.set_alive(*n, true);
-                sim.bounce(broker_host(*n));
-                self.record(at, format!("restart {}", broker_host(*n)), true);
-                None
-            }
-            Step::PauseBroker(b) => {
-                let n = self.broker(b)?;
+            Fault::PauseBroker { broker: b, .. } => {
+                let Some(n) = self.broker(b) else {
+                    return Ok(None);
+                };
                 for c in self.clients() {
                     sim.hold(broker_host(n).as_str(), c.as_str());
                 }
-                self.record(at, format!("pause {} ({b:?})", broker_host(n)), false);
-                Some(Step::ResumeBroker(n))
+                let heal: Heal = Box::new(move |sim: &mut turmoil::Sim<'_>, w: &World<'_>| {
+                    for c in w.clients() {
+                        sim.release(broker_host(n).as_str(), c.as_str());
+                    }
+                });
+                (record(vec![Target::Broker(n)]), Some(heal))
             }
-            Step::ResumeBroker(n) => {
-                for c in self.clients() {
-                    sim.release(broker_host(*n).as_str(), c.as_str());
-                }
-                self.record(at, format!("unpause {}", broker_host(*n)), true);
-                None
-            }
-            Step::DisconnectBroker(b) => {
-                let n = self.broker(b)?;
+            Fault::DisconnectBroker { broker: b, .. } => {
+                let Some(n) = self.broker(b) else {
+                    return Ok(None);
+                };
                 for c in self.clients() {
                     sim.partition(broker_host(n).as_str(), c.as_str());
                 }
-                self.record(at, format!("disconnect {} ({b:?})", broker_host(n)), false);
-                Some(Step::ReconnectBroker(n))
+                let heal: Heal = Box::new(move |sim: &mut turmoil::Sim<'_>, w: &World<'_>| {
+                    for c in w.clients() {
+                        sim.repair(broker_host(n).as_str(), c.as_str());
+                    }
+                });
+                (record(vec![Target::Broker(n)]), Some(heal))
             }
-            Step::ReconnectBroker(n) => {
-                for c in self.clients() {
-                    sim.repair(broker_host(*n).as_str(), c.as_str());
-                }
-                self.record(at, format!("reconnect {}", broker_host(*n)), true);
-                None
-            }
-            Step::Partition(a, b, one_way) => {
-                let (ha, hb) = (self.host(a)?, self.host(b)?);
+            Fault::Partition { a, b, one_way, .. } => {
+                let (Some(ta), Some(tb)) = (self.target(a), self.target(b)) else {
+                    return Ok(None);
+                };
+                let (ha, hb) = (ta.to_string(), tb.to_string());
                 if *one_way {
                     sim.partition_oneway(ha.as_str(), hb.as_str());
                 } else {
                     sim.partition(ha.as_str(), hb.as_str());
                 }
-                let arrow = if *one_way { "->" } else { "<->" };
-                self.record(at, format!("partition {ha} {arrow} {hb}"), false);
-                Some(Step::Repair(resolved(a)?, resolved(b)?, *one_way))
+                let one_way = *one_way;
+                let heal: Heal = Box::new(move |sim: &mut turmoil::Sim<'_>, _: &World<'_>| {
+                    if one_way {
+                        sim.repair_oneway(ha.as_str(), hb.as_str());
+                    } else {
+                        sim.repair(ha.as_str(), hb.as_str());
+                    }
+                });
+                (record(vec![ta, tb]), Some(heal))
             }
-            Step::Repair(a, b, one_way) => {
-                let (ha, hb) = (self.host(a)?, self.host(b)?);
-                if *one_way {
-                    sim.repair_oneway(ha.as_str(), hb.as_str());
-                } else {
-                    sim.repair(ha.as_str(), hb.as_str());
-                }
-                self.record(at, format!("repair {ha} {hb}"), true);
-                None
-            }
-            Step::Hold(a, b) => {
-                let (ha, hb) = (self.host(a)?, self.host(b)?);
+            Fault::Hold { a, b, .. } => {
+                let (Some(ta), Some(tb)) = (self.target(a), self.target(b)) else {
+                    return Ok(None);
+                };
+                let (ha, hb) = (ta.to_string(), tb.to_string());
                 sim.hold(ha.as_str(), hb.as_str());
-                self.record(at, format!("hold {ha} {hb}"), false);
-                Some(Step::Release(resolved(a)?, resolved(b)?))
+                let heal: Heal = Box::new(move |sim: &mut turmoil::Sim<'_>, _: &World<'_>| {
+                    sim.release(ha.as_str(), hb.as_str());
+                });
+                (record(vec![ta, tb]), Some(heal))
             }
-            Step::Release(a, b) => {
-                let (ha, hb) = (self.host(a)?, self.host(b)?);
-                sim.release(ha.as_str(), hb.as_str());
-                self.record(at, format!("release {ha} {hb}"), true);
-                None
+            Fault::Latency { a, b, latency, .. } => {
+                let (Some(ta), Some(tb)) = (self.target(a), self.target(b)) else {
+                    return Ok(None);
+                };
+                let (ha, hb) = (ta.to_string(), tb.to_string());
+                sim.set_link_latency(ha.as_str(), hb.as_str(), latency.0);
+                let heal: Heal = Box::new(move |sim: &mut turmoil::Sim<'_>, w: &World<'_>| {
+                    let seeded = ruckus_sim::link_latency(w.seed, &ha, &hb);
+                    sim.set_link_latency(ha.as_str(), hb.as_str(), seeded);
+                });
+                (record(vec![ta, tb]), Some(heal))
             }
-            Step::Latency(a, b, d) => {
-                let (ha, hb) = (self.host(a)?, self.host(b)?);
-                sim.set_link_latency(ha.as_str(), hb.as_str(), *d);
-                self.record(at, format!("latency {ha} {hb} {}ms", d.as_millis()), false);
-                Some(Step::ResetLatency(resolved(a)?, resolved(b)?))
+            Fault::Errors {
+                api, error, count, ..
+            } => {
+                self.cluster.inject(*api, None, error.0, *count);
+                (record(Vec::new()), None)
             }
-            Step::ResetLatency(a, b) => {
-                let (ha, hb) = (self.host(a)?, self.host(b)?);
-                sim.set_link_latency(
-                    ha.as_str(),
-                    hb.as_str(),
-                    ruckus_sim::link_latency(self.seed, &ha, &hb),
+            Fault::DeadLetterOutage { count, .. } => {
+                self.cluster.inject(
+                    Api::Produce,
+                    Some(Topic::new(DLQ_TOPIC)),
+                    ErrorCode::NotEnoughReplicas,
+                    *count,
                 );
-                self.record(at, format!("latency {ha} {hb} back to seeded"), true);
-                None
+                (record(Vec::new()), None)
             }
-            Step::ClockJump(m, ms) => {
-                self.cluster.clock(&host_name(*m)).jump(*ms);
-                self.record(at, format!("clock {} {ms:+}ms", host_name(*m)), false);
-                None
+            Fault::ClockJump {
+                member,
+                by,
+                backwards,
+                ..
+            } => {
+                let ms = by.0.as_millis() as i64;
+                self.cluster
+                    .clock(&host_name(*member))
+                    .jump(if *backwards { -ms } else { ms });
+                (record(vec![Target::Member(*member)]), None)
             }
-            Step::Loss(m, b, rate) => {
-                let n = self.broker(b)?;
-                self.cluster.link_loss(&host_name(*m)).set(n, *rate);
-                let heals = *rate == 0.0;
-                self.record(
-                    at,
-                    format!(
-                        "loss {} {} {:.1}%",
-                        host_name(*m),
-                        broker_host(n),
-                        rate * 100.0
-                    ),
-                    heals,
-                );
-                (!heals).then_some(Step::Loss(*m, BrokerRef::Id(n), 0.0))
+            Fault::Loss {
+                member,
+                broker: b,
+                rate,
+                ..
+            } => {
+                let Some(n) = self.broker(b) else {
+                    return Ok(None);
+                };
+                let link = self.cluster.link_loss(&host_name(*member));
+                link.set(n, *rate);
+                let heal: Heal =
+                    Box::new(move |_: &mut turmoil::Sim<'_>, _: &World<'_>| link.set(n, 0.0));
+                (
+                    record(vec![Target::Member(*member), Target::Broker(n)]),
+                    Some(heal),
+                )
             }
-            Step::Errors(api, topic, error, count) => {
-                self.cluster.inject(*api, topic.clone(), *error, *count);
-                self.record(
-                    at,
-                    format!(
-                        "errors {api:?} {error:?} x{count}{}",
-                        topic
-                            .as_ref()
-                            .map(|t| format!(" on {t}"))
-                            .unwrap_or_default()
-                    ),
-                    false,
-                );
-                None
+            Fault::RollingRestart { .. } => {
+                return Err(Unsupported::new(
+                    fault,
+                    "a compound fault: the run expands it into graceful stops before applying",
+                ))
             }
-        }
+        }))
     }
 }

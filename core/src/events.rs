@@ -1,6 +1,7 @@
-//! The events every backend emits. A run's history is the ordered list of
-//! these, each stamped with its time and emitting host by the runner; the
-//! checkers judge runs from it alone.
+//! The events a client emits: the reference consumer's engine and a
+//! workload's producer. A run's history (`ruckus-history`) holds these,
+//! each stamped with its time and emitting host, beside what the brokers
+//! did and the faults applied; the checkers judge runs from it alone.
 
 use std::time::Duration;
 
@@ -179,15 +180,5 @@ pub enum Event {
     Stopped {
         /// Why.
         reason: StopReason,
-    },
-    /// The harness injected a fault.
-    FaultInjected {
-        /// What, in words.
-        description: String,
-    },
-    /// The harness healed a fault.
-    FaultHealed {
-        /// What, in words.
-        description: String,
     },
 }

@@ -22,6 +22,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::Message as _;
 use rdkafka::Offset as RdOffset;
 use ruckus_chaos::check::{self, Context, Invariant, Liveness, Order};
+use ruckus_chaos::duration::Dur;
 use ruckus_core::consumer::{
     CommitStrategy, ConsumerConfig, DeadLetterConfig, DlqLimit, ProcessingError, RetryPolicy,
 };
@@ -29,7 +30,8 @@ use ruckus_core::driver::{Driver, EventSink, MessageProcessor, RecordContext, Sh
 use ruckus_core::events::Event;
 use ruckus_core::model::{GroupId, Instant, Offset, Record, Topic, TopicPartition};
 use ruckus_core::rng::SplitMix64;
-use ruckus_sim::history::{Entry, History};
+use ruckus_history::fault::{Fault, FaultRecord, Target};
+use ruckus_history::record::{BrokerEvent, Entry, History, Record as HRecord};
 use ruckus_sim::processing::SimProcessor;
 use tokio::task::JoinHandle;
 
@@ -142,7 +144,8 @@ struct WallSink {
 impl EventSink for WallSink {
     fn emit(&self, _at: Instant, event: &Event) {
         let at = Instant::from_millis(self.start.elapsed().as_millis() as u64);
-        self.history.record_at(at, &self.host, event.clone());
+        self.history
+            .record_at(at, &self.host, HRecord::Client(event.clone()));
     }
 }
 
@@ -358,26 +361,23 @@ impl Run {
         Instant::from_millis(self.start.elapsed().as_millis() as u64)
     }
 
-    /// Records an injected fault.
-    pub fn fault(&self, description: &str) {
-        self.history.record_at(
-            self.now(),
-            "nemesis",
-            Event::FaultInjected {
-                description: description.to_owned(),
-            },
-        );
+    /// Records an applied fault.
+    pub fn fault(&self, record: FaultRecord) {
+        self.history
+            .record_at(self.now(), "nemesis", HRecord::Fault(record));
     }
 
     /// Records a healed fault.
-    pub fn healed(&self, description: &str) {
-        self.history.record_at(
-            self.now(),
-            "nemesis",
-            Event::FaultHealed {
-                description: description.to_owned(),
-            },
-        );
+    pub fn healed(&self, record: FaultRecord) {
+        self.history
+            .record_at(self.now(), "nemesis", HRecord::Healed(record));
+    }
+
+    /// Records something the run itself made a broker do (a pin, a
+    /// fail-over).
+    pub fn broker_event(&self, event: BrokerEvent) {
+        self.history
+            .record_at(self.now(), "cluster", HRecord::Broker(event));
     }
 
     /// Whether member `i` runs.
@@ -449,7 +449,15 @@ impl Run {
     /// [`Run::kill_member`], recorded as a fault.
     pub fn crash_member(&mut self, i: usize) {
         if self.kill_member(i) {
-            self.fault(&format!("crash consumer-{i}"));
+            let at = Dur(Duration::from_millis(self.now().as_millis()));
+            self.fault(FaultRecord::new(
+                Fault::CrashMember {
+                    at,
+                    member: i,
+                    restart_after: None,
+                },
+                vec![Target::Member(i)],
+            ));
         }
     }
 
@@ -505,10 +513,10 @@ impl Run {
                     history.record_at(
                         at,
                         "producer",
-                        Event::Produced {
+                        HRecord::Client(Event::Produced {
                             tp: TopicPartition::new(topic.as_str(), d.partition),
                             offset: Offset(d.offset),
-                        },
+                        }),
                     );
                 }
             }
@@ -534,10 +542,10 @@ impl Run {
                     history.record_at(
                         at,
                         "producer",
-                        Event::Produced {
+                        HRecord::Client(Event::Produced {
                             tp: TopicPartition::new(topic.as_str(), partition),
                             offset: Offset(offset),
-                        },
+                        }),
                     );
                 }
             }
@@ -572,7 +580,7 @@ impl Run {
             // (Tansu's).
             let mut ends = BTreeMap::new();
             for e in self.history.entries() {
-                if let Event::Produced { tp, offset } = e.event {
+                if let Some(Event::Produced { tp, offset }) = e.event() {
                     let end = ends.entry(tp.partition.0).or_insert(0);
                     *end = (*end).max(offset.0 + 1);
                 }
@@ -692,14 +700,16 @@ impl Verdict {
         let mut out = String::new();
         for e in self.history.iter().filter(|e| {
             matches!(
-                e.event,
-                Event::Joined { .. }
-                    | Event::Assigned { .. }
-                    | Event::Revoked { .. }
-                    | Event::Lost { .. }
-                    | Event::Stopped { .. }
-                    | Event::FaultInjected { .. }
-                    | Event::FaultHealed { .. }
+                &e.record,
+                HRecord::Client(
+                    Event::Joined { .. }
+                        | Event::Assigned { .. }
+                        | Event::Revoked { .. }
+                        | Event::Lost { .. }
+                        | Event::Stopped { .. }
+                ) | HRecord::Fault(_)
+                    | HRecord::Healed(_)
+                    | HRecord::Broker(_)
             )
         }) {
             out.push_str(&check::render(e));
@@ -825,5 +835,5 @@ pub fn assert_holds(name: &str, h: &[Entry], violations: &[check::Violation]) {
 
 /// Events of `history` that `f` selects.
 pub fn count(h: &[Entry], f: impl Fn(&Event) -> bool) -> usize {
-    h.iter().filter(|e| f(&e.event)).count()
+    h.iter().filter(|e| e.event().is_some_and(&f)).count()
 }

@@ -1,11 +1,16 @@
 //! The integration runner: a scenario file from `scenarios/`, run on a real
-//! broker, its faults mapped to real faults, judged by the same checkers.
+//! broker, its faults applied as real faults, judged by the same checkers.
 //!
-//! A scenario says where it runs (`backends = ["sim", "mock", ...]`).
-//! [`plan`] maps each of its faults to what the backend can really do, or
-//! says plainly that a fault has no real equivalent there; [`run`] starts
-//! the members, produces the workload, applies the faults on the wall
-//! clock, waits for convergence and checks the history.
+//! A scenario says where it runs (`backends = ["sim", "mock", ...]`). The
+//! real backends are one backend of the fault model ([`Fault`]): [`Real::apply`]
+//! has one arm per fault kind, which applies the fault on the mock cluster,
+//! the container or the external cluster and returns how to heal it — or
+//! says plainly, with [`Unsupported`], that the fault has no real
+//! equivalent there. [`plan`] runs the same `apply` without touching a broker
+//! first, so a scenario that cannot run is refused before anything starts
+//! and the pins the mock cluster needs are known; [`run`] starts the
+//! members, produces the workload, applies the faults on the wall clock,
+//! waits for convergence and checks the history.
 //!
 //! | fault | mock cluster | container | external |
 //! |---|---|---|---|
@@ -20,124 +25,35 @@
 //!
 //! The mock cluster's brokers are `1..=n` for the scenario's `broker-0 …`;
 //! `coordinator` and `leader-of-<p>` are pinned to known brokers before
-//! the run starts (and the pin is in the history). A container is one
-//! broker: every broker reference names it.
+//! the run starts (and the pin is in the history as a broker event). A
+//! container is one broker: every broker reference names it.
+//!
+//! What a real run records: the members' events, the producer's
+//! acknowledgements, every fault applied and healed, and the pins and
+//! fail-overs the run itself makes. What the brokers do inside (group
+//! state changes, generations, commits applied) is not observable from
+//! outside a real broker, so the broker-side checks find nothing to judge
+//! there and pass vacuously; the simulation records all of it.
 
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use rdkafka::types::RDKafkaApiKey;
 use ruckus_chaos::scenario::{
-    Backend, BrokerRef, FaultSpec, HostRef, Scenario, DLQ_TOPIC, GROUP, TOPIC,
+    Backend, BrokerRef, Fault, HostRef, Scenario, DLQ_TOPIC, GROUP, TOPIC,
 };
-use ruckus_core::model::ErrorCode;
-use ruckus_sim::cluster::Api;
+use ruckus_core::model::{ErrorCode, TopicPartition};
+use ruckus_history::fault::{Api, FaultRecord, Target, Unsupported};
+use ruckus_history::record::BrokerEvent;
 
 use crate::container::ContainerBroker;
 use crate::harness::{Broker, Membership, Names, Processing, Run, Verdict, Workload};
 use crate::mock::MockKafka;
 use crate::transport::{Assignor, GroupProtocol};
 
-/// What a real backend does at one moment of a run.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Action {
-    /// Kill member `i` (nothing committed).
-    CrashMember(usize),
-    /// Start member `i` (again, or for the first time).
-    StartMember(usize),
-    /// Shut member `i` down gracefully.
-    StopMember(usize),
-    /// Mock: take broker `id` down (connections closed, new ones refused).
-    BrokerDown(i32),
-    /// Mock: bring it back.
-    BrokerUp(i32),
-    /// Mock: delay every response of broker `id` by this long (0 heals).
-    Rtt(i32, Duration),
-    /// Mock: the next `count` requests of an API that broker `id`
-    /// receives fail with `error`.
-    BrokerErrors(i32, RDKafkaApiKey, ErrorCode, u32),
-    /// Mock: move the group's coordinator to broker `id`.
-    MoveCoordinator(i32),
-    /// Mock: move the leadership of a source partition to broker `id`.
-    MoveLeader(i32, i32),
-    /// Mock: the next `count` requests of an API fail with `error`.
-    Errors(RDKafkaApiKey, ErrorCode, u32),
-    /// Container: freeze it.
-    PauseContainer,
-    /// Container: thaw it.
-    UnpauseContainer,
-    /// Container: stop it.
-    StopContainer,
-    /// Container: start it again.
-    StartContainer,
-    /// Container: disconnect it from its network.
-    DisconnectContainer,
-    /// Container: connect it again.
-    ReconnectContainer,
-}
-
-/// One planned action: when, what, and how it reads in the history.
-#[derive(Clone, Debug)]
-pub struct Step {
-    /// Since the run started.
-    pub at: Duration,
-    /// What.
-    pub action: Action,
-    /// The history's description of it.
-    pub description: String,
-    /// Whether it heals an earlier step.
-    pub heals: bool,
-}
-
-/// A scenario mapped to a backend.
-#[derive(Clone, Debug)]
-pub struct Plan {
-    /// Mock only: the coordinator is pinned to this broker, and each
-    /// `(partition, broker)` leader, before the run starts.
-    pub pin_coordinator: Option<i32>,
-    /// Pinned partition leaders.
-    pub pin_leaders: Vec<(i32, i32)>,
-    /// Mock only: every dead-letter partition is led by this broker (and no
-    /// source partition is), so errors on it hit dead-letter writes only.
-    pub pin_dead_letters: Option<i32>,
-    /// Steps in time order.
-    pub steps: Vec<Step>,
-    /// Notes on how faults were approximated.
-    pub notes: Vec<String>,
-}
-
-/// Why a scenario cannot run on a backend.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{file}: cannot run on {backend:?}:\n  {}", reasons.join("\n  "))]
-pub struct Unsupported {
-    /// The scenario file.
-    pub file: String,
-    /// The backend.
-    pub backend: Backend,
-    /// One line per fault (or setting) with no real equivalent.
-    pub reasons: Vec<String>,
-}
-
-fn fault_name(f: &FaultSpec) -> &'static str {
-    match f {
-        FaultSpec::CrashMember { .. } => "crash-member",
-        FaultSpec::StopMember { .. } => "stop-member",
-        FaultSpec::StartMember { .. } => "start-member",
-        FaultSpec::PauseMember { .. } => "pause-member",
-        FaultSpec::CrashBroker { .. } => "crash-broker",
-        FaultSpec::PauseBroker { .. } => "pause-broker",
-        FaultSpec::DisconnectBroker { .. } => "disconnect-broker",
-        FaultSpec::Partition { .. } => "partition",
-        FaultSpec::Hold { .. } => "hold",
-        FaultSpec::Latency { .. } => "latency",
-        FaultSpec::Errors { .. } => "errors",
-        FaultSpec::DeadLetterOutage { .. } => "dead-letter-outage",
-        FaultSpec::ClockJump { .. } => "clock-jump",
-        FaultSpec::Loss { .. } => "loss",
-        FaultSpec::RollingRestart { .. } => "rolling-restart",
-    }
-}
-
-/// librdkafka's name of a simulated API.
+/// librdkafka's name of an API.
 pub fn api_key(api: Api) -> Option<RDKafkaApiKey> {
     Some(match api {
         Api::Produce => RDKafkaApiKey::Produce,
@@ -154,37 +70,102 @@ pub fn api_key(api: Api) -> Option<RDKafkaApiKey> {
     })
 }
 
-struct Planner<'a> {
+/// What a heal returns: done, or why the backend failed.
+pub type HealFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+
+/// How a real backend heals a fault it applied (targets already resolved).
+pub type Heal = Box<dyn for<'a> FnOnce(&'a mut Run) -> HealFuture<'a> + Send>;
+
+fn heal<F>(f: F) -> Option<Heal>
+where
+    F: for<'a> FnOnce(&'a mut Run) -> HealFuture<'a> + Send + 'static,
+{
+    Some(Box::new(f))
+}
+
+/// A scenario mapped to a real backend, before any broker starts.
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    /// Mock only: the coordinator is pinned to this broker before the run
+    /// starts.
+    pub pin_coordinator: Option<i32>,
+    /// Pinned partition leaders: `(partition, mock broker)`.
+    pub pin_leaders: Vec<(i32, i32)>,
+    /// Mock only: every dead-letter partition is led by this broker (and no
+    /// source partition is), so errors on it hit dead-letter writes only.
+    pub pin_dead_letters: Option<i32>,
+    /// The primitive faults, in time order.
+    pub faults: Vec<Fault>,
+    /// What the run will do, one line per fault and heal, as the history
+    /// will record it: `(since the start, line)`.
+    pub script: Vec<(Duration, String)>,
+    /// Notes on how faults were approximated.
+    pub notes: Vec<String>,
+}
+
+/// Why applying a fault on a real backend did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The fault has no equivalent on this backend.
+    #[error(transparent)]
+    Unsupported(#[from] Unsupported),
+    /// The backend failed to apply it.
+    #[error("{0}")]
+    Failed(String),
+}
+
+fn failed(e: impl std::fmt::Display) -> ApplyError {
+    ApplyError::Failed(e.to_string())
+}
+
+/// A real backend of the fault model. Without a run (`run: None`) it
+/// applies nothing: it decides the pins and says which faults cannot run.
+pub struct Real<'a> {
     sc: &'a Scenario,
     backend: Backend,
     durable: bool,
+    /// The pins the run starts with (decided as references are first met).
     plan: Plan,
-    reasons: Vec<String>,
+    /// Where the coordinator is now (fail-overs move it).
+    coordinator_now: Option<i32>,
+    /// Where each pinned partition's leader is now.
+    leaders_now: BTreeMap<i32, i32>,
+    run: Option<&'a mut Run>,
 }
 
-impl Planner<'_> {
-    fn push(&mut self, at: Duration, action: Action, description: String, heals: bool) {
-        self.plan.steps.push(Step {
-            at,
-            action,
-            description,
-            heals,
-        });
+impl<'a> Real<'a> {
+    fn new(sc: &'a Scenario, backend: Backend, durable: bool, run: Option<&'a mut Run>) -> Self {
+        // A known coordinator on the mock, so a crash of its broker can
+        // fail over.
+        let pin = (backend == Backend::Mock).then_some(1);
+        Real {
+            sc,
+            backend,
+            durable,
+            plan: Plan {
+                pin_coordinator: pin,
+                ..Plan::default()
+            },
+            coordinator_now: pin,
+            leaders_now: BTreeMap::new(),
+            run,
+        }
     }
 
-    /// The mock broker id of a reference (pinning it if needed).
+    /// The mock broker id a reference names now (pinning it if needed).
     fn mock_broker(&mut self, b: &BrokerRef) -> i32 {
         let n = self.sc.cluster.brokers.max(1) as i32;
         match b {
             BrokerRef::Id(i) => *i as i32 + 1,
-            BrokerRef::Coordinator => *self.plan.pin_coordinator.get_or_insert(1),
+            BrokerRef::Coordinator => *self.coordinator_now.get_or_insert(1),
             BrokerRef::LeaderOf(p) => {
-                if let Some((_, id)) = self.plan.pin_leaders.iter().find(|(q, _)| q == p) {
+                if let Some(id) = self.leaders_now.get(p) {
                     return *id;
                 }
                 // Away from the pinned coordinator when there is room.
                 let id = (p + 1) % n + 1;
                 self.plan.pin_leaders.push((*p, id));
+                self.leaders_now.insert(*p, id);
                 id
             }
         }
@@ -194,286 +175,219 @@ impl Planner<'_> {
     /// coordinator and the partitions it led move to a live broker. The
     /// mock cluster moves nothing by itself (and its group state machine
     /// can abort the process when members rejoin a coordinator that came
-    /// back), so the plan moves them.
-    fn fail_over(&mut self, at: Duration, id: i32) {
+    /// back), so the run moves them, and records the moves.
+    fn fail_over(&mut self, id: i32) -> Result<(), ApplyError> {
         let n = self.sc.cluster.brokers.max(1) as i32;
         if n < 2 {
-            return;
+            return Ok(());
         }
         let to = id % n + 1;
-        if self.plan.pin_coordinator == Some(id) {
-            self.push(
-                at,
-                Action::MoveCoordinator(to),
-                format!("the coordinator fails over to mock broker {to}"),
-                false,
-            );
+        let coordinator = self.coordinator_now == Some(id);
+        if coordinator {
+            self.coordinator_now = Some(to);
         }
         let moved: Vec<i32> = self
-            .plan
-            .pin_leaders
+            .leaders_now
             .iter()
-            .filter(|(_, l)| *l == id)
+            .filter(|(_, l)| **l == id)
             .map(|(p, _)| *p)
             .collect();
-        for p in moved {
-            self.push(
-                at,
-                Action::MoveLeader(p, to),
-                format!("the leader of partition {p} fails over to mock broker {to}"),
-                false,
-            );
+        for p in &moved {
+            self.leaders_now.insert(*p, to);
         }
+        if let Some(run) = self.run.as_deref_mut() {
+            if coordinator {
+                let group = run.names.group.clone();
+                run.mock().move_coordinator(&group, to).map_err(failed)?;
+                run.broker_event(BrokerEvent::CoordinatorMoved {
+                    broker: to as u32 - 1,
+                });
+            }
+            for p in moved {
+                let topic = run.names.topic.clone();
+                run.mock().move_leader(&topic, p, to).map_err(failed)?;
+                run.broker_event(BrokerEvent::LeaderMoved {
+                    tp: TopicPartition::new(topic.as_str(), p),
+                    broker: to as u32 - 1,
+                });
+            }
+        }
+        Ok(())
     }
 
-    /// A fault at `at` and, `after` later (if ever), the step that heals it.
-    fn fault_healed(
-        &mut self,
-        at: Duration,
-        (action, description): (Action, String),
-        after: Option<Duration>,
-        (heal, heal_description): (Action, String),
-    ) {
-        self.push(at, action, description, false);
-        if let Some(d) = after {
-            self.push(at + d, heal, heal_description, true);
-        }
+    fn note(&mut self, note: &str) {
+        self.plan.notes.push(note.to_owned());
     }
 
-    fn member_fault(&mut self, f: &FaultSpec) {
-        let at = f.at();
-        match f {
-            FaultSpec::CrashMember {
-                member,
-                restart_after,
-                ..
-            } => {
-                self.fault_healed(
-                    at,
-                    (
-                        Action::CrashMember(*member),
-                        format!("crash consumer-{member}"),
-                    ),
-                    restart_after.map(|d| d.0),
-                    (
-                        Action::StartMember(*member),
-                        format!("restart consumer-{member}"),
-                    ),
-                );
-            }
-            FaultSpec::StopMember {
-                member,
-                restart_after,
-                ..
-            } => {
-                self.fault_healed(
-                    at,
-                    (
-                        Action::StopMember(*member),
-                        format!("shutdown consumer-{member}"),
-                    ),
-                    restart_after.map(|d| d.0),
-                    (
-                        Action::StartMember(*member),
-                        format!("restart consumer-{member}"),
-                    ),
-                );
-            }
-            FaultSpec::StartMember { member, .. } => self.push(
-                at,
-                Action::StartMember(*member),
-                format!("start consumer-{member}"),
-                false,
-            ),
-            FaultSpec::RollingRestart { gap, .. } => {
-                let mut t = at;
-                for m in 0..self.sc.group.members {
-                    self.fault_healed(
-                        t,
-                        (Action::StopMember(m), format!("shutdown consumer-{m}")),
-                        Some(gap.0),
-                        (Action::StartMember(m), format!("restart consumer-{m}")),
-                    );
-                    t += gap.0 * 2;
+    /// Applies a primitive fault now (or, without a run, only decides how
+    /// it would be applied); returns its record and how to heal it.
+    ///
+    /// # Errors
+    /// The fault has no equivalent on this backend, or the backend failed.
+    pub async fn apply(&mut self, f: &Fault) -> Result<(FaultRecord, Option<Heal>), ApplyError> {
+        let no = |why: &str| Err(ApplyError::Unsupported(Unsupported::new(f, why)));
+        let record = |targets: Vec<Target>| FaultRecord::new(f.clone(), targets);
+        let mock_target = |id: i32| vec![Target::Broker(id as u32 - 1)];
+        let start = |m: usize| {
+            heal(move |run: &mut Run| {
+                Box::pin(async move {
+                    run.start_member(m);
+                    Ok(())
+                })
+            })
+        };
+        match (f, self.backend) {
+            (_, Backend::Sim) => no("the simulation is ruckus-chaos's backend, not a real one"),
+            (Fault::CrashMember { member, .. }, _) => {
+                if let Some(run) = self.run.as_deref_mut() {
+                    run.kill_member(*member);
                 }
+                Ok((record(vec![Target::Member(*member)]), start(*member)))
             }
-            _ => unreachable!("member faults only"),
-        }
-    }
-
-    fn no(&mut self, f: &FaultSpec, why: &str) {
-        self.reasons
-            .push(format!("`{}` at {:?}: {why}", fault_name(f), f.at()));
-    }
-
-    fn fault(&mut self, f: &FaultSpec) {
-        let at = f.at();
-        let backend = self.backend;
-        match (f, backend) {
-            (
-                FaultSpec::CrashMember { .. }
-                | FaultSpec::StopMember { .. }
-                | FaultSpec::StartMember { .. }
-                | FaultSpec::RollingRestart { .. },
-                _,
-            ) => self.member_fault(f),
-            (FaultSpec::PauseMember { .. }, _) => self.no(
-                f,
+            (Fault::StopMember { member, .. }, _) => {
+                if let Some(run) = self.run.as_deref_mut() {
+                    run.stop_member(*member, Duration::from_secs(15)).await;
+                }
+                Ok((record(vec![Target::Member(*member)]), start(*member)))
+            }
+            (Fault::StartMember { member, .. }, _) => {
+                if let Some(run) = self.run.as_deref_mut() {
+                    run.start_member(*member);
+                }
+                Ok((record(vec![Target::Member(*member)]), None))
+            }
+            (Fault::RollingRestart { .. }, _) => {
+                no("a compound fault: the run expands it into graceful stops before applying")
+            }
+            (Fault::PauseMember { .. }, _) => no(
                 "no real equivalent: a member's process cannot be frozen from inside the test \
                  (its rdkafka threads would keep heartbeating)",
             ),
-            (FaultSpec::ClockJump { .. }, _) => {
-                self.no(f, "no real equivalent: the members share the host's clock")
+            (Fault::ClockJump { .. }, _) => {
+                no("no real equivalent: the members share the host's clock")
             }
-            (FaultSpec::Partition { .. } | FaultSpec::Hold { .. } | FaultSpec::Loss { .. }, _) => {
-                self.no(
-                    f,
-                    "no real equivalent: one client's link cannot be cut, held or made lossy \
-                     (every client reaches the broker through the same loopback port)",
-                )
-            }
-            (_, Backend::External) => self.no(
-                f,
-                "an external cluster is someone else's: only the members' own faults apply",
+            (Fault::Partition { .. } | Fault::Hold { .. } | Fault::Loss { .. }, _) => no(
+                "no real equivalent: one client's link cannot be cut, held or made lossy \
+                 (every client reaches the broker through the same loopback port)",
             ),
-            (_, Backend::Sim) => {}
-            (
-                FaultSpec::CrashBroker {
-                    broker,
-                    restart_after,
-                    ..
-                },
-                Backend::Mock,
-            ) => {
-                let id = self.mock_broker(broker);
-                self.fault_healed(
-                    at,
-                    (
-                        Action::BrokerDown(id),
-                        format!("mock broker {id} down ({broker:?})"),
-                    ),
-                    restart_after.map(|d| d.0),
-                    (Action::BrokerUp(id), format!("mock broker {id} up")),
-                );
-                self.fail_over(at, id);
+            (_, Backend::External) => {
+                no("an external cluster is someone else's: only the members' own faults apply")
             }
-            (
-                FaultSpec::DisconnectBroker {
-                    broker, duration, ..
-                },
-                Backend::Mock,
-            ) => {
+            (Fault::CrashBroker { broker, .. }, Backend::Mock) => {
                 let id = self.mock_broker(broker);
-                self.plan.notes.push(
+                if let Some(run) = self.run.as_deref_mut() {
+                    run.mock().broker_down(id).map_err(failed)?;
+                }
+                self.fail_over(id)?;
+                let up = heal(move |run: &mut Run| {
+                    Box::pin(async move { run.mock().broker_up(id).map_err(|e| e.to_string()) })
+                });
+                Ok((
+                    record(mock_target(id)).how(format!("mock broker {id} down")),
+                    up,
+                ))
+            }
+            (Fault::DisconnectBroker { broker, .. }, Backend::Mock) => {
+                let id = self.mock_broker(broker);
+                self.note(
                     "disconnect-broker on the mock cluster: the broker goes down (its \
                      connections close), the nearest the mock has to a cut network; what it \
                      coordinated or led fails over, as for a crash (the mock's group state \
                      machine can abort the process when members rejoin a coordinator whose \
                      connections closed under a pending join: \
-                     rd_kafka_mock_cgrp_classic_member_add, `!member->resp`)"
-                        .into(),
+                     rd_kafka_mock_cgrp_classic_member_add, `!member->resp`)",
                 );
-                self.fault_healed(
-                    at,
-                    (
-                        Action::BrokerDown(id),
-                        format!("mock broker {id} disconnected (down) ({broker:?})"),
-                    ),
-                    duration.map(|d| d.0),
-                    (
-                        Action::BrokerUp(id),
-                        format!("mock broker {id} reconnected (up)"),
-                    ),
-                );
-                self.fail_over(at, id);
+                if let Some(run) = self.run.as_deref_mut() {
+                    run.mock().broker_down(id).map_err(failed)?;
+                }
+                self.fail_over(id)?;
+                let up = heal(move |run: &mut Run| {
+                    Box::pin(async move { run.mock().broker_up(id).map_err(|e| e.to_string()) })
+                });
+                Ok((
+                    record(mock_target(id)).how(format!("mock broker {id} down")),
+                    up,
+                ))
             }
             (
-                FaultSpec::PauseBroker {
+                Fault::PauseBroker {
                     broker, duration, ..
                 },
                 Backend::Mock,
             ) => {
                 let id = self.mock_broker(broker);
-                self.plan.notes.push(
+                self.note(
                     "pause-broker on the mock cluster: the broker's round-trip time becomes \
-                     the pause, so what is sent during it is answered that late"
-                        .into(),
+                     the pause, so what is sent during it is answered that late",
                 );
-                self.fault_healed(
-                    at,
-                    (
-                        Action::Rtt(id, duration.0),
-                        format!(
-                            "mock broker {id} paused (rtt {:?}) ({broker:?})",
-                            duration.0
-                        ),
-                    ),
-                    Some(duration.0),
-                    (
-                        Action::Rtt(id, Duration::ZERO),
-                        format!("mock broker {id} unpaused (rtt 0)"),
-                    ),
-                );
+                if let Some(run) = self.run.as_deref_mut() {
+                    run.mock().broker_rtt(id, duration.0).map_err(failed)?;
+                }
+                let rtt0 = heal(move |run: &mut Run| {
+                    Box::pin(async move {
+                        run.mock()
+                            .broker_rtt(id, Duration::ZERO)
+                            .map_err(|e| e.to_string())
+                    })
+                });
+                Ok((
+                    record(mock_target(id)).how(format!("mock broker {id} rtt {:?}", duration.0)),
+                    rtt0,
+                ))
             }
-            (
-                FaultSpec::Latency {
-                    a,
-                    b,
-                    latency,
-                    duration,
-                    ..
-                },
-                Backend::Mock,
-            ) => {
+            (Fault::Latency { a, b, latency, .. }, Backend::Mock) => {
                 let broker = match (a, b) {
                     (HostRef::Broker(x), HostRef::Consumer(_) | HostRef::Producer)
                     | (HostRef::Consumer(_) | HostRef::Producer, HostRef::Broker(x)) => x,
                     _ => {
-                        return self.no(
-                            f,
+                        return no(
                             "the mock cluster can only slow a broker (for every client), \
                              not a link between two clients or two brokers",
                         )
                     }
                 };
                 let id = self.mock_broker(broker);
-                self.plan.notes.push(
+                self.note(
                     "latency on the mock cluster: the broker's round-trip time, for every \
-                     client (the mock cannot slow one link)"
-                        .into(),
+                     client (the mock cannot slow one link)",
                 );
-                self.fault_healed(
-                    at,
-                    (
-                        Action::Rtt(id, latency.0 * 2),
-                        format!("mock broker {id} rtt {:?} for every client", latency.0 * 2),
-                    ),
-                    duration.map(|d| d.0),
-                    (
-                        Action::Rtt(id, Duration::ZERO),
-                        format!("mock broker {id} rtt 0"),
-                    ),
-                );
+                let rtt = latency.0 * 2;
+                if let Some(run) = self.run.as_deref_mut() {
+                    run.mock().broker_rtt(id, rtt).map_err(failed)?;
+                }
+                let rtt0 = heal(move |run: &mut Run| {
+                    Box::pin(async move {
+                        run.mock()
+                            .broker_rtt(id, Duration::ZERO)
+                            .map_err(|e| e.to_string())
+                    })
+                });
+                Ok((
+                    record(mock_target(id))
+                        .how(format!("mock broker {id} rtt {rtt:?} for every client")),
+                    rtt0,
+                ))
             }
             (
-                FaultSpec::Errors {
+                Fault::Errors {
                     api, error, count, ..
                 },
                 Backend::Mock,
-            ) => match api_key(*api) {
-                Some(key) => self.push(
-                    at,
-                    Action::Errors(key, error.0, *count),
-                    format!("errors {api:?} {:?} x{count}", error.0),
-                    false,
-                ),
-                None => self.no(f, &format!("librdkafka has no API {api:?}")),
-            },
-            (FaultSpec::DeadLetterOutage { count, .. }, Backend::Mock) => {
+            ) => {
+                let Some(key) = api_key(*api) else {
+                    return no(&format!("librdkafka has no API {api:?}"));
+                };
+                if let Some(run) = self.run.as_deref_mut() {
+                    run.mock()
+                        .request_errors(key, &vec![error.0; *count as usize])
+                        .map_err(failed)?;
+                }
+                Ok((record(Vec::new()), None))
+            }
+            (Fault::DeadLetterOutage { count, .. }, Backend::Mock) => {
                 let n = self.sc.cluster.brokers as i32;
                 if n < 2 {
-                    return self.no(
-                        f,
+                    return no(
                         "on one mock broker the outage would hit the workload's producer too: \
                          give the cluster two brokers or more",
                     );
@@ -484,75 +398,96 @@ impl Planner<'_> {
                 let d = n;
                 self.plan.pin_dead_letters = Some(d);
                 for p in 0..self.sc.cluster.partitions as i32 {
-                    if !self.plan.pin_leaders.iter().any(|(q, _)| *q == p) {
+                    if !self.leaders_now.contains_key(&p) {
                         self.plan.pin_leaders.push((p, p % (n - 1) + 1));
+                        self.leaders_now.insert(p, p % (n - 1) + 1);
                     }
                 }
-                self.push(
-                    at,
-                    Action::BrokerErrors(
-                        d,
-                        RDKafkaApiKey::Produce,
-                        ErrorCode::NotEnoughReplicas,
-                        *count,
-                    ),
-                    format!("errors Produce NotEnoughReplicas x{count} on mock broker {d}, leader of the dead-letter partitions"),
-                    false,
-                );
+                if let Some(run) = self.run.as_deref_mut() {
+                    run.mock()
+                        .broker_request_errors(
+                            d,
+                            RDKafkaApiKey::Produce,
+                            &vec![ErrorCode::NotEnoughReplicas; *count as usize],
+                        )
+                        .map_err(failed)?;
+                }
+                Ok((
+                    record(mock_target(d)).how(format!(
+                        "Produce errors on mock broker {d}, leader of the dead-letter partitions"
+                    )),
+                    None,
+                ))
             }
-            (FaultSpec::CrashBroker { broker, .. }, Backend::Container)
+            (Fault::CrashBroker { broker, .. }, Backend::Container)
                 if !matches!(
                     broker,
                     BrokerRef::Id(0) | BrokerRef::Coordinator | BrokerRef::LeaderOf(_)
                 ) =>
             {
-                self.no(f, "the container tier has one broker, broker-0");
+                no("the container tier has one broker, broker-0")
             }
-            (FaultSpec::CrashBroker { restart_after, .. }, Backend::Container) => {
+            (Fault::CrashBroker { .. }, Backend::Container) => {
                 if !self.durable {
-                    return self.no(
-                        f,
+                    return no(
                         "this image keeps its data in memory: stopping it loses the log, \
                          which is broker loss, not consumer loss (use pause-broker or \
                          disconnect-broker, or a durable image such as Redpanda)",
                     );
                 }
-                self.fault_healed(
-                    at,
-                    (Action::StopContainer, "stop broker container".into()),
-                    restart_after.map(|d| d.0),
-                    (Action::StartContainer, "start broker container".into()),
-                );
+                if let Some(run) = self.run.as_deref_mut() {
+                    container(run)?.stop().await.map_err(failed)?;
+                }
+                let restart = heal(move |run: &mut Run| {
+                    Box::pin(async move {
+                        container(run)
+                            .map_err(|e| e.to_string())?
+                            .restart()
+                            .await
+                            .map_err(|e| e.to_string())
+                    })
+                });
+                Ok((
+                    record(vec![Target::Cluster]).how("stop the container"),
+                    restart,
+                ))
             }
-            (FaultSpec::PauseBroker { duration, .. }, Backend::Container) => {
-                self.fault_healed(
-                    at,
-                    (Action::PauseContainer, "pause broker container".into()),
-                    Some(duration.0),
-                    (Action::UnpauseContainer, "unpause broker container".into()),
-                );
+            (Fault::PauseBroker { .. }, Backend::Container) => {
+                if let Some(run) = self.run.as_deref_mut() {
+                    container(run)?.pause().await.map_err(failed)?;
+                }
+                let unpause = heal(move |run: &mut Run| {
+                    Box::pin(async move {
+                        container(run)
+                            .map_err(|e| e.to_string())?
+                            .unpause()
+                            .await
+                            .map_err(|e| e.to_string())
+                    })
+                });
+                Ok((record(vec![Target::Cluster]).how("docker pause"), unpause))
             }
-            (FaultSpec::DisconnectBroker { duration, .. }, Backend::Container) => {
-                self.fault_healed(
-                    at,
-                    (
-                        Action::DisconnectContainer,
-                        "disconnect broker container from its network".into(),
-                    ),
-                    duration.map(|d| d.0),
-                    (
-                        Action::ReconnectContainer,
-                        "reconnect broker container".into(),
-                    ),
-                );
+            (Fault::DisconnectBroker { .. }, Backend::Container) => {
+                if let Some(run) = self.run.as_deref_mut() {
+                    container(run)?.disconnect().map_err(failed)?;
+                }
+                let reconnect = heal(move |run: &mut Run| {
+                    Box::pin(async move {
+                        container(run)
+                            .map_err(|e| e.to_string())?
+                            .reconnect()
+                            .map_err(|e| e.to_string())
+                    })
+                });
+                Ok((
+                    record(vec![Target::Cluster]).how("network disconnect"),
+                    reconnect,
+                ))
             }
             (
-                FaultSpec::Latency { .. }
-                | FaultSpec::Errors { .. }
-                | FaultSpec::DeadLetterOutage { .. },
+                Fault::Latency { .. } | Fault::Errors { .. } | Fault::DeadLetterOutage { .. },
                 Backend::Container,
-            ) => self.no(
-                f,
+            ) => no(
                 "a container broker cannot be made to answer errors or slow down from outside \
                  (no traffic control in the image)",
             ),
@@ -560,61 +495,83 @@ impl Planner<'_> {
     }
 }
 
-/// Maps `sc` to `backend`. `durable`: whether a container broker keeps its
-/// data across a stop.
+fn container(run: &Run) -> Result<&ContainerBroker, ApplyError> {
+    run.container()
+        .ok_or_else(|| ApplyError::Failed("not a container run".into()))
+}
+
+/// Maps `sc` to `backend` without touching a broker: every fault goes
+/// through [`Real::apply`] once, deciding the mock cluster's pins and
+/// collecting every fault that has no equivalent there. `durable`: whether
+/// a container broker keeps its data across a stop.
 ///
 /// # Errors
 /// Some fault or setting has no real equivalent on `backend`; each is
 /// named.
-pub fn plan(sc: &Scenario, backend: Backend, durable: bool) -> Result<Plan, Unsupported> {
-    let mut p = Planner {
-        sc,
-        backend,
-        durable,
-        plan: Plan {
-            pin_coordinator: None,
-            pin_leaders: Vec::new(),
-            pin_dead_letters: None,
-            steps: Vec::new(),
-            notes: Vec::new(),
-        },
-        reasons: Vec::new(),
-    };
-    if backend == Backend::Sim {
-        p.reasons
-            .push("the simulation is ruckus-chaos's backend, not a real one".into());
-    }
+pub async fn plan(sc: &Scenario, backend: Backend, durable: bool) -> Result<Plan, Refused> {
+    let mut reasons = Vec::new();
     if sc.nemesis.is_some() {
-        p.reasons.push(
+        reasons.push(
             "a randomized nemesis draws simulator faults; real runs take scheduled faults only"
                 .into(),
         );
     }
     if Assignor::from_name(&sc.group.assignor).is_none() {
-        p.reasons.push(format!(
+        reasons.push(format!(
             "librdkafka has no `{}` assignor (it has range, roundrobin, cooperative-sticky)",
             sc.group.assignor
         ));
     }
-    if backend == Backend::Mock {
-        // A known coordinator, so a crash of its broker can fail over.
-        p.plan.pin_coordinator = Some(1);
+    let mut faults: Vec<Fault> = sc
+        .faults
+        .iter()
+        .flat_map(|f| f.get_ref().expand(sc.group.members))
+        .collect();
+    // Stable: faults at the same moment keep the file's order.
+    faults.sort_by_key(Fault::at);
+    let mut real = Real::new(sc, backend, durable, None);
+    let mut script = Vec::new();
+    for f in &faults {
+        match real.apply(f).await {
+            Ok((record, heal)) => {
+                script.push((f.at(), format!("fault {record}")));
+                if let (Some(after), Some(_)) = (f.heal_after(), heal) {
+                    script.push((f.at() + after, format!("healed {record}")));
+                }
+            }
+            Err(ApplyError::Unsupported(u)) => reasons.push(u.to_string()),
+            Err(ApplyError::Failed(e)) => reasons.push(e),
+        }
     }
-    for f in &sc.faults {
-        p.fault(f.get_ref());
+    if backend == Backend::Sim && reasons.is_empty() {
+        reasons.push("the simulation is ruckus-chaos's backend, not a real one".into());
     }
-    if !p.reasons.is_empty() {
-        return Err(Unsupported {
+    if !reasons.is_empty() {
+        reasons.dedup();
+        return Err(Refused {
             file: sc.path.display().to_string(),
             backend,
-            reasons: p.reasons,
+            reasons,
         });
     }
-    let mut plan = p.plan;
-    // Stable: a heal scheduled at the same moment as its fault runs after.
-    plan.steps.sort_by_key(|s| s.at);
+    let mut plan = real.plan;
+    script.sort_by_key(|(at, _)| *at);
+    plan.script = script;
+    plan.faults = faults;
     plan.notes.dedup();
     Ok(plan)
+}
+
+/// Why a scenario cannot run on a backend.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{file}: cannot run on {backend:?}:\n  {}", reasons.join("\n  "))]
+pub struct Refused {
+    /// The scenario file.
+    pub file: String,
+    /// The backend.
+    pub backend: Backend,
+    /// One line per fault (or setting) with no real equivalent.
+    pub reasons: Vec<String>,
 }
 
 /// Why the backend cannot run here, if it cannot (the run is then reported
@@ -656,7 +613,7 @@ pub struct Outcome {
 pub enum RunError {
     /// The scenario cannot run on the backend.
     #[error(transparent)]
-    Unsupported(#[from] Unsupported),
+    Refused(#[from] Refused),
     /// The broker, topics or a fault failed.
     #[error("{0}")]
     Setup(String),
@@ -676,7 +633,7 @@ pub async fn run(sc: &Scenario, backend: Backend) -> Result<Outcome, RunError> {
     // (the simulation included) fails at once.
     let durable =
         backend == Backend::Container && crate::container::durable(&crate::container::image());
-    let plan = plan(sc, backend, durable)?;
+    let plan = plan(sc, backend, durable).await?;
     let (broker, names) = match backend {
         Backend::Mock => {
             let mock = MockKafka::start(sc.cluster.brokers.max(1) as i32)
@@ -715,26 +672,28 @@ pub async fn run(sc: &Scenario, backend: Backend) -> Result<Outcome, RunError> {
     };
     run.processing = Processing::Behaviour(sc.processing.behaviour());
     if let Broker::Mock(m) = &run.broker {
+        let setup = |e: crate::mock::MockError| RunError::Setup(e.to_string());
         if let Some(id) = plan.pin_coordinator {
-            m.move_coordinator(&run.names.group, id)
-                .map_err(|e| RunError::Setup(e.to_string()))?;
-            run.fault(&format!("pin the coordinator to mock broker {id}"));
+            m.move_coordinator(&run.names.group, id).map_err(setup)?;
+            run.broker_event(BrokerEvent::CoordinatorMoved {
+                broker: id as u32 - 1,
+            });
         }
         if let Some(id) = plan.pin_dead_letters {
             for p in 0..sc.cluster.dead_letter_partitions as i32 {
-                m.move_leader(&run.names.dlq, p, id)
-                    .map_err(|e| RunError::Setup(e.to_string()))?;
+                m.move_leader(&run.names.dlq, p, id).map_err(setup)?;
+                run.broker_event(BrokerEvent::LeaderMoved {
+                    tp: TopicPartition::new(run.names.dlq.as_str(), p),
+                    broker: id as u32 - 1,
+                });
             }
-            run.fault(&format!(
-                "pin the dead-letter partitions' leader to mock broker {id}"
-            ));
         }
         for (p, id) in &plan.pin_leaders {
-            m.move_leader(&run.names.topic, *p, *id)
-                .map_err(|e| RunError::Setup(e.to_string()))?;
-            run.fault(&format!(
-                "pin the leader of partition {p} to mock broker {id}"
-            ));
+            m.move_leader(&run.names.topic, *p, *id).map_err(setup)?;
+            run.broker_event(BrokerEvent::LeaderMoved {
+                tp: TopicPartition::new(run.names.topic.as_str(), *p),
+                broker: *id as u32 - 1,
+            });
         }
     }
     for i in 0..g.members {
@@ -747,17 +706,46 @@ pub async fn run(sc: &Scenario, backend: Backend) -> Result<Outcome, RunError> {
         poison_every: 0,
     });
     let start = tokio::time::Instant::now();
-    for step in &plan.steps {
-        tokio::time::sleep_until(start + step.at).await;
-        apply(&mut run, &step.action)
-            .await
-            .map_err(|e| RunError::Setup(format!("{}: {e}", step.description)))?;
-        if step.heals {
-            run.healed(&step.description);
-        } else {
-            run.fault(&step.description);
+    // Faults to apply and heals to run, by time and then by the order they
+    // were scheduled in.
+    enum Item {
+        Apply(Fault),
+        Heal(FaultRecord, Heal),
+    }
+    let mut queue: BTreeMap<(Duration, u64), Item> = BTreeMap::new();
+    for (n, f) in plan.faults.iter().enumerate() {
+        queue.insert((f.at(), n as u64), Item::Apply(f.clone()));
+    }
+    let mut seq = queue.len() as u64;
+    let mut real = Real::new(sc, backend, durable, Some(&mut run));
+    // The live pass starts where the pins put the brokers.
+    real.coordinator_now = plan.pin_coordinator;
+    real.leaders_now = plan.pin_leaders.iter().copied().collect();
+    while let Some(((at, _), item)) = queue.pop_first() {
+        tokio::time::sleep_until(start + at).await;
+        match item {
+            Item::Apply(f) => {
+                let (record, heal) = real
+                    .apply(&f)
+                    .await
+                    .map_err(|e| RunError::Setup(format!("{} at {:?}: {e}", f.kind(), f.at())))?;
+                let run = real.run.as_deref_mut().expect("a live run");
+                run.fault(record.clone());
+                if let (Some(after), Some(heal)) = (f.heal_after(), heal) {
+                    seq += 1;
+                    queue.insert((at + after, seq), Item::Heal(record, heal));
+                }
+            }
+            Item::Heal(record, heal) => {
+                let run = real.run.as_deref_mut().expect("a live run");
+                heal(run)
+                    .await
+                    .map_err(|e| RunError::Setup(format!("healing {record}: {e}")))?;
+                run.healed(record);
+            }
         }
     }
+    drop(real);
     produce
         .await
         .map_err(|e| RunError::Setup(format!("producer: {e}")))?;
@@ -808,50 +796,6 @@ pub async fn run(sc: &Scenario, backend: Backend) -> Result<Outcome, RunError> {
     })
 }
 
-async fn apply(run: &mut Run, action: &Action) -> Result<(), String> {
-    let container = || {
-        run.container()
-            .ok_or_else(|| "not a container run".to_string())
-    };
-    match action {
-        Action::CrashMember(i) => {
-            run.kill_member(*i);
-        }
-        Action::StartMember(i) => run.start_member(*i),
-        Action::StopMember(i) => run.stop_member(*i, Duration::from_secs(15)).await,
-        Action::BrokerDown(id) => run.mock().broker_down(*id).map_err(|e| e.to_string())?,
-        Action::BrokerUp(id) => run.mock().broker_up(*id).map_err(|e| e.to_string())?,
-        Action::MoveCoordinator(id) => {
-            let group = run.names.group.clone();
-            run.mock()
-                .move_coordinator(&group, *id)
-                .map_err(|e| e.to_string())?;
-        }
-        Action::MoveLeader(p, id) => {
-            let topic = run.names.topic.clone();
-            run.mock()
-                .move_leader(&topic, *p, *id)
-                .map_err(|e| e.to_string())?;
-        }
-        Action::Rtt(id, d) => run.mock().broker_rtt(*id, *d).map_err(|e| e.to_string())?,
-        Action::BrokerErrors(id, api, e, n) => run
-            .mock()
-            .broker_request_errors(*id, *api, &vec![*e; *n as usize])
-            .map_err(|e| e.to_string())?,
-        Action::Errors(api, e, n) => run
-            .mock()
-            .request_errors(*api, &vec![*e; *n as usize])
-            .map_err(|e| e.to_string())?,
-        Action::PauseContainer => container()?.pause().await.map_err(|e| e.to_string())?,
-        Action::UnpauseContainer => container()?.unpause().await.map_err(|e| e.to_string())?,
-        Action::StopContainer => container()?.stop().await.map_err(|e| e.to_string())?,
-        Action::StartContainer => container()?.restart().await.map_err(|e| e.to_string())?,
-        Action::DisconnectContainer => container()?.disconnect().map_err(|e| e.to_string())?,
-        Action::ReconnectContainer => container()?.reconnect().map_err(|e| e.to_string())?,
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -863,24 +807,35 @@ mod tests {
         Scenario::parse("test.toml", &text).expect("valid scenario")
     }
 
+    fn planned(sc: &Scenario, backend: Backend, durable: bool) -> Result<Plan, Refused> {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(plan(sc, backend, durable))
+    }
+
+    fn script(p: &Plan) -> Vec<(u64, String)> {
+        p.script
+            .iter()
+            .map(|(at, line)| (at.as_secs(), line.clone()))
+            .collect()
+    }
+
     #[test]
-    fn a_coordinator_crash_on_the_mock_fails_over_and_comes_back() {
+    fn a_coordinator_crash_on_the_mock_is_its_pinned_broker_going_down_and_up() {
         let sc = scenario(
             "[[fault]]\nkind = \"crash-broker\"\nat = \"3s\"\nbroker = \"coordinator\"\nrestart_after = \"5s\"\n",
         );
-        let p = plan(&sc, Backend::Mock, false).expect("plans");
+        let p = planned(&sc, Backend::Mock, false).expect("plans");
         assert_eq!(p.pin_coordinator, Some(1));
-        let actions: Vec<(u64, Action)> = p
-            .steps
-            .iter()
-            .map(|s| (s.at.as_secs(), s.action.clone()))
-            .collect();
         assert_eq!(
-            actions,
+            script(&p),
             vec![
-                (3, Action::BrokerDown(1)),
-                (3, Action::MoveCoordinator(2)),
-                (8, Action::BrokerUp(1)),
+                (3, "fault crash-broker broker-0 (mock broker 1 down)".into()),
+                (
+                    8,
+                    "healed crash-broker broker-0 (mock broker 1 down)".into()
+                ),
             ]
         );
     }
@@ -888,7 +843,7 @@ mod tests {
     #[test]
     fn a_dead_letter_outage_on_the_mock_hits_only_the_dead_letter_leader() {
         let sc = scenario("[[fault]]\nkind = \"dead-letter-outage\"\nat = \"2s\"\ncount = 7\n");
-        let p = plan(&sc, Backend::Mock, false).expect("plans");
+        let p = planned(&sc, Backend::Mock, false).expect("plans");
         let d = p.pin_dead_letters.expect("dead letters pinned");
         assert!(
             p.pin_leaders.iter().all(|(_, l)| *l != d),
@@ -896,10 +851,13 @@ mod tests {
             p.pin_leaders
         );
         assert_eq!(p.pin_leaders.len(), sc.cluster.partitions as usize);
-        assert!(matches!(
-            p.steps[0].action,
-            Action::BrokerErrors(b, RDKafkaApiKey::Produce, ErrorCode::NotEnoughReplicas, 7) if b == d
-        ));
+        assert!(
+            p.script[0]
+                .1
+                .contains(&format!("Produce errors on mock broker {d}")),
+            "{:?}",
+            p.script
+        );
     }
 
     #[test]
@@ -909,7 +867,7 @@ mod tests {
              [[fault]]\nkind = \"clock-jump\"\nat = \"2s\"\nmember = 1\nby = \"5s\"\n",
         );
         for backend in [Backend::Mock, Backend::Container, Backend::External] {
-            let e = plan(&sc, backend, true).expect_err("cannot run");
+            let e = planned(&sc, backend, true).expect_err("cannot run");
             assert_eq!(e.reasons.len(), 2, "{e}");
             assert!(e.reasons[0].starts_with("`partition`"), "{e}");
             assert!(e.reasons[1].starts_with("`clock-jump`"), "{e}");
@@ -917,15 +875,26 @@ mod tests {
     }
 
     #[test]
+    fn the_simulation_is_not_a_real_backend() {
+        let e = planned(&scenario(""), Backend::Sim, false).expect_err("not real");
+        assert!(e.reasons[0].contains("not a real one"), "{e}");
+    }
+
+    #[test]
     fn stopping_a_container_that_keeps_its_log_in_memory_is_refused() {
         let sc = scenario(
             "[[fault]]\nkind = \"crash-broker\"\nat = \"3s\"\nbroker = \"broker-0\"\nrestart_after = \"2s\"\n",
         );
-        let e = plan(&sc, Backend::Container, false).expect_err("Tansu loses its log");
+        let e = planned(&sc, Backend::Container, false).expect_err("Tansu loses its log");
         assert!(e.reasons[0].contains("broker loss"), "{e}");
-        let p = plan(&sc, Backend::Container, true).expect("a durable image");
-        assert_eq!(p.steps[0].action, Action::StopContainer);
-        assert_eq!(p.steps[1].action, Action::StartContainer);
+        let p = planned(&sc, Backend::Container, true).expect("a durable image");
+        assert_eq!(
+            script(&p),
+            vec![
+                (3, "fault crash-broker cluster (stop the container)".into()),
+                (5, "healed crash-broker cluster (stop the container)".into()),
+            ]
+        );
     }
 
     #[test]
@@ -934,17 +903,16 @@ mod tests {
             "[[fault]]\nkind = \"crash-member\"\nat = \"1s\"\nmember = 1\nrestart_after = \"1s\"\n\
              [[fault]]\nkind = \"pause-broker\"\nat = \"2s\"\nbroker = \"coordinator\"\nduration = \"1s\"\n",
         );
-        let e = plan(&sc, Backend::External, false).expect_err("no broker faults");
+        let e = planned(&sc, Backend::External, false).expect_err("no broker faults");
         assert_eq!(e.reasons.len(), 1, "{e}");
-        let p = plan(&sc, Backend::Container, false).expect("container pauses");
-        let actions: Vec<Action> = p.steps.iter().map(|s| s.action.clone()).collect();
+        let p = planned(&sc, Backend::Container, false).expect("container pauses");
         assert_eq!(
-            actions,
+            script(&p),
             vec![
-                Action::CrashMember(1),
-                Action::StartMember(1),
-                Action::PauseContainer,
-                Action::UnpauseContainer,
+                (1, "fault crash-member consumer-1".into()),
+                (2, "healed crash-member consumer-1".into()),
+                (2, "fault pause-broker cluster (docker pause)".into()),
+                (3, "healed pause-broker cluster (docker pause)".into()),
             ]
         );
     }

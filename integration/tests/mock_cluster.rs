@@ -9,14 +9,40 @@ use std::time::Duration;
 
 use rdkafka::types::RDKafkaApiKey;
 use ruckus_chaos::check::Invariant;
+use ruckus_chaos::duration::Dur;
 use ruckus_core::consumer::CommitStrategy;
 use ruckus_core::driver::{Transport, TransportEvent};
 use ruckus_core::events::Event;
 use ruckus_core::model::{ErrorCode, Topic, TopicPartition};
+use ruckus_history::fault::{Api, BrokerRef, ErrorName, Fault, FaultRecord, Target};
+use ruckus_history::record::{BrokerEvent, Entry, Record};
 use ruckus_integration::harness::*;
 use ruckus_integration::mock::MockKafka;
 use ruckus_integration::transport::{GroupProtocol, KafkaConfig, RdKafkaTransport};
-use ruckus_sim::history::Entry;
+
+/// Records `fault` (on `targets`) as applied now: these tests drive the
+/// mock cluster by hand, the way the scenario runner's `Real::apply` does.
+fn applied(run: &Run, fault: impl FnOnce(Dur) -> Fault, targets: Vec<Target>) {
+    let at = Dur(Duration::from_millis(run.now().as_millis()));
+    run.fault(FaultRecord::new(fault(at), targets));
+}
+
+fn errors(api: Api, error: ErrorCode, count: u32) -> impl FnOnce(Dur) -> Fault {
+    move |at| Fault::Errors {
+        at,
+        api,
+        error: ErrorName(error),
+        count,
+    }
+}
+
+fn broker_crash(b: u32) -> impl FnOnce(Dur) -> Fault {
+    move |at| Fault::CrashBroker {
+        at,
+        broker: BrokerRef::Id(b),
+        restart_after: Some(Dur::secs(3)),
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn steady_state_on_the_mock_cluster_loses_nothing() {
@@ -42,7 +68,12 @@ async fn a_member_crash_on_the_mock_cluster_loses_nothing() {
     produce.await.expect("produced");
     let (h, v) = run.finish("member_crash", Duration::from_secs(60)).await;
     assert_holds("member_crash", &h, &v);
-    assert!(count(&h, |e| matches!(e, Event::FaultInjected { .. })) == 1);
+    assert_eq!(
+        h.iter()
+            .filter(|e| matches!(e.record, Record::Fault(_)))
+            .count(),
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -58,7 +89,11 @@ async fn an_offset_commit_error_burst_on_the_mock_cluster_loses_nothing() {
             &[ErrorCode::RebalanceInProgress; 3],
         )
         .expect("errors");
-    run.fault("errors OffsetCommit RebalanceInProgress x3");
+    applied(
+        &run,
+        errors(Api::OffsetCommit, ErrorCode::RebalanceInProgress, 3),
+        vec![],
+    );
     run.produce_burst(2_000, 0).await.expect("produced");
     let (h, v) = run.finish("commit_errors", Duration::from_secs(60)).await;
     assert_holds("commit_errors", &h, &v);
@@ -131,7 +166,7 @@ async fn a_leader_broker_down_for_3s_on_the_mock_cluster_loses_nothing() {
     with_fault("leader_down", 3_000, 0, |run| {
         Box::pin(async move {
             run.mock().broker_down(1).expect("down");
-            run.fault("crash broker-1");
+            applied(run, broker_crash(0), vec![Target::Broker(0)]);
             tokio::time::sleep(Duration::from_secs(3)).await;
             run.mock().broker_up(1).expect("up");
         })
@@ -144,7 +179,7 @@ async fn a_coordinator_move_on_the_mock_cluster_loses_nothing() {
     with_fault("coordinator_move", 3_000, 0, |run| {
         Box::pin(async move {
             run.mock().move_coordinator(GROUP, 3).expect("moved");
-            run.fault("coordinator moved to broker 3");
+            run.broker_event(BrokerEvent::CoordinatorMoved { broker: 2 });
         })
     })
     .await;
@@ -160,7 +195,11 @@ async fn heartbeat_errors_forcing_a_rejoin_on_the_mock_cluster_lose_nothing() {
                     &[ErrorCode::RebalanceInProgress; 4],
                 )
                 .expect("errors");
-            run.fault("errors Heartbeat RebalanceInProgress x4");
+            applied(
+                run,
+                errors(Api::Heartbeat, ErrorCode::RebalanceInProgress, 4),
+                vec![],
+            );
             tokio::time::sleep(Duration::from_secs(1)).await;
         })
     })
@@ -176,7 +215,9 @@ async fn all_brokers_down_for_3s_on_the_mock_cluster_loses_nothing() {
             for b in run.mock().broker_ids() {
                 run.mock().broker_down(b).expect("down");
             }
-            run.fault("crash every broker");
+            for b in 0..3 {
+                applied(run, broker_crash(b), vec![Target::Broker(b)]);
+            }
             tokio::time::sleep(Duration::from_secs(3)).await;
             for b in run.mock().broker_ids() {
                 run.mock().broker_up(b).expect("up");
@@ -193,7 +234,11 @@ async fn dead_letter_produce_errors_on_the_mock_cluster_lose_nothing() {
             run.mock()
                 .request_errors(RDKafkaApiKey::Produce, &[ErrorCode::NotEnoughReplicas; 12])
                 .expect("errors");
-            run.fault("errors Produce NotEnoughReplicas x12");
+            applied(
+                run,
+                errors(Api::Produce, ErrorCode::NotEnoughReplicas, 12),
+                vec![],
+            );
         })
     })
     .await;
@@ -224,7 +269,7 @@ async fn kip848_steady_state_on_the_mock_cluster_loses_nothing() {
     assert_holds("kip848_steady_state", &h, &v);
     let owners: std::collections::BTreeSet<&str> = h
         .iter()
-        .filter(|e| matches!(e.event, Event::Assigned { .. }))
+        .filter(|e| matches!(e.event(), Some(Event::Assigned { .. })))
         .map(|e| e.host.as_str())
         .collect();
     assert_eq!(
@@ -257,11 +302,11 @@ async fn kip848_member_crash_on_the_mock_cluster_loses_nothing() {
     // The survivors took the crashed member's partitions over.
     let crash = h
         .iter()
-        .find(|e| matches!(e.event, Event::FaultInjected { .. }))
+        .find(|e| matches!(e.record, Record::Fault(_)))
         .map(|e| e.at)
         .expect("the crash is in the history");
     let taken_over = h.iter().any(|e| {
-        e.at > crash && e.host != "consumer-1" && matches!(e.event, Event::Assigned { .. })
+        e.at > crash && e.host != "consumer-1" && matches!(e.event(), Some(Event::Assigned { .. }))
     });
     assert!(
         taken_over,

@@ -18,6 +18,8 @@ use std::time::Duration;
 
 use ruckus_core::coordinator::{self as co, Coordinator, CoordinatorConfig, ReplyTo};
 use ruckus_core::model::{ErrorCode, Instant, Offset, Record, Timestamp, Topic, TopicPartition};
+use ruckus_core::protocol::Assignment;
+use ruckus_history::record::{BrokerEvent, GenerationMember, History, Record as HRecord};
 use tokio::sync::mpsc;
 use turmoil::net::{TcpListener, TcpStream};
 
@@ -55,35 +57,10 @@ struct State {
     clocks: BTreeMap<String, HostClock>,
     losses: BTreeMap<String, LinkLoss>,
     seed: u64,
+    history: Option<History>,
 }
 
-/// A Kafka API, for error injection; scenario files name it in kebab
-/// case (`offset-commit`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-#[non_exhaustive]
-pub enum Api {
-    /// Produce.
-    Produce,
-    /// Fetch.
-    Fetch,
-    /// ListOffsets.
-    ListOffsets,
-    /// FindCoordinator.
-    FindCoordinator,
-    /// JoinGroup.
-    JoinGroup,
-    /// SyncGroup.
-    SyncGroup,
-    /// Heartbeat.
-    Heartbeat,
-    /// LeaveGroup.
-    LeaveGroup,
-    /// OffsetCommit.
-    OffsetCommit,
-    /// OffsetFetch.
-    OffsetFetch,
-}
+pub use ruckus_history::fault::Api;
 
 /// Errors a broker answers instead of handling requests, like librdkafka's
 /// mock cluster (`rd_kafka_mock_push_request_errors`).
@@ -207,6 +184,7 @@ impl Cluster {
             clocks: BTreeMap::new(),
             losses: BTreeMap::new(),
             seed: 0,
+            history: None,
         })))
     }
 
@@ -243,6 +221,14 @@ impl Cluster {
             .entry(host.to_owned())
             .or_default()
             .clone()
+    }
+
+    /// Records what the brokers and the coordinator do into `history`
+    /// (call before any host starts): appends, group state changes,
+    /// completed generations with their assignment, commits applied or
+    /// refused, members added, removed or fenced.
+    pub fn record_into(&self, history: History) {
+        self.lock().history = Some(history);
     }
 
     /// The seed host fault handles draw from (call before any host starts).
@@ -381,6 +367,7 @@ impl Cluster {
                     }
                 } else if let Some(log) = s.logs.get_mut(&tp) {
                     let base = log.len() as i64;
+                    let count = records.len() as u32;
                     for (i, r) in records.into_iter().enumerate() {
                         log.push(Record {
                             topic_partition: tp.clone(),
@@ -390,6 +377,17 @@ impl Cluster {
                             headers: r.headers,
                             timestamp: Timestamp(now.as_millis() as i64),
                         });
+                    }
+                    if let Some(h) = &s.history {
+                        h.record_at(
+                            now,
+                            &broker_host(broker),
+                            HRecord::Broker(BrokerEvent::Appended {
+                                tp,
+                                first: Offset(base),
+                                count,
+                            }),
+                        );
                     }
                     Response::Produce {
                         error: ErrorCode::None,
@@ -544,7 +542,67 @@ fn route(s: &mut State) {
             let _ = tx.send(Frame { correlation, body });
         }
     }
-    while s.coordinator.poll_event().is_some() {}
+    let host = coordinator(s).map_or_else(|| "broker-?".to_owned(), broker_host);
+    while let Some(e) = s.coordinator.poll_event() {
+        if let (Some(h), Some(b)) = (&s.history, broker_event(e)) {
+            h.record_at(sim_now(), &host, HRecord::Broker(b));
+        }
+    }
+}
+
+/// The history's record of a coordinator event.
+fn broker_event(e: co::CoordinatorEvent) -> Option<BrokerEvent> {
+    use co::CoordinatorEvent as C;
+    Some(match e {
+        C::StateChanged {
+            from,
+            to,
+            generation,
+            ..
+        } => BrokerEvent::GroupState {
+            from,
+            to,
+            generation,
+        },
+        C::MemberAdded {
+            member, client_id, ..
+        } => BrokerEvent::MemberAdded {
+            member,
+            client: client_id,
+        },
+        C::MemberRemoved { member, reason, .. } => BrokerEvent::MemberRemoved { member, reason },
+        C::StaticMemberReplaced { old, new, .. } => BrokerEvent::MemberFenced { old, new },
+        C::GenerationCompleted {
+            generation,
+            members,
+            ..
+        } => BrokerEvent::GenerationCompleted {
+            generation,
+            members: members
+                .into_iter()
+                .map(|(member, client, bytes)| GenerationMember {
+                    member,
+                    client,
+                    partitions: Assignment::decode(&bytes)
+                        .map(|a| a.partitions)
+                        .unwrap_or_default(),
+                })
+                .collect(),
+        },
+        C::OffsetCommitHandled {
+            member,
+            generation,
+            offsets,
+            error,
+            ..
+        } => BrokerEvent::CommitHandled {
+            member,
+            generation,
+            offsets,
+            error,
+        },
+        _ => return None,
+    })
 }
 
 /// A broker host's software: serve connections, and tick the coordinator

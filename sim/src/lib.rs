@@ -24,7 +24,6 @@
 pub mod client;
 pub mod clock;
 pub mod cluster;
-pub mod faults;
 pub mod history;
 pub mod loss;
 pub mod pause;

@@ -78,7 +78,8 @@ pub async fn produce(
             }) = result
             {
                 for k in 0..n as i64 {
-                    history.record(
+                    crate::history::record(
+                        &history,
                         &host,
                         Event::Produced {
                             tp: tp.clone(),

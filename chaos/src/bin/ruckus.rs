@@ -13,6 +13,7 @@ use ruckus_chaos::nemesis;
 use ruckus_chaos::runner::{self, Options, ScenarioReport};
 use ruckus_chaos::scenario::{Scenario, ScenarioError};
 use ruckus_core::events::Event;
+use ruckus_history::record::{BrokerEvent, Record};
 
 #[derive(Parser)]
 #[command(
@@ -374,13 +375,17 @@ fn replay(sc: &Scenario, seed: u64, all: bool, json: bool) -> ExitCode {
         }
         for e in &out.history {
             let per_record = matches!(
-                e.event,
-                Event::Produced { .. }
-                    | Event::Fetched { .. }
-                    | Event::ProcessingStarted { .. }
-                    | Event::ProcessingSucceeded { .. }
-                    | Event::CommitRequested { .. }
-                    | Event::Committed { .. }
+                &e.record,
+                Record::Client(
+                    Event::Produced { .. }
+                        | Event::Fetched { .. }
+                        | Event::ProcessingStarted { .. }
+                        | Event::ProcessingSucceeded { .. }
+                        | Event::CommitRequested { .. }
+                        | Event::Committed { .. }
+                ) | Record::Broker(
+                    BrokerEvent::Appended { .. } | BrokerEvent::CommitHandled { .. }
+                )
             );
             if all || !per_record {
                 println!("{}", render(e));

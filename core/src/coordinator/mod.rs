@@ -139,6 +139,8 @@ pub enum CoordinatorEvent {
         group: GroupId,
         /// The member.
         member: MemberId,
+        /// The client id it joined with.
+        client_id: String,
     },
     /// A member was removed.
     MemberRemoved {
@@ -160,11 +162,36 @@ pub enum CoordinatorEvent {
         /// The new member id.
         new: MemberId,
     },
+    /// The leader's assignment was handed out: the generation is complete
+    /// (the group is Stable).
+    GenerationCompleted {
+        /// The group.
+        group: GroupId,
+        /// The generation.
+        generation: Generation,
+        /// Each member, its client id and its assignment (the consumer
+        /// protocol's bytes, as the leader sent them).
+        members: Vec<(MemberId, String, Bytes)>,
+    },
+    /// An OffsetCommit was answered.
+    OffsetCommitHandled {
+        /// The group.
+        group: GroupId,
+        /// The member that sent it.
+        member: MemberId,
+        /// The generation it named.
+        generation: Generation,
+        /// The offsets it carried.
+        offsets: Vec<(TopicPartition, Offset)>,
+        /// The answer (`None`: applied).
+        error: ErrorCode,
+    },
 }
 
 #[derive(Clone, Debug)]
 struct Member {
     instance_id: Option<InstanceId>,
+    client_id: String,
     protocol_type: String,
     protocols: Vec<ProtocolMetadata>,
     session_timeout: Duration,
@@ -741,8 +768,10 @@ impl Coordinator {
         if let Some(i) = &req.instance_id {
             g.static_members.insert(i.clone(), id.clone());
         }
+        let client_id = req.client_id.clone();
         let member = Member {
             instance_id: req.instance_id,
+            client_id: req.client_id,
             protocol_type: req.protocol_type,
             protocols: req.protocols,
             session_timeout: req.session_timeout,
@@ -759,6 +788,7 @@ impl Coordinator {
         self.events.push_back(CoordinatorEvent::MemberAdded {
             group: g.id.clone(),
             member: id,
+            client_id,
         });
         if let Some(JoinTimer::Initial {
             new_member_added, ..
@@ -1086,6 +1116,18 @@ impl Coordinator {
                         m.assignment = given.remove(id).unwrap_or_default();
                     }
                     self.transition(&mut g, GroupState::Stable);
+                    self.events
+                        .push_back(CoordinatorEvent::GenerationCompleted {
+                            group: g.id.clone(),
+                            generation: g.generation,
+                            members: g
+                                .members
+                                .iter()
+                                .map(|(id, m)| {
+                                    (id.clone(), m.client_id.clone(), m.assignment.clone())
+                                })
+                                .collect(),
+                        });
                     let waiting: Vec<(ReplyTo, Bytes)> = g
                         .members
                         .values_mut()
@@ -1241,6 +1283,18 @@ impl Coordinator {
             m.session_deadline = now + m.session_timeout;
             ErrorCode::None
         };
+        self.events
+            .push_back(CoordinatorEvent::OffsetCommitHandled {
+                group: req.group_id.clone(),
+                member: req.member_id.clone(),
+                generation: req.generation,
+                offsets: req
+                    .offsets
+                    .iter()
+                    .map(|(tp, o, _)| (tp.clone(), *o))
+                    .collect(),
+                error: code,
+            });
         if code.is_ok() {
             for (tp, offset, metadata) in &req.offsets {
                 g.offsets.insert(

@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
+use crate::fault::{Fault, FaultRecord, Target};
+use crate::record::{Entry, Record};
 use ruckus_core::consumer::{ErrorClass, RetryPolicy};
 use ruckus_core::events::Event;
 use ruckus_core::model::{Generation, Instant, MemberId, Offset, TopicPartition};
-use ruckus_sim::history::Entry;
 
 use super::*;
 
@@ -15,10 +16,27 @@ fn tp() -> TopicPartition {
 }
 
 fn e(at: u64, host: &str, event: Event) -> Entry {
-    Entry {
-        at: Instant::from_millis(at),
-        host: host.to_owned(),
-        event,
+    Entry::client(Instant::from_millis(at), host, event)
+}
+
+/// The client event of an entry (tests build client-only histories where
+/// they use it; any other record reads as `Left`, which no test matches).
+trait Ev {
+    fn ev(&self) -> &Event;
+    fn ev_mut(&mut self) -> &mut Event;
+}
+
+static NOT_CLIENT: Event = Event::Left;
+
+impl Ev for Entry {
+    fn ev(&self) -> &Event {
+        self.event().unwrap_or(&NOT_CLIENT)
+    }
+    fn ev_mut(&mut self) -> &mut Event {
+        match &mut self.record {
+            Record::Client(e) => e,
+            other => panic!("not a client event: {other:?}"),
+        }
     }
 }
 
@@ -259,7 +277,7 @@ fn zero_loss_fires_on_a_record_never_finished() {
     let mut h = good();
     h.retain(|x| {
         !matches!(
-            x.event,
+            x.ev(),
             Event::ProcessingSucceeded {
                 offset: Offset(1),
                 ..
@@ -279,14 +297,14 @@ fn zero_loss_accepts_dead_lettered_records() {
     let mut h = good();
     let i = index_of(&h, |x| {
         matches!(
-            x.event,
+            x.ev(),
             Event::ProcessingSucceeded {
                 offset: Offset(1),
                 ..
             }
         )
     });
-    h[i].event = Event::DeadLettered {
+    *h[i].ev_mut() = Event::DeadLettered {
         tp: tp(),
         offset: Offset(1),
         attempts: 1,
@@ -298,11 +316,11 @@ fn zero_loss_accepts_dead_lettered_records() {
 fn commit_safety_fires_on_a_commit_past_an_unfinished_record() {
     let mut h = good();
     // Commit 3 right after record 1, before 2 finished.
-    let c = index_of(&h, |x| matches!(x.event, Event::CommitRequested { .. }));
+    let c = index_of(&h, |x| matches!(x.ev(), Event::CommitRequested { .. }));
     let req = h.remove(c);
     let at = index_of(&h, |x| {
         matches!(
-            x.event,
+            x.ev(),
             Event::ProcessingSucceeded {
                 offset: Offset(1),
                 ..
@@ -318,7 +336,7 @@ fn commit_safety_fires_on_a_commit_past_an_unfinished_record() {
 fn hand_off_continuity_fires_when_a_new_owner_skips_ahead() {
     let mut h = good();
     let i = index_of(&h, |x| {
-        x.host == "consumer-1" && matches!(x.event, Event::Assigned { .. })
+        x.host == "consumer-1" && matches!(x.ev(), Event::Assigned { .. })
     });
     h[i] = assigned(260, "consumer-1", 5, 2);
     let v = fires(Invariant::HandOffContinuity, &h);
@@ -330,7 +348,7 @@ fn bounded_duplicates_fires_on_reprocessing_within_one_ownership() {
     let mut h = good();
     let i = index_of(&h, |x| {
         matches!(
-            x.event,
+            x.ev(),
             Event::ProcessingSucceeded {
                 offset: Offset(1),
                 ..
@@ -346,7 +364,7 @@ fn bounded_duplicates_fires_on_reprocessing_within_one_ownership() {
 fn bounded_duplicates_fires_when_a_new_owner_starts_below_a_committed_offset() {
     let mut h = good();
     let i = index_of(&h, |x| {
-        x.host == "consumer-1" && matches!(x.event, Event::Assigned { .. })
+        x.host == "consumer-1" && matches!(x.ev(), Event::Assigned { .. })
     });
     // A stale commit of 1 from generation 1 is acknowledged after the
     // commit of 3: the broker honestly hands the new owner 1.
@@ -363,7 +381,7 @@ fn bounded_duplicates_fires_when_a_new_owner_starts_below_a_committed_offset() {
 fn commits_kept_fires_when_the_broker_hands_out_less_than_it_acknowledged() {
     let mut h = good();
     let i = index_of(&h, |x| {
-        x.host == "consumer-1" && matches!(x.event, Event::Assigned { .. })
+        x.host == "consumer-1" && matches!(x.ev(), Event::Assigned { .. })
     });
     // The latest acknowledged commit is 3; the broker says 1, and the new
     // owner redelivers from there.
@@ -384,7 +402,7 @@ fn commits_kept_fires_when_the_broker_hands_out_less_than_it_acknowledged() {
 fn commits_kept_is_quiet_when_a_short_handed_ownership_ends_before_it_processes() {
     let mut h = good();
     let i = index_of(&h, |x| {
-        x.host == "consumer-1" && matches!(x.event, Event::Assigned { .. })
+        x.host == "consumer-1" && matches!(x.ev(), Event::Assigned { .. })
     });
     h[i] = assigned(260, "consumer-1", 1, 2);
     h.insert(
@@ -407,12 +425,12 @@ fn bounded_duplicates_allows_redelivery_after_a_crash_before_the_commit() {
     // and reprocesses 0..3: allowed, nothing above 0 was committed.
     h.retain(|x| {
         !matches!(
-            x.event,
+            x.ev(),
             Event::CommitRequested { .. } | Event::Committed { .. }
         )
     });
     let i = index_of(&h, |x| {
-        x.host == "consumer-1" && matches!(x.event, Event::Assigned { .. })
+        x.host == "consumer-1" && matches!(x.ev(), Event::Assigned { .. })
     });
     h[i] = assigned(260, "consumer-1", 0, 2);
     h.insert(i + 1, succeeded(261, "consumer-1", 0, 1));
@@ -449,20 +467,25 @@ fn exclusive_ownership_releases_a_crashed_members_partitions() {
     let mut h = good();
     // No revocation: consumer-0 crashed, and consumer-1 gets the partition
     // in the same generation number it had (a fresh group).
-    h.retain(|x| !matches!(x.event, Event::Revoked { .. }));
+    h.retain(|x| !matches!(x.ev(), Event::Revoked { .. }));
     let i = index_of(&h, |x| {
-        x.host == "consumer-1" && matches!(x.event, Event::Assigned { .. })
+        x.host == "consumer-1" && matches!(x.ev(), Event::Assigned { .. })
     });
     h[i] = assigned(260, "consumer-1", 3, 1);
     h.insert(
         i,
-        e(
-            240,
-            "nemesis",
-            Event::FaultInjected {
-                description: "crash consumer-0".into(),
-            },
-        ),
+        Entry {
+            at: Instant::from_millis(240),
+            host: "nemesis".into(),
+            record: Record::Fault(FaultRecord::new(
+                Fault::CrashMember {
+                    at: crate::duration::Dur::ms(240),
+                    member: 0,
+                    restart_after: None,
+                },
+                vec![Target::Member(0)],
+            )),
+        },
     );
     assert!(check_one(Invariant::ExclusiveOwnership, &h, &ctx()).is_none());
 }
@@ -472,7 +495,7 @@ fn partition_order_fires_when_a_record_starts_before_the_previous_finished() {
     let mut h = good();
     let i = index_of(&h, |x| {
         matches!(
-            x.event,
+            x.ev(),
             Event::ProcessingSucceeded {
                 offset: Offset(0),
                 ..
@@ -482,7 +505,7 @@ fn partition_order_fires_when_a_record_starts_before_the_previous_finished() {
     let s0 = h.remove(i);
     let j = index_of(&h, |x| {
         matches!(
-            x.event,
+            x.ev(),
             Event::ProcessingStarted {
                 offset: Offset(1),
                 ..
@@ -499,7 +522,7 @@ fn partition_order_is_not_checked_for_key_ordering() {
     let mut h = good();
     let i = index_of(&h, |x| {
         matches!(
-            x.event,
+            x.ev(),
             Event::ProcessingSucceeded {
                 offset: Offset(0),
                 ..
@@ -509,7 +532,7 @@ fn partition_order_is_not_checked_for_key_ordering() {
     let s0 = h.remove(i);
     let j = index_of(&h, |x| {
         matches!(
-            x.event,
+            x.ev(),
             Event::ProcessingStarted {
                 offset: Offset(1),
                 ..
@@ -560,7 +583,7 @@ fn dead_letter_correctness_fires_on_dead_lettering_without_cause() {
     let mut h = good();
     let i = index_of(&h, |x| {
         matches!(
-            x.event,
+            x.ev(),
             Event::ProcessingSucceeded {
                 offset: Offset(1),
                 ..
@@ -596,7 +619,7 @@ fn dead_letter_correctness_fires_on_processed_and_dead_lettered() {
     let mut h = good();
     let i = index_of(&h, |x| {
         matches!(
-            x.event,
+            x.ev(),
             Event::ProcessingSucceeded {
                 offset: Offset(1),
                 ..
@@ -624,7 +647,7 @@ fn dead_letter_correctness_accepts_poison_and_exhausted_retries() {
     let mut h = good();
     let i = index_of(&h, |x| {
         matches!(
-            x.event,
+            x.ev(),
             Event::ProcessingSucceeded {
                 offset: Offset(1),
                 ..
@@ -672,7 +695,7 @@ fn dead_letter_correctness_accepts_poison_and_exhausted_retries() {
 fn retry_bounds_fires_on_a_retry_before_its_backoff() {
     let mut h = good();
     let i = index_of(&h, |x| {
-        matches!(x.event, Event::ProcessingStarted { attempt: 2, .. })
+        matches!(x.ev(), Event::ProcessingStarted { attempt: 2, .. })
     });
     h[i] = started(40, "consumer-0", 2, 2);
     let v = fires(Invariant::RetryBounds, &h);
@@ -682,8 +705,8 @@ fn retry_bounds_fires_on_a_retry_before_its_backoff() {
 #[test]
 fn retry_bounds_fires_on_a_backoff_outside_the_policy() {
     let mut h = good();
-    let i = index_of(&h, |x| matches!(x.event, Event::Retried { .. }));
-    h[i].event = Event::Retried {
+    let i = index_of(&h, |x| matches!(x.ev(), Event::Retried { .. }));
+    *h[i].ev_mut() = Event::Retried {
         tp: tp(),
         offset: Offset(2),
         next_attempt: 2,
@@ -755,7 +778,7 @@ fn a_violation_names_invariant_time_partition_offset_and_shows_the_history() {
     let mut h = good();
     h.retain(|x| {
         !matches!(
-            x.event,
+            x.ev(),
             Event::ProcessingSucceeded {
                 offset: Offset(1),
                 ..

@@ -14,8 +14,10 @@ use std::time::Duration;
 use ruckus_core::consumer::{ErrorClass, RetryPolicy};
 use ruckus_core::events::Event;
 use ruckus_core::model::{Generation, Instant, Offset, TopicPartition};
-use ruckus_sim::history::Entry;
 use serde::{Deserialize, Serialize};
+
+pub use crate::record::render;
+use crate::record::{Entry, Record};
 
 #[cfg(test)]
 mod tests;
@@ -198,11 +200,6 @@ pub struct Liveness {
     pub unstopped: Vec<String>,
 }
 
-/// One line of a history, as reports print it.
-pub fn render(e: &Entry) -> String {
-    format!("{:>9} {:<12} {:?}", e.at.to_string(), e.host, e.event)
-}
-
 /// Runs the `wanted` checkers; returns every violation found (at most one
 /// per invariant).
 pub fn check(history: &[Entry], ctx: &Context, wanted: &[Invariant]) -> Vec<Violation> {
@@ -286,11 +283,16 @@ fn about(e: &Event) -> Option<(&TopicPartition, Option<Offset>)> {
     }
 }
 
-fn mentions(e: &Event, tp: &TopicPartition) -> bool {
+fn mentions(e: &Entry, tp: &TopicPartition) -> bool {
+    let e = match &e.record {
+        Record::Client(e) => e,
+        Record::Fault(_) | Record::Healed(_) => return true,
+        Record::Broker(_) => return false,
+    };
     match e {
         Event::Assigned { partitions, .. } => partitions.iter().any(|(p, _)| p == tp),
         Event::Revoked { partitions, .. } | Event::Lost { partitions } => partitions.contains(tp),
-        Event::FaultInjected { .. } | Event::FaultHealed { .. } | Event::Joined { .. } => true,
+        Event::Joined { .. } => true,
         Event::Stopped { .. } | Event::Left => true,
         other => about(other).is_some_and(|(t, _)| t == tp),
     }
@@ -310,15 +312,17 @@ fn slice(
     let relevant = |e: &Entry| match tp {
         None => true,
         Some(tp) => {
-            mentions(&e.event, tp)
-                && match (about(&e.event), offset) {
+            mentions(e, tp)
+                && match (e.event().and_then(about), offset) {
                     (Some((_, Some(o))), Some(x)) => {
                         (o.0 - x.0).abs() <= 2
                             || matches!(
-                                e.event,
-                                Event::CommitRequested { .. }
-                                    | Event::Committed { .. }
-                                    | Event::CommitFailed { .. }
+                                e.event(),
+                                Some(
+                                    Event::CommitRequested { .. }
+                                        | Event::Committed { .. }
+                                        | Event::CommitFailed { .. }
+                                )
                             )
                     }
                     _ => true,
@@ -347,9 +351,11 @@ fn finished(e: &Event) -> Option<(&TopicPartition, Offset)> {
 
 /// Zero loss.
 fn zero_loss(h: &[Entry]) -> Option<Found> {
-    let done: BTreeSet<(&TopicPartition, Offset)> =
-        h.iter().filter_map(|e| finished(&e.event)).collect();
-    let (i, tp, offset) = h.iter().enumerate().find_map(|(i, e)| match &e.event {
+    let done: BTreeSet<(&TopicPartition, Offset)> = h
+        .iter()
+        .filter_map(|e| e.event().and_then(finished))
+        .collect();
+    let (i, tp, offset) = h.iter().enumerate().find_map(|(i, e)| match e.event()? {
         Event::Produced { tp, offset } if !done.contains(&(tp, *offset)) => Some((i, tp, *offset)),
         _ => None,
     })?;
@@ -357,13 +363,13 @@ fn zero_loss(h: &[Entry]) -> Option<Found> {
     // past it (the next owner starts there), else the partition's last event.
     let lost = h[i..]
         .iter()
-        .position(|e| matches!(&e.event, Event::Committed { tp: t, offset: c, .. } if t == tp && *c > offset))
+        .position(|e| matches!(e.event(), Some(Event::Committed { tp: t, offset: c, .. }) if t == tp && *c > offset))
         .map(|k| i + k)
-        .or_else(|| h.iter().rposition(|e| mentions(&e.event, tp) && about(&e.event).is_some()))
+        .or_else(|| h.iter().rposition(|e| mentions(e, tp) && e.event().and_then(about).is_some()))
         .unwrap_or(i)
         .max(i);
-    let how = match &h[lost].event {
-        Event::Committed { offset: c, .. } if *c > offset => {
+    let how = match h[lost].event() {
+        Some(Event::Committed { offset: c, .. }) if *c > offset => {
             format!("; {} committed {c} past it at {}", h[lost].host, h[lost].at)
         }
         _ => String::new(),
@@ -384,7 +390,7 @@ fn zero_loss(h: &[Entry]) -> Option<Found> {
 fn commit_safety(h: &[Entry]) -> Option<Found> {
     let mut existing: BTreeMap<&TopicPartition, BTreeSet<Offset>> = BTreeMap::new();
     for e in h {
-        if let Event::Produced { tp, offset } | Event::Fetched { tp, offset } = &e.event {
+        if let Some(Event::Produced { tp, offset } | Event::Fetched { tp, offset }) = e.event() {
             existing.entry(tp).or_default().insert(*offset);
         }
     }
@@ -392,10 +398,10 @@ fn commit_safety(h: &[Entry]) -> Option<Found> {
     // walking a cursor forward: finishing only ever adds.
     let mut done: BTreeMap<&TopicPartition, BTreeSet<Offset>> = BTreeMap::new();
     for (i, e) in h.iter().enumerate() {
-        if let Some((tp, o)) = finished(&e.event) {
+        if let Some((tp, o)) = e.event().and_then(finished) {
             done.entry(tp).or_default().insert(o);
         }
-        if let Event::CommitRequested { tp, offset, .. } = &e.event {
+        if let Some(Event::CommitRequested { tp, offset, .. }) = e.event() {
             let Some(below) = existing.get(tp) else {
                 continue;
             };
@@ -425,7 +431,8 @@ fn commit_safety(h: &[Entry]) -> Option<Found> {
 fn hand_off_continuity(h: &[Entry]) -> Option<Found> {
     let mut requested: BTreeMap<&TopicPartition, Offset> = BTreeMap::new();
     for (i, e) in h.iter().enumerate() {
-        match &e.event {
+        let Some(ev) = e.event() else { continue };
+        match ev {
             Event::CommitRequested { tp, offset, .. } => {
                 let r = requested.entry(tp).or_insert(*offset);
                 *r = (*r).max(*offset);
@@ -460,7 +467,8 @@ fn bounded_duplicates(h: &[Entry]) -> Option<Found> {
     // (host, partition) -> records processed in the current ownership.
     let mut processed: BTreeMap<(&str, &TopicPartition), BTreeSet<Offset>> = BTreeMap::new();
     for (i, e) in h.iter().enumerate() {
-        match &e.event {
+        let Some(ev) = e.event() else { continue };
+        match ev {
             Event::Committed {
                 tp,
                 offset,
@@ -528,7 +536,8 @@ fn commits_kept(h: &[Entry]) -> Option<Found> {
     let mut short: BTreeMap<(&str, &TopicPartition), (usize, Offset, Offset)> = BTreeMap::new();
     for (i, e) in h.iter().enumerate() {
         let host = e.host.as_str();
-        match &e.event {
+        let Some(ev) = e.event() else { continue };
+        match ev {
             Event::Committed { tp, offset, .. } => {
                 latest.insert(tp, *offset);
             }
@@ -575,18 +584,16 @@ fn commits_kept(h: &[Entry]) -> Option<Found> {
     None
 }
 
-/// The consumer whose software a fault record says was killed, if any
-/// (`crash consumer-1`, or `restart consumer-1`, which kills a running
-/// instance before starting a new one).
-fn ended_host(e: &Event) -> Option<&str> {
-    match e {
-        Event::FaultInjected { description } | Event::FaultHealed { description } => description
-            .strip_prefix("crash ")
-            .or_else(|| description.strip_prefix("restart "))
-            .and_then(|rest| rest.split_whitespace().next())
-            .filter(|h| h.starts_with("consumer-")),
+/// The consumer whose software an entry says was killed, if any: a
+/// member's crash, or the restart that heals a crash or a graceful stop
+/// (it kills a running instance before starting a new one).
+fn ended_host(e: &Entry) -> Option<String> {
+    match &e.record {
+        Record::Fault(f) => f.ends_member(false),
+        Record::Healed(f) => f.ends_member(true),
         _ => None,
     }
+    .map(crate::fault::member_host)
 }
 
 /// Exclusive ownership.
@@ -597,7 +604,14 @@ fn exclusive_ownership(h: &[Entry]) -> Option<Found> {
     let mut joined: BTreeMap<&str, Generation> = BTreeMap::new();
     for (i, e) in h.iter().enumerate() {
         let host = e.host.as_str();
-        match &e.event {
+        if let Some(gone) = ended_host(e) {
+            for o in owners.values_mut() {
+                o.remove(gone.as_str());
+            }
+            joined.remove(gone.as_str());
+        }
+        let Some(ev) = e.event() else { continue };
+        match ev {
             Event::Joined { generation, .. } => {
                 joined.insert(host, *generation);
             }
@@ -651,14 +665,7 @@ fn exclusive_ownership(h: &[Entry]) -> Option<Found> {
                     ));
                 }
             }
-            other => {
-                if let Some(gone) = ended_host(other) {
-                    for o in owners.values_mut() {
-                        o.remove(gone);
-                    }
-                    joined.remove(gone);
-                }
-            }
+            _ => {}
         }
     }
     None
@@ -670,7 +677,11 @@ fn partition_order(h: &[Entry]) -> Option<Found> {
     let mut cur: BTreeMap<(&str, &TopicPartition), (Offset, bool)> = BTreeMap::new();
     for (i, e) in h.iter().enumerate() {
         let host = e.host.as_str();
-        match &e.event {
+        if let Some(gone) = ended_host(e) {
+            cur.retain(|(h2, _), _| *h2 != gone);
+        }
+        let Some(ev) = e.event() else { continue };
+        match ev {
             Event::Assigned { partitions, .. } => {
                 for (tp, _) in partitions {
                     cur.remove(&(host, tp));
@@ -713,11 +724,7 @@ fn partition_order(h: &[Entry]) -> Option<Found> {
                     }
                 }
             }
-            other => {
-                if let Some(gone) = ended_host(other) {
-                    cur.retain(|(h2, _), _| *h2 != gone);
-                }
-            }
+            _ => {}
         }
     }
     None
@@ -730,11 +737,11 @@ fn partition_order(h: &[Entry]) -> Option<Found> {
 fn no_commit_regression(h: &[Entry]) -> Option<Found> {
     let mut acked: BTreeMap<&TopicPartition, Vec<(Generation, Offset)>> = BTreeMap::new();
     for (i, e) in h.iter().enumerate() {
-        if let Event::Committed {
+        if let Some(Event::Committed {
             tp,
             offset,
             generation,
-        } = &e.event
+        }) = e.event()
         {
             let list = acked.entry(tp).or_default();
             if let Some((g2, o2)) = list.iter().find(|(g2, o2)| g2 <= generation && o2 > offset) {
@@ -763,7 +770,8 @@ fn dead_letter_correctness(h: &[Entry], retry: &RetryPolicy) -> Option<Found> {
     let mut lettered: BTreeSet<(&str, &TopicPartition, Offset)> = BTreeSet::new();
     for (i, e) in h.iter().enumerate() {
         let host = e.host.as_str();
-        match &e.event {
+        let Some(ev) = e.event() else { continue };
+        match ev {
             Event::Assigned { partitions, .. } => {
                 for (tp, _) in partitions {
                     processed.retain(|(h2, t, _)| *h2 != host || *t != tp);
@@ -829,7 +837,8 @@ fn retry_bounds(h: &[Entry], retry: &RetryPolicy, resolution: Duration) -> Optio
     let mut not_before: BTreeMap<(&str, &TopicPartition, Offset, u32), Instant> = BTreeMap::new();
     for (i, e) in h.iter().enumerate() {
         let host = e.host.as_str();
-        match &e.event {
+        let Some(ev) = e.event() else { continue };
+        match ev {
             Event::ProcessingStarted {
                 tp,
                 offset,
@@ -911,11 +920,13 @@ fn liveness(h: &[Entry], l: &Liveness) -> Option<Violation> {
                 .rev()
                 .filter(|e| {
                     !matches!(
-                        e.event,
-                        Event::Fetched { .. }
-                            | Event::ProcessingStarted { .. }
-                            | Event::ProcessingSucceeded { .. }
-                            | Event::Produced { .. }
+                        e.event(),
+                        Some(
+                            Event::Fetched { .. }
+                                | Event::ProcessingStarted { .. }
+                                | Event::ProcessingSucceeded { .. }
+                                | Event::Produced { .. }
+                        )
                     )
                 })
                 .take(SLICE_LINES)
