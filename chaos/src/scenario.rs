@@ -509,6 +509,10 @@ pub struct Expect {
     pub violation: Option<Invariant>,
     /// The violation must show in every seed.
     pub in_every_seed: bool,
+    /// From this time until the final stop the group must not rebalance
+    /// (a static member back within its session, a rolling broker
+    /// restart): checked by `no-unexpected-rebalance`.
+    pub no_rebalance_after: Option<Dur>,
 }
 
 impl Expect {

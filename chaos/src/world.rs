@@ -391,6 +391,10 @@ pub fn run(sc: &Scenario, seed: u64) -> RunOutput {
                 unstopped,
             },
             resolution: Duration::ZERO,
+            no_rebalance: sc
+                .expect
+                .no_rebalance_after
+                .map(|d| (Instant::from_millis(d.0.as_millis() as u64), final_stop_at)),
         },
         simulated: sim.elapsed(),
         final_stop_at,

@@ -245,6 +245,9 @@ pub struct Run {
     pub membership: Membership,
     /// What processing does.
     pub processing: Processing,
+    /// From this long after the start until the final stop, the group
+    /// must not rebalance (`[expect] no_rebalance_after`).
+    pub no_rebalance_after: Option<Duration>,
     bootstrap: String,
     partitions: i32,
     history: History,
@@ -323,6 +326,7 @@ impl Run {
             names,
             membership: Membership::default(),
             processing: Processing::Work,
+            no_rebalance_after: None,
             partitions,
             history: History::default(),
             start: WallInstant::now(),
@@ -652,6 +656,9 @@ impl Run {
             },
             // Stamped in whole milliseconds when the sink sees the event.
             resolution: Duration::from_millis(2),
+            no_rebalance: self
+                .no_rebalance_after
+                .map(|d| (Instant::from_millis(d.as_millis() as u64), Some(deadline))),
         };
         let violations = check::check(&history, &ctx, wanted);
         eprintln!(

@@ -671,6 +671,7 @@ pub async fn run(sc: &Scenario, backend: Backend) -> Result<Outcome, RunError> {
         static_membership: g.static_membership,
     };
     run.processing = Processing::Behaviour(sc.processing.behaviour());
+    run.no_rebalance_after = sc.expect.no_rebalance_after.map(|d| d.0);
     if let Broker::Mock(m) = &run.broker {
         let setup = |e: crate::mock::MockError| RunError::Setup(e.to_string());
         if let Some(id) = plan.pin_coordinator {

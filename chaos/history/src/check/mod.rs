@@ -17,7 +17,8 @@ use ruckus_core::model::{Generation, Instant, Offset, TopicPartition};
 use serde::{Deserialize, Serialize};
 
 pub use crate::record::render;
-use crate::record::{Entry, Record};
+use crate::record::{BrokerEvent, Entry, Record};
+use ruckus_core::model::{ErrorCode, MemberId};
 
 #[cfg(test)]
 mod tests;
@@ -62,11 +63,35 @@ pub enum Invariant {
     /// consumer's invariants by the real-broker runs; `bounded-duplicates`
     /// leaves such starts to it.
     CommitsKept,
+    /// The broker never applies a commit from a member outside the
+    /// generation the commit names: the member must belong to the group's
+    /// current generation, and the generation must be that one (judged
+    /// from the broker's side: its generations and the commits it
+    /// applied).
+    FencedCommits,
+    /// No partition has two owners at once across generations: when the
+    /// coordinator's assignment of a generation hands a partition to a
+    /// member, no other member of that same generation still holds it
+    /// (has not revoked it or lost it). A zombie outside the generation
+    /// may still believe it owns the partition; fencing its commits is
+    /// `fenced-commits`' business.
+    NoOverlappingOwners,
+    /// The member's view of its commits and the broker's agree: every
+    /// commit a member saw acknowledged was applied by the broker, and
+    /// every commit the broker applied was requested by that member. A
+    /// commit applied but never acknowledged (its answer lost, or the
+    /// member gone first) is a commit: the next owner may start there.
+    CommitAgreement,
+    /// The group does not rebalance where the scenario says it must not
+    /// (`[expect] no_rebalance_after`): from then until the final stop, no
+    /// generation begins (a static member back within its session, a
+    /// broker roll).
+    NoUnexpectedRebalance,
 }
 
 impl Invariant {
     /// Every invariant, in the order they are checked.
-    pub const ALL: [Invariant; 11] = [
+    pub const ALL: [Invariant; 15] = [
         Invariant::ZeroLoss,
         Invariant::CommitSafety,
         Invariant::HandOffContinuity,
@@ -78,11 +103,15 @@ impl Invariant {
         Invariant::RetryBounds,
         Invariant::Liveness,
         Invariant::CommitsKept,
+        Invariant::FencedCommits,
+        Invariant::NoOverlappingOwners,
+        Invariant::CommitAgreement,
+        Invariant::NoUnexpectedRebalance,
     ];
 
     /// Whether a violation of it is the broker's fault, not the consumer's.
     pub fn is_broker_fault(self) -> bool {
-        self == Invariant::CommitsKept
+        matches!(self, Invariant::CommitsKept | Invariant::FencedCommits)
     }
 
     /// The kebab-case name.
@@ -99,6 +128,10 @@ impl Invariant {
             Invariant::RetryBounds => "retry-bounds",
             Invariant::Liveness => "liveness",
             Invariant::CommitsKept => "commits-kept",
+            Invariant::FencedCommits => "fenced-commits",
+            Invariant::NoOverlappingOwners => "no-overlapping-owners",
+            Invariant::CommitAgreement => "commit-agreement",
+            Invariant::NoUnexpectedRebalance => "no-unexpected-rebalance",
         }
     }
 }
@@ -173,6 +206,10 @@ pub struct Context {
     /// stamped in whole milliseconds by the sink, a little after the
     /// engine acted, so time comparisons allow this much slack.
     pub resolution: Duration,
+    /// When the group must not rebalance: from the first instant to the
+    /// second (the final stop; the end of the run if `None`). `None`: no
+    /// such expectation.
+    pub no_rebalance: Option<(Instant, Option<Instant>)>,
 }
 
 /// How the run ended, for the liveness checker.
@@ -224,6 +261,13 @@ pub fn check_one(inv: Invariant, history: &[Entry], ctx: &Context) -> Option<Vio
         Invariant::DeadLetterCorrectness => dead_letter_correctness(history, &ctx.retry),
         Invariant::RetryBounds => retry_bounds(history, &ctx.retry, ctx.resolution),
         Invariant::CommitsKept => commits_kept(history),
+        Invariant::FencedCommits => fenced_commits(history),
+        Invariant::NoOverlappingOwners => no_overlapping_owners(history),
+        Invariant::CommitAgreement => commit_agreement(history),
+        Invariant::NoUnexpectedRebalance => match ctx.no_rebalance {
+            Some(window) => no_unexpected_rebalance(history, window),
+            None => None,
+        },
         Invariant::Liveness => return liveness(history, &ctx.liveness),
     };
     found.map(|f| f.into_violation(inv, history))
@@ -287,7 +331,14 @@ fn mentions(e: &Entry, tp: &TopicPartition) -> bool {
     let e = match &e.record {
         Record::Client(e) => e,
         Record::Fault(_) | Record::Healed(_) => return true,
-        Record::Broker(_) => return false,
+        Record::Broker(b) => {
+            return match b {
+                BrokerEvent::Appended { .. } => false,
+                BrokerEvent::CommitHandled { offsets, .. } => offsets.iter().any(|(t, _)| t == tp),
+                BrokerEvent::LeaderMoved { tp: t, .. } => t == tp,
+                _ => true,
+            }
+        }
     };
     match e {
         Event::Assigned { partitions, .. } => partitions.iter().any(|(p, _)| p == tp),
@@ -966,4 +1017,305 @@ fn liveness(h: &[Entry], l: &Liveness) -> Option<Violation> {
             })
         }
     }
+}
+
+/// The group as the coordinator's events tell it: its members, and the
+/// members of its current generation — every member when the join phase
+/// completed (a member is in a generation from its JoinGroup answer on,
+/// whether or not the SyncGroup round finishes), less those removed since,
+/// with a fenced static member's new id in place of its old one.
+#[derive(Default)]
+struct BrokerView<'a> {
+    generation: Option<Generation>,
+    group: BTreeSet<&'a MemberId>,
+    members: BTreeSet<&'a MemberId>,
+    /// Member id -> client id (the host).
+    clients: BTreeMap<&'a MemberId, &'a str>,
+}
+
+impl<'a> BrokerView<'a> {
+    fn see(&mut self, b: &'a BrokerEvent) {
+        match b {
+            BrokerEvent::GroupState { to, generation, .. } => {
+                if *to == ruckus_core::coordinator::GroupState::CompletingRebalance {
+                    self.members = self.group.clone();
+                }
+                self.generation = Some(*generation);
+            }
+            BrokerEvent::GenerationCompleted {
+                generation,
+                members,
+            } => {
+                self.generation = Some(*generation);
+                self.members = members.iter().map(|m| &m.member).collect();
+                for m in members {
+                    self.clients.insert(&m.member, m.client.as_str());
+                }
+            }
+            BrokerEvent::MemberAdded { member, client } => {
+                self.group.insert(member);
+                self.clients.insert(member, client.as_str());
+            }
+            BrokerEvent::MemberRemoved { member, .. } => {
+                self.group.remove(member);
+                self.members.remove(member);
+            }
+            BrokerEvent::MemberFenced { old, new } => {
+                if self.group.remove(old) {
+                    self.group.insert(new);
+                }
+                if self.members.remove(old) {
+                    self.members.insert(new);
+                }
+                if let Some(c) = self.clients.get(old).copied() {
+                    self.clients.insert(new, c);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Fenced commits: judged from the broker's events alone.
+fn fenced_commits(h: &[Entry]) -> Option<Found> {
+    let mut view = BrokerView::default();
+    for (i, e) in h.iter().enumerate() {
+        let Some(b) = e.broker() else { continue };
+        if let BrokerEvent::CommitHandled {
+            member,
+            generation,
+            offsets,
+            error: ErrorCode::None,
+        } = b
+        {
+            // Generation -1: a client outside group management, which
+            // Kafka allows only while the group is empty.
+            let outside = if generation.0 < 0 {
+                None
+            } else if view.generation != Some(*generation) {
+                Some(format!(
+                    "it names generation {generation}, but the group is in generation {}",
+                    view.generation
+                        .map_or_else(|| "none".to_owned(), |g| g.to_string())
+                ))
+            } else if !view.members.contains(member) {
+                Some(format!(
+                    "{member} is not a member of generation {generation}"
+                ))
+            } else {
+                None
+            };
+            if let (Some(why), Some((tp, offset))) = (outside, offsets.first()) {
+                let client = view.clients.get(member).copied().unwrap_or("?");
+                return Some(Found::new(
+                    i,
+                    tp,
+                    *offset,
+                    format!(
+                        "the broker applied a commit of {offset} from {member} ({client}): {why}"
+                    ),
+                ));
+            }
+        }
+        view.see(b);
+    }
+    None
+}
+
+/// No overlapping owners across generations.
+fn no_overlapping_owners(h: &[Entry]) -> Option<Found> {
+    // Client side: host -> partitions it holds (assigned, not yet revoked,
+    // lost, stopped or ended).
+    let mut holds: BTreeMap<&str, BTreeSet<&TopicPartition>> = BTreeMap::new();
+    // Broker side: generation -> the hosts that are its members.
+    let mut members_of: BTreeMap<Generation, BTreeSet<&str>> = BTreeMap::new();
+    for (i, e) in h.iter().enumerate() {
+        let host = e.host.as_str();
+        if let Some(gone) = ended_host(e) {
+            holds.remove(gone.as_str());
+        }
+        if let Some(BrokerEvent::GenerationCompleted {
+            generation,
+            members,
+        }) = e.broker()
+        {
+            members_of.insert(
+                *generation,
+                members.iter().map(|m| m.client.as_str()).collect(),
+            );
+        }
+        let Some(ev) = e.event() else { continue };
+        match ev {
+            Event::Assigned {
+                partitions,
+                generation,
+            } => {
+                let Some(peers) = members_of.get(generation) else {
+                    // No broker-side record of the generation (a real
+                    // broker): nothing to judge it by.
+                    for (tp, _) in partitions {
+                        holds.entry(host).or_default().insert(tp);
+                    }
+                    continue;
+                };
+                for (tp, _) in partitions {
+                    let other = holds.iter().find(|(h2, held)| {
+                        **h2 != host && held.contains(tp) && peers.contains(**h2)
+                    });
+                    if let Some((other, _)) = other {
+                        return Some(Found {
+                            index: i,
+                            tp: Some(tp.clone()),
+                            offset: None,
+                            detail: format!(
+                                "{host} was assigned it in generation {generation} while {other}, \
+                                 also a member of generation {generation}, still held it"
+                            ),
+                        });
+                    }
+                    holds.entry(host).or_default().insert(tp);
+                }
+            }
+            Event::Revoked { partitions, .. } | Event::Lost { partitions } => {
+                if let Some(held) = holds.get_mut(host) {
+                    for tp in partitions {
+                        held.remove(tp);
+                    }
+                }
+            }
+            Event::Stopped { .. } | Event::Left => {
+                holds.remove(host);
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Commit agreement between members and the broker.
+fn commit_agreement(h: &[Entry]) -> Option<Found> {
+    let mut view = BrokerView::default();
+    // (host, partition, offset, generation) a member asked to commit.
+    let mut requested: BTreeSet<(&str, &TopicPartition, Offset, Generation)> = BTreeSet::new();
+    // (host, partition, offset, generation) the broker applied.
+    let mut applied: BTreeSet<(&str, &TopicPartition, Offset, Generation)> = BTreeSet::new();
+    let mut any_broker = false;
+    for (i, e) in h.iter().enumerate() {
+        if let Some(b) = e.broker() {
+            any_broker = true;
+            view.see(b);
+            if let BrokerEvent::CommitHandled {
+                member,
+                generation,
+                offsets,
+                error: ErrorCode::None,
+            } = b
+            {
+                let Some(host) = view.clients.get(member).copied() else {
+                    continue;
+                };
+                for (tp, offset) in offsets {
+                    if !requested.contains(&(host, tp, *offset, *generation)) {
+                        return Some(Found::new(
+                            i,
+                            tp,
+                            *offset,
+                            format!(
+                                "the broker applied a commit of {offset} in generation \
+                                 {generation} from {member} ({host}), which {host} never asked for"
+                            ),
+                        ));
+                    }
+                    applied.insert((host, tp, *offset, *generation));
+                }
+            }
+            continue;
+        }
+        let host = e.host.as_str();
+        match e.event() {
+            Some(Event::CommitRequested {
+                tp,
+                offset,
+                generation,
+            }) => {
+                requested.insert((host, tp, *offset, *generation));
+            }
+            // Judged only where the broker's side is recorded.
+            Some(Event::Committed {
+                tp,
+                offset,
+                generation,
+            }) if any_broker && !applied.contains(&(host, tp, *offset, *generation)) => {
+                return Some(Found::new(
+                    i,
+                    tp,
+                    *offset,
+                    format!(
+                        "{host} saw its commit of {offset} in generation {generation} \
+                         acknowledged, but the broker never applied it"
+                    ),
+                ));
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// No rebalance within the window: no generation begins in it, judged from
+/// the broker's group states where they are recorded and from the
+/// members' joins (a real broker).
+fn no_unexpected_rebalance(
+    h: &[Entry],
+    (from, until): (Instant, Option<Instant>),
+) -> Option<Found> {
+    let within = |at: Instant| {
+        at >= from
+            && match until {
+                Some(u) => at < u,
+                None => true,
+            }
+    };
+    // The newest generation any member joined before the window.
+    let mut before: Option<Generation> = None;
+    for (i, e) in h.iter().enumerate() {
+        if let Some(BrokerEvent::GroupState {
+            to: ruckus_core::coordinator::GroupState::PreparingRebalance,
+            generation,
+            ..
+        }) = e.broker()
+        {
+            if within(e.at) {
+                return Some(Found {
+                    index: i,
+                    tp: None,
+                    offset: None,
+                    detail: format!(
+                        "the group began a rebalance at {} (after generation {generation}), \
+                         where the scenario says it must not",
+                        e.at
+                    ),
+                });
+            }
+        }
+        if let Some(Event::Joined { generation, .. }) = e.event() {
+            if !within(e.at) {
+                if e.at < from {
+                    before = before.max(Some(*generation));
+                }
+            } else if before.is_some_and(|b| *generation > b) {
+                return Some(Found {
+                    index: i,
+                    tp: None,
+                    offset: None,
+                    detail: format!(
+                        "{} joined generation {generation} at {}, a rebalance where the \
+                         scenario says there must be none",
+                        e.host, e.at
+                    ),
+                });
+            }
+        }
+    }
+    None
 }

@@ -4,10 +4,11 @@
 use std::time::Duration;
 
 use crate::fault::{Fault, FaultRecord, Target};
-use crate::record::{Entry, Record};
+use crate::record::{BrokerEvent, Entry, GenerationMember, Record};
 use ruckus_core::consumer::{ErrorClass, RetryPolicy};
+use ruckus_core::coordinator::GroupState;
 use ruckus_core::events::Event;
-use ruckus_core::model::{Generation, Instant, MemberId, Offset, TopicPartition};
+use ruckus_core::model::{ErrorCode, Generation, Instant, MemberId, Offset, TopicPartition};
 
 use super::*;
 
@@ -61,6 +62,7 @@ fn ctx() -> Context {
             unstopped: vec![],
         },
         resolution: std::time::Duration::ZERO,
+        no_rebalance: None,
     }
 }
 
@@ -807,4 +809,230 @@ fn a_violation_names_invariant_time_partition_offset_and_shows_the_history() {
         "{:?}",
         v.slice
     );
+}
+
+fn broker(at: u64, b: BrokerEvent) -> Entry {
+    Entry {
+        at: Instant::from_millis(at),
+        host: "broker-0".into(),
+        record: Record::Broker(b),
+    }
+}
+
+fn state(at: u64, from: GroupState, to: GroupState, generation: i32) -> Entry {
+    broker(
+        at,
+        BrokerEvent::GroupState {
+            from,
+            to,
+            generation: g(generation),
+        },
+    )
+}
+
+fn gen_member(id: &str, client: &str, owns: bool) -> GenerationMember {
+    GenerationMember {
+        member: MemberId::new(id),
+        client: client.into(),
+        partitions: if owns { vec![tp()] } else { vec![] },
+    }
+}
+
+fn handled(at: u64, id: &str, generation: i32, o: i64, error: ErrorCode) -> Entry {
+    broker(
+        at,
+        BrokerEvent::CommitHandled {
+            member: MemberId::new(id),
+            generation: g(generation),
+            offsets: vec![(tp(), Offset(o))],
+            error,
+        },
+    )
+}
+
+/// [`good`] with the broker's side: consumer-0 (`m0`) forms generation 1
+/// alone; consumer-1 (`m1`) joins, and generation 2 gives it the
+/// partition (consumer-0 stays a member, with nothing); each commit is
+/// applied before it is acknowledged.
+fn good_with_broker() -> Vec<Entry> {
+    use GroupState::*;
+    let mut h = good();
+    h.extend([
+        broker(
+            5,
+            BrokerEvent::MemberAdded {
+                member: MemberId::new("m0"),
+                client: "consumer-0".into(),
+            },
+        ),
+        state(5, Empty, PreparingRebalance, 0),
+        state(8, PreparingRebalance, CompletingRebalance, 1),
+        broker(
+            9,
+            BrokerEvent::GenerationCompleted {
+                generation: g(1),
+                members: vec![gen_member("m0", "consumer-0", true)],
+            },
+        ),
+        state(9, CompletingRebalance, Stable, 1),
+        handled(75, "m0", 1, 3, ErrorCode::None),
+        broker(
+            150,
+            BrokerEvent::MemberAdded {
+                member: MemberId::new("m1"),
+                client: "consumer-1".into(),
+            },
+        ),
+        state(150, Stable, PreparingRebalance, 1),
+        state(240, PreparingRebalance, CompletingRebalance, 2),
+        broker(
+            245,
+            BrokerEvent::GenerationCompleted {
+                generation: g(2),
+                members: vec![
+                    gen_member("m0", "consumer-0", false),
+                    gen_member("m1", "consumer-1", true),
+                ],
+            },
+        ),
+        state(245, CompletingRebalance, Stable, 2),
+        handled(315, "m1", 2, 4, ErrorCode::None),
+    ]);
+    h.sort_by_key(|x| x.at);
+    h
+}
+
+#[test]
+fn every_checker_is_quiet_on_a_good_history_with_the_brokers_side() {
+    let found = check(&good_with_broker(), &ctx(), &Invariant::ALL);
+    assert!(found.is_empty(), "{found:#?}");
+}
+
+#[test]
+fn fenced_commits_fires_on_a_stale_generation_commit_the_broker_applied() {
+    let mut h = good_with_broker();
+    h.push(handled(340, "m0", 1, 4, ErrorCode::None));
+    let v = fires(Invariant::FencedCommits, &h);
+    assert!(v.detail.contains("names generation 1"), "{}", v.detail);
+}
+
+#[test]
+fn fenced_commits_fires_on_a_commit_from_a_member_outside_the_generation() {
+    let mut h = good_with_broker();
+    // m0 was removed (its session expired) and still got a commit in.
+    h.push(broker(
+        330,
+        BrokerEvent::MemberRemoved {
+            member: MemberId::new("m0"),
+            reason: ruckus_core::coordinator::RemovalReason::SessionExpired,
+        },
+    ));
+    h.push(handled(340, "m0", 2, 4, ErrorCode::None));
+    let v = fires(Invariant::FencedCommits, &h);
+    assert!(
+        v.detail.contains("not a member of generation 2"),
+        "{}",
+        v.detail
+    );
+}
+
+#[test]
+fn fenced_commits_is_quiet_when_the_broker_refuses_the_stale_commit() {
+    let mut h = good_with_broker();
+    h.push(handled(340, "m0", 1, 4, ErrorCode::IllegalGeneration));
+    assert!(check_one(Invariant::FencedCommits, &h, &ctx()).is_none());
+}
+
+#[test]
+fn no_overlapping_owners_fires_when_a_member_of_the_new_generation_still_holds_it() {
+    let mut h = good_with_broker();
+    h.retain(|x| !matches!(x.ev(), Event::Revoked { .. }));
+    let v = fires(Invariant::NoOverlappingOwners, &h);
+    assert!(v.detail.contains("consumer-0"), "{}", v.detail);
+}
+
+#[test]
+fn no_overlapping_owners_leaves_a_zombie_outside_the_generation_to_fencing() {
+    let mut h = good_with_broker();
+    // consumer-0 never revoked, but it is no member of generation 2: a
+    // zombie, whose commits fencing must refuse.
+    h.retain(|x| !matches!(x.ev(), Event::Revoked { .. }));
+    for x in &mut h {
+        if let Record::Broker(BrokerEvent::GenerationCompleted {
+            generation,
+            members,
+        }) = &mut x.record
+        {
+            if *generation == g(2) {
+                members.retain(|m| m.client != "consumer-0");
+            }
+        }
+    }
+    assert!(check_one(Invariant::NoOverlappingOwners, &h, &ctx()).is_none());
+}
+
+#[test]
+fn commit_agreement_fires_on_an_acknowledged_commit_the_broker_never_applied() {
+    let mut h = good_with_broker();
+    h.retain(|x| {
+        !matches!(&x.record, Record::Broker(BrokerEvent::CommitHandled { member, .. }) if member.as_str() == "m0")
+    });
+    let v = fires(Invariant::CommitAgreement, &h);
+    assert!(v.detail.contains("never applied"), "{}", v.detail);
+}
+
+#[test]
+fn commit_agreement_fires_on_a_commit_nobody_requested() {
+    let mut h = good_with_broker();
+    h.push(handled(340, "m1", 2, 9, ErrorCode::None));
+    let v = fires(Invariant::CommitAgreement, &h);
+    assert!(v.detail.contains("never asked for"), "{}", v.detail);
+}
+
+#[test]
+fn a_commit_applied_but_never_acknowledged_is_a_commit_not_a_loss() {
+    // consumer-0's commit of 3 is applied, but its answer is lost and
+    // consumer-0 crashes before it learns; consumer-1 starts at 3.
+    let mut h = good_with_broker();
+    h.retain(|x| !matches!(x.ev(), Event::Committed { generation, .. } if *generation == g(1)));
+    let crash = index_of(&h, |x| matches!(x.ev(), Event::Revoked { .. }));
+    h[crash] = Entry {
+        at: Instant::from_millis(200),
+        host: "nemesis".into(),
+        record: Record::Fault(FaultRecord::new(
+            Fault::CrashMember {
+                at: crate::duration::Dur::ms(200),
+                member: 0,
+                restart_after: None,
+            },
+            vec![Target::Member(0)],
+        )),
+    };
+    let found = check(&h, &ctx(), &Invariant::ALL);
+    assert!(found.is_empty(), "{found:#?}");
+}
+
+#[test]
+fn no_unexpected_rebalance_fires_on_a_rebalance_inside_the_window() {
+    let h = good_with_broker();
+    let mut c = ctx();
+    c.no_rebalance = Some((Instant::from_millis(100), None));
+    let v = check_one(Invariant::NoUnexpectedRebalance, &h, &c).expect("fires");
+    assert!(v.detail.contains("began a rebalance"), "{}", v.detail);
+    // Without the broker's side (a real broker), the new generation's join
+    // shows it.
+    let clients: Vec<Entry> = h.into_iter().filter(|x| x.event().is_some()).collect();
+    let v = check_one(Invariant::NoUnexpectedRebalance, &clients, &c).expect("fires");
+    assert!(v.detail.contains("joined generation 2"), "{}", v.detail);
+}
+
+#[test]
+fn no_unexpected_rebalance_is_quiet_outside_the_window_or_without_one() {
+    let h = good_with_broker();
+    let mut c = ctx();
+    assert!(check_one(Invariant::NoUnexpectedRebalance, &h, &c).is_none());
+    c.no_rebalance = Some((Instant::from_millis(300), None));
+    assert!(check_one(Invariant::NoUnexpectedRebalance, &h, &c).is_none());
+    c.no_rebalance = Some((Instant::from_millis(100), Some(Instant::from_millis(120))));
+    assert!(check_one(Invariant::NoUnexpectedRebalance, &h, &c).is_none());
 }
