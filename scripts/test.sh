@@ -6,8 +6,9 @@
 #   ruckus-tansu:local is built (scripts/build-tansu-image.sh); a failed build
 #   fails the run. Without an engine the container tier reports itself
 #   SKIPPED with the reason, never passed.
-# - Then rustfmt and clippy (-D warnings), every test of the workspace
-#   (nextest), and the doctests.
+# - Then rustfmt and clippy (-D warnings), the crate cut (a service on the
+#   rdkafka transport compiles no part of the harness), every test of the
+#   workspace (nextest), and the doctests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +23,14 @@ fi
 # House rules first: formatting and lints (warnings are errors).
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# The crate cut: a service on the rdkafka transport (examples/service)
+# compiles none of the test harness.
+if cargo tree -p ruckus-example-service -e normal --prefix none --locked \
+    | grep -E '^(turmoil|testcontainers|clap|ruckus-(sim|chaos|history|integration)) '; then
+  echo "test.sh: ruckus-example-service pulls in the test harness (above)" >&2
+  exit 1
+fi
 
 cargo nextest run --workspace --locked --no-fail-fast
 cargo test --workspace --locked --doc

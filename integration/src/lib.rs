@@ -1,8 +1,8 @@
 //! # ruckus-integration — the reference consumer against real brokers
 //!
-//! - [`transport`]: `ruckus-core`'s `Transport` over rdkafka, so the
-//!   reference consumer runs unchanged against Kafka-protocol brokers (the
-//!   classic protocol, eager and cooperative, and KIP-848).
+//! - [`transport`]: the `ruckus-rdkafka` crate, re-exported: `ruckus-core`'s
+//!   `Transport` over rdkafka (a service depends on that crate alone, not
+//!   on this one, which brings the fixtures and the test harness).
 //! - [`mock`]: librdkafka's mock cluster as an in-process broker fixture
 //!   (the default tier: no Docker), with its faults — brokers down and up,
 //!   round-trip time, per-API request errors, coordinator and leader moves.
@@ -24,4 +24,4 @@ mod ffi;
 pub mod harness;
 pub mod mock;
 pub mod scenario;
-pub mod transport;
+pub use ruckus_rdkafka as transport;

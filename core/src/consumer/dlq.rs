@@ -152,6 +152,22 @@ pub struct DeadLetterConfig {
     pub write_backoff: super::RetryPolicy,
 }
 
+impl DeadLetterConfig {
+    /// Dead letters to `topic`, with no limit, and a failed dead-letter
+    /// write retried after 50 ms, doubling up to 1 s.
+    pub fn new(topic: Topic) -> Self {
+        Self {
+            topic,
+            limit: DlqLimit::default(),
+            write_backoff: super::RetryPolicy {
+                initial_backoff: std::time::Duration::from_millis(50),
+                max_backoff: std::time::Duration::from_secs(1),
+                ..super::RetryPolicy::default()
+            },
+        }
+    }
+}
+
 /// Counts for the limit.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct DlqCounter {

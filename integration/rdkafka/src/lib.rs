@@ -1,5 +1,10 @@
-//! The rdkafka transport: `ruckus-core`'s [`Transport`] over a real Kafka
-//! client, so the reference consumer runs unchanged against real brokers.
+//! # ruckus-rdkafka — the reference consumer's transport for real brokers
+//!
+//! `ruckus-core`'s [`Transport`] over a real Kafka client (rdkafka), so the
+//! reference consumer runs unchanged against Kafka-protocol brokers: the
+//! classic protocol, eager and cooperative, and KIP-848. A service depends
+//! on this crate and `ruckus-core`; nothing of the test harness (no
+//! simulator, no testcontainers, no command line) comes with it.
 //!
 //! - Offsets are never committed or stored by librdkafka on its own
 //!   (`enable.auto.commit=false`, `enable.auto.offset.store=false`); the
@@ -49,7 +54,9 @@ use ruckus_core::model::{
     TopicPartition,
 };
 
-use crate::ffi::{self, Bell, FetchQueue, Fetched, Reaper};
+mod ffi;
+
+use crate::ffi::{Bell, FetchQueue, Fetched, Reaper};
 
 /// How the consumer group rebalances.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
