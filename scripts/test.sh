@@ -31,6 +31,12 @@ if cargo tree -p ruckus-example-service -e normal --prefix none --locked \
   echo "test.sh: ruckus-example-service pulls in the test harness (above)" >&2
   exit 1
 fi
+# ... and its engine carries none of the known-bad variants.
+if cargo tree -p ruckus-example-service -e features -i ruckus-core --locked \
+    | grep 'feature "known-bad"'; then
+  echo "test.sh: ruckus-example-service builds ruckus-core with its known-bad variants" >&2
+  exit 1
+fi
 
 cargo nextest run --workspace --locked --no-fail-fast
 cargo test --workspace --locked --doc

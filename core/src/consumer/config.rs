@@ -46,11 +46,14 @@ pub enum CommitStrategy {
     /// Only on revocation and shutdown.
     OnRevokeAndShutdown,
     /// **KNOWN-BAD — loses messages; exists so the harness can prove it.**
+    /// Compiled only with the `known-bad` feature, which the chaos layer
+    /// enables and the default build does not.
     /// Every `interval`, commit the *fetched* position, processed or not —
     /// what `enable.auto.commit` with automatic offset store does, and what
     /// the user's original designs did with "periodic commit". A consumer
     /// that crashes after such a commit and before processing those records
     /// loses them: the next owner starts past them. Never the default.
+    #[cfg(feature = "known-bad")]
     KnownBadAutoCommitFetched {
         /// Time between commits.
         interval: Duration,
@@ -59,7 +62,10 @@ pub enum CommitStrategy {
 
 /// **KNOWN-BAD consumer variants — each loses or corrupts data; they exist
 /// so the harness can prove its checkers catch them.** Each is a design the
-/// original documents in `shared/seeds/` proposed. Never the default.
+/// original documents in `shared/seeds/` proposed. Never the default, and
+/// compiled only with the `known-bad` feature (the seam the chaos layer
+/// uses): a service built on the default features has none of them.
+#[cfg(feature = "known-bad")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum KnownBad {
@@ -116,6 +122,7 @@ pub struct ConsumerConfig {
     pub record_events: bool,
     /// A known-bad variant (see [`KnownBad`]); `None`, the default, is the
     /// reference consumer.
+    #[cfg(feature = "known-bad")]
     pub known_bad: Option<KnownBad>,
 }
 
@@ -140,6 +147,7 @@ impl ConsumerConfig {
             revoke_timeout: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(30),
             record_events: true,
+            #[cfg(feature = "known-bad")]
             known_bad: None,
         }
     }

@@ -61,7 +61,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-pub use config::{CommitStrategy, ConfigError, ConsumerConfig, KnownBad, OffsetReset, Ordering};
+#[cfg(feature = "known-bad")]
+pub use config::KnownBad;
+pub use config::{CommitStrategy, ConfigError, ConsumerConfig, OffsetReset, Ordering};
 pub use dlq::{DeadLetter, DeadLetterConfig, DlqLimit};
 pub use offsets::OffsetTracker;
 pub use retry::{ErrorClass, ProcessingError, RetryPolicy};
@@ -305,6 +307,7 @@ enum Run {
 }
 
 /// KNOWN-BAD stale re-send: when, the old generation, the old offsets.
+#[cfg(feature = "known-bad")]
 type StaleResend = (Instant, Generation, Vec<(TopicPartition, Offset)>);
 
 /// The consumer engine. See the [module docs](self).
@@ -331,6 +334,7 @@ pub struct Consumer {
     commit_retry_at: Option<Instant>,
     /// KNOWN-BAD [`KnownBad::RetryStaleCommits`] only: failed commits to
     /// re-send as they were.
+    #[cfg(feature = "known-bad")]
     stale_resends: Vec<StaleResend>,
     stale_completions: u64,
     /// Partitions whose committable offset advanced since their last commit.
@@ -399,6 +403,7 @@ impl Consumer {
             last_commit_at: now,
             completed_since_commit: 0,
             commit_retry_at: None,
+            #[cfg(feature = "known-bad")]
             stale_resends: Vec::new(),
             stale_completions: 0,
             dirty: Vec::new(),
@@ -766,6 +771,7 @@ impl Consumer {
                         }
                         self.dead_letter(now, ticket, record, e);
                     }
+                    #[cfg(feature = "known-bad")]
                     ErrorClass::Fatal if self.config.known_bad == Some(KnownBad::SkipFatal) => {
                         // KNOWN-BAD: "log and continue" — the record counts as
                         // done and is committed past, unprocessed.
@@ -899,6 +905,7 @@ impl Consumer {
                 });
                 self.mark_dirty(slot);
             }
+            #[cfg(feature = "known-bad")]
             Err(error) if self.config.known_bad == Some(KnownBad::SkipFailedDeadLetter) => {
                 // KNOWN-BAD: "log and continue" — the record counts as done
                 // and is committed past, neither processed nor dead-lettered.
@@ -946,6 +953,7 @@ impl Consumer {
         let Some(pc) = self.commits.remove(&id) else {
             return;
         };
+        #[cfg(feature = "known-bad")]
         let stale: Vec<(TopicPartition, Offset)> = pc
             .parts
             .iter()
@@ -983,9 +991,15 @@ impl Consumer {
             }
         }
         if let Err(e) = result {
-            if e.is_retriable() && self.config.known_bad == Some(KnownBad::RetryStaleCommits) {
+            #[cfg(feature = "known-bad")]
+            let stale_resend =
+                e.is_retriable() && self.config.known_bad == Some(KnownBad::RetryStaleCommits);
+            #[cfg(not(feature = "known-bad"))]
+            let stale_resend = false;
+            if stale_resend {
                 // KNOWN-BAD: re-send the same offsets later from the
                 // "callback", while newer commits go ahead meanwhile.
+                #[cfg(feature = "known-bad")]
                 self.stale_resends.push((
                     now + self.config.commit_retry_backoff * 3,
                     pc.generation,
@@ -1092,6 +1106,7 @@ impl Consumer {
         if let Some(t) = self.commit_retry_at {
             at(t);
         }
+        #[cfg(feature = "known-bad")]
         if let Some(t) = self.stale_resends.iter().map(|r| r.0).min() {
             at(t);
         }
@@ -1106,6 +1121,7 @@ impl Consumer {
             }
         }
         // Same rule as periodic commits: only a timer that can act.
+        #[cfg(feature = "known-bad")]
         if let (CommitStrategy::KnownBadAutoCommitFetched { interval }, None) =
             (self.config.commit, self.commit_retry_at)
         {
@@ -1165,12 +1181,15 @@ impl Consumer {
         if self.commit_retry_at.is_some_and(|t| t <= now) {
             self.commit_retry_at = None;
         }
-        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.stale_resends)
-            .into_iter()
-            .partition(|r| r.0 <= now);
-        self.stale_resends = later;
-        for (_, generation, offsets) in due {
-            self.resend_stale(generation, offsets);
+        #[cfg(feature = "known-bad")]
+        {
+            let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.stale_resends)
+                .into_iter()
+                .partition(|r| r.0 <= now);
+            self.stale_resends = later;
+            for (_, generation, offsets) in due {
+                self.resend_stale(generation, offsets);
+            }
         }
         self.progress(now);
     }
@@ -1363,6 +1382,7 @@ impl Consumer {
                     || now >= self.last_commit_at + interval
             }
             CommitStrategy::OnRevokeAndShutdown => false,
+            #[cfg(feature = "known-bad")]
             CommitStrategy::KnownBadAutoCommitFetched { interval } => {
                 if now >= self.last_commit_at + interval {
                     self.known_bad_commit_fetched(now);
@@ -1396,6 +1416,7 @@ impl Consumer {
 
     /// The known-bad auto-commit: the *fetched* position of every partition,
     /// whatever was processed. See [`CommitStrategy::KnownBadAutoCommitFetched`].
+    #[cfg(feature = "known-bad")]
     fn known_bad_commit_fetched(&mut self, now: Instant) {
         let Some(generation) = self.generation else {
             return;
@@ -1416,6 +1437,7 @@ impl Consumer {
 
     /// KNOWN-BAD ([`KnownBad::RetryStaleCommits`]): re-sends old offsets
     /// as they were, whatever was committed since.
+    #[cfg(feature = "known-bad")]
     fn resend_stale(&mut self, generation: Generation, offsets: Vec<(TopicPartition, Offset)>) {
         let mut parts = Vec::new();
         for (tp, offset) in offsets {
