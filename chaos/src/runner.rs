@@ -150,7 +150,7 @@ pub fn run_seed(sc: &Scenario, seed: u64, determinism: bool, vary_config: bool) 
                 seed,
                 passed: false,
                 violations: Vec::new(),
-                error: Some(format!("the simulation panicked: {why}")),
+                error: Some(why.to_string()),
                 deterministic: None,
                 events: 0,
                 simulated_ms: 0,
@@ -189,10 +189,16 @@ pub fn run_seed(sc: &Scenario, seed: u64, determinism: bool, vary_config: bool) 
 ///
 /// # Errors
 /// The simulation panicked.
-pub fn run_caught(sc: &Scenario, seed: u64) -> Result<world::RunOutput, String> {
+pub fn run_caught(sc: &Scenario, seed: u64) -> Result<world::RunOutput, Panicked> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| world::run(sc, seed)))
-        .map_err(|p| ruckus_core::panic_message(&*p).to_owned())
+        .map_err(|p| Panicked(ruckus_core::panic_message(&*p).to_owned()))
 }
+
+/// The simulation panicked (turmoil's or ruckus's code), with the panic's
+/// message.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the simulation panicked: {0}")]
+pub struct Panicked(pub String);
 
 /// Runs `sc` over `opts.seeds`.
 pub fn run_scenario(sc: &Scenario, opts: &Options) -> ScenarioReport {

@@ -41,6 +41,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use rdkafka::types::RDKafkaApiKey;
+use ruckus_chaos::check::{self, Invariant};
 use ruckus_chaos::scenario::{
     Backend, BrokerRef, Fault, HostRef, Scenario, DLQ_TOPIC, GROUP, TOPIC,
 };
@@ -71,7 +72,7 @@ pub fn api_key(api: Api) -> Option<RDKafkaApiKey> {
 }
 
 /// What a heal returns: done, or why the backend failed.
-pub type HealFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+pub type HealFuture<'a> = Pin<Box<dyn Future<Output = Result<(), ApplyError>> + Send + 'a>>;
 
 /// How a real backend heals a fault it applied (targets already resolved).
 pub type Heal = Box<dyn for<'a> FnOnce(&'a mut Run) -> HealFuture<'a> + Send>;
@@ -109,13 +110,15 @@ pub enum ApplyError {
     /// The fault has no equivalent on this backend.
     #[error(transparent)]
     Unsupported(#[from] Unsupported),
-    /// The backend failed to apply it.
-    #[error("{0}")]
-    Failed(String),
-}
-
-fn failed(e: impl std::fmt::Display) -> ApplyError {
-    ApplyError::Failed(e.to_string())
+    /// The mock cluster failed to apply it.
+    #[error("the mock cluster: {0}")]
+    Mock(#[from] crate::mock::MockError),
+    /// The container failed to apply it.
+    #[error("the broker container: {0}")]
+    Container(#[from] crate::container::ContainerError),
+    /// A container fault reached a run on another backend.
+    #[error("not a container run")]
+    NotAContainerRun,
 }
 
 /// A real backend of the fault model. Without a run (`run: None`) it
@@ -198,14 +201,18 @@ impl<'a> Real<'a> {
         if let Some(run) = self.run.as_deref_mut() {
             if coordinator {
                 let group = run.names.group.clone();
-                run.mock().move_coordinator(&group, to).map_err(failed)?;
+                run.mock()
+                    .move_coordinator(&group, to)
+                    .map_err(ApplyError::from)?;
                 run.broker_event(BrokerEvent::CoordinatorMoved {
                     broker: to as u32 - 1,
                 });
             }
             for p in moved {
                 let topic = run.names.topic.clone();
-                run.mock().move_leader(&topic, p, to).map_err(failed)?;
+                run.mock()
+                    .move_leader(&topic, p, to)
+                    .map_err(ApplyError::from)?;
                 run.broker_event(BrokerEvent::LeaderMoved {
                     tp: TopicPartition::new(topic.as_str(), p),
                     broker: to as u32 - 1,
@@ -276,11 +283,11 @@ impl<'a> Real<'a> {
             (Fault::CrashBroker { broker, .. }, Backend::Mock) => {
                 let id = self.mock_broker(broker);
                 if let Some(run) = self.run.as_deref_mut() {
-                    run.mock().broker_down(id).map_err(failed)?;
+                    run.mock().broker_down(id).map_err(ApplyError::from)?;
                 }
                 self.fail_over(id)?;
                 let up = heal(move |run: &mut Run| {
-                    Box::pin(async move { run.mock().broker_up(id).map_err(|e| e.to_string()) })
+                    Box::pin(async move { run.mock().broker_up(id).map_err(ApplyError::from) })
                 });
                 Ok((
                     record(mock_target(id)).how(format!("mock broker {id} down")),
@@ -298,11 +305,11 @@ impl<'a> Real<'a> {
                      rd_kafka_mock_cgrp_classic_member_add, `!member->resp`)",
                 );
                 if let Some(run) = self.run.as_deref_mut() {
-                    run.mock().broker_down(id).map_err(failed)?;
+                    run.mock().broker_down(id).map_err(ApplyError::from)?;
                 }
                 self.fail_over(id)?;
                 let up = heal(move |run: &mut Run| {
-                    Box::pin(async move { run.mock().broker_up(id).map_err(|e| e.to_string()) })
+                    Box::pin(async move { run.mock().broker_up(id).map_err(ApplyError::from) })
                 });
                 Ok((
                     record(mock_target(id)).how(format!("mock broker {id} down")),
@@ -321,13 +328,15 @@ impl<'a> Real<'a> {
                      the pause, so what is sent during it is answered that late",
                 );
                 if let Some(run) = self.run.as_deref_mut() {
-                    run.mock().broker_rtt(id, duration.0).map_err(failed)?;
+                    run.mock()
+                        .broker_rtt(id, duration.0)
+                        .map_err(ApplyError::from)?;
                 }
                 let rtt0 = heal(move |run: &mut Run| {
                     Box::pin(async move {
                         run.mock()
                             .broker_rtt(id, Duration::ZERO)
-                            .map_err(|e| e.to_string())
+                            .map_err(ApplyError::from)
                     })
                 });
                 Ok((
@@ -353,13 +362,13 @@ impl<'a> Real<'a> {
                 );
                 let rtt = latency.0 * 2;
                 if let Some(run) = self.run.as_deref_mut() {
-                    run.mock().broker_rtt(id, rtt).map_err(failed)?;
+                    run.mock().broker_rtt(id, rtt).map_err(ApplyError::from)?;
                 }
                 let rtt0 = heal(move |run: &mut Run| {
                     Box::pin(async move {
                         run.mock()
                             .broker_rtt(id, Duration::ZERO)
-                            .map_err(|e| e.to_string())
+                            .map_err(ApplyError::from)
                     })
                 });
                 Ok((
@@ -380,7 +389,7 @@ impl<'a> Real<'a> {
                 if let Some(run) = self.run.as_deref_mut() {
                     run.mock()
                         .request_errors(key, &vec![error.0; *count as usize])
-                        .map_err(failed)?;
+                        .map_err(ApplyError::from)?;
                 }
                 Ok((record(Vec::new()), None))
             }
@@ -410,7 +419,7 @@ impl<'a> Real<'a> {
                             RDKafkaApiKey::Produce,
                             &vec![ErrorCode::NotEnoughReplicas; *count as usize],
                         )
-                        .map_err(failed)?;
+                        .map_err(ApplyError::from)?;
                 }
                 Ok((
                     record(mock_target(d)).how(format!(
@@ -436,16 +445,12 @@ impl<'a> Real<'a> {
                     );
                 }
                 if let Some(run) = self.run.as_deref_mut() {
-                    container(run)?.stop().await.map_err(failed)?;
+                    container(run)?.stop().await.map_err(ApplyError::from)?;
                 }
                 let restart = heal(move |run: &mut Run| {
-                    Box::pin(async move {
-                        container(run)
-                            .map_err(|e| e.to_string())?
-                            .restart()
-                            .await
-                            .map_err(|e| e.to_string())
-                    })
+                    Box::pin(
+                        async move { container(run)?.restart().await.map_err(ApplyError::from) },
+                    )
                 });
                 Ok((
                     record(vec![Target::Cluster]).how("stop the container"),
@@ -454,30 +459,21 @@ impl<'a> Real<'a> {
             }
             (Fault::PauseBroker { .. }, Backend::Container) => {
                 if let Some(run) = self.run.as_deref_mut() {
-                    container(run)?.pause().await.map_err(failed)?;
+                    container(run)?.pause().await.map_err(ApplyError::from)?;
                 }
                 let unpause = heal(move |run: &mut Run| {
-                    Box::pin(async move {
-                        container(run)
-                            .map_err(|e| e.to_string())?
-                            .unpause()
-                            .await
-                            .map_err(|e| e.to_string())
-                    })
+                    Box::pin(
+                        async move { container(run)?.unpause().await.map_err(ApplyError::from) },
+                    )
                 });
                 Ok((record(vec![Target::Cluster]).how("docker pause"), unpause))
             }
             (Fault::DisconnectBroker { .. }, Backend::Container) => {
                 if let Some(run) = self.run.as_deref_mut() {
-                    container(run)?.disconnect().map_err(failed)?;
+                    container(run)?.disconnect().map_err(ApplyError::from)?;
                 }
                 let reconnect = heal(move |run: &mut Run| {
-                    Box::pin(async move {
-                        container(run)
-                            .map_err(|e| e.to_string())?
-                            .reconnect()
-                            .map_err(|e| e.to_string())
-                    })
+                    Box::pin(async move { container(run)?.reconnect().map_err(ApplyError::from) })
                 });
                 Ok((
                     record(vec![Target::Cluster]).how("network disconnect"),
@@ -496,8 +492,7 @@ impl<'a> Real<'a> {
 }
 
 fn container(run: &Run) -> Result<&ContainerBroker, ApplyError> {
-    run.container()
-        .ok_or_else(|| ApplyError::Failed("not a container run".into()))
+    run.container().ok_or(ApplyError::NotAContainerRun)
 }
 
 /// Maps `sc` to `backend` without touching a broker: every fault goes
@@ -540,7 +535,7 @@ pub async fn plan(sc: &Scenario, backend: Backend, durable: bool) -> Result<Plan
                 }
             }
             Err(ApplyError::Unsupported(u)) => reasons.push(u.to_string()),
-            Err(ApplyError::Failed(e)) => reasons.push(e),
+            Err(e) => reasons.push(e.to_string()),
         }
     }
     if backend == Backend::Sim && reasons.is_empty() {
@@ -602,21 +597,60 @@ pub struct Outcome {
     pub verdict: Verdict,
     /// `Ok` when the scenario's expectation is met: every invariant holds,
     /// or (for a known-bad consumer) the expected violation was found.
-    pub result: Result<(), String>,
+    pub result: Result<(), Unmet>,
     /// Violations that are the broker's fault (it lost an acknowledged
     /// commit), not counted in `result`.
     pub broker_anomalies: Vec<String>,
 }
 
+/// How a real run missed its scenario's expectation.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Unmet {
+    /// The consumer broke invariants.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Violated(Vec<check::Violation>),
+    /// A known-bad consumer was expected to break one and did not.
+    #[error("the known-bad consumer was expected to violate {expected} and did not{}",
+        if found.is_empty() { String::new() } else { format!(" (found: {found:?})") })]
+    NotCaught {
+        /// The invariant it should have broken.
+        expected: Invariant,
+        /// What was found instead.
+        found: Vec<Invariant>,
+    },
+}
+
 /// A run could not be set up or a fault could not be applied.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RunError {
     /// The scenario cannot run on the backend.
     #[error(transparent)]
     Refused(#[from] Refused),
-    /// The broker, topics or a fault failed.
-    #[error("{0}")]
-    Setup(String),
+    /// The mock cluster failed.
+    #[error("the mock cluster: {0}")]
+    Mock(#[from] crate::mock::MockError),
+    /// The container failed to start.
+    #[error("the broker container: {0}")]
+    Container(#[from] crate::container::ContainerError),
+    /// The topics could not be created.
+    #[error(transparent)]
+    Setup(#[from] crate::harness::SetupError),
+    /// `RUCKUS_KAFKA_BOOTSTRAP` names no cluster.
+    #[error("{EXTERNAL_BOOTSTRAP} is not set")]
+    NoExternalCluster,
+    /// Applying or healing a fault failed.
+    #[error("{what}: {source}")]
+    Fault {
+        /// Which fault, when, applied or healed.
+        what: String,
+        /// Why.
+        source: ApplyError,
+    },
+    /// The workload's producer task failed.
+    #[error("the producer: {0}")]
+    Producer(#[from] tokio::task::JoinError),
 }
 
 /// Runs `sc` on `backend` (which must be available, see [`unavailable`]).
@@ -636,19 +670,15 @@ pub async fn run(sc: &Scenario, backend: Backend) -> Result<Outcome, RunError> {
     let plan = plan(sc, backend, durable).await?;
     let (broker, names) = match backend {
         Backend::Mock => {
-            let mock = MockKafka::start(sc.cluster.brokers.max(1) as i32)
-                .map_err(|e| RunError::Setup(e.to_string()))?;
+            let mock = MockKafka::start(sc.cluster.brokers.max(1) as i32)?;
             (Broker::Mock(mock), names)
         }
         Backend::Container => {
-            let c = ContainerBroker::start()
-                .await
-                .map_err(|e| RunError::Setup(e.to_string()))?;
+            let c = ContainerBroker::start().await?;
             (Broker::Container(Box::new(c)), names)
         }
         Backend::External => {
-            let b = std::env::var(EXTERNAL_BOOTSTRAP)
-                .map_err(|_| RunError::Setup(format!("{EXTERNAL_BOOTSTRAP} is not set")))?;
+            let b = std::env::var(EXTERNAL_BOOTSTRAP).map_err(|_| RunError::NoExternalCluster)?;
             (Broker::External(b), names.unique())
         }
         Backend::Sim => unreachable!("`plan` refuses the simulation"),
@@ -661,8 +691,7 @@ pub async fn run(sc: &Scenario, backend: Backend) -> Result<Outcome, RunError> {
         sc.cluster.dead_letter_partitions as i32,
         g.consumer_config(),
     )
-    .await
-    .map_err(|e| RunError::Setup(e.to_string()))?;
+    .await?;
     run.membership = Membership {
         protocol: GroupProtocol::Classic,
         assignor: Assignor::from_name(&g.assignor).unwrap_or(Assignor::CooperativeSticky),
@@ -673,16 +702,15 @@ pub async fn run(sc: &Scenario, backend: Backend) -> Result<Outcome, RunError> {
     run.processing = Processing::Behaviour(sc.processing.behaviour());
     run.no_rebalance_after = sc.expect.no_rebalance_after.map(|d| d.0);
     if let Broker::Mock(m) = &run.broker {
-        let setup = |e: crate::mock::MockError| RunError::Setup(e.to_string());
         if let Some(id) = plan.pin_coordinator {
-            m.move_coordinator(&run.names.group, id).map_err(setup)?;
+            m.move_coordinator(&run.names.group, id)?;
             run.broker_event(BrokerEvent::CoordinatorMoved {
                 broker: id as u32 - 1,
             });
         }
         if let Some(id) = plan.pin_dead_letters {
             for p in 0..sc.cluster.dead_letter_partitions as i32 {
-                m.move_leader(&run.names.dlq, p, id).map_err(setup)?;
+                m.move_leader(&run.names.dlq, p, id)?;
                 run.broker_event(BrokerEvent::LeaderMoved {
                     tp: TopicPartition::new(run.names.dlq.as_str(), p),
                     broker: id as u32 - 1,
@@ -690,7 +718,7 @@ pub async fn run(sc: &Scenario, backend: Backend) -> Result<Outcome, RunError> {
             }
         }
         for (p, id) in &plan.pin_leaders {
-            m.move_leader(&run.names.topic, *p, *id).map_err(setup)?;
+            m.move_leader(&run.names.topic, *p, *id)?;
             run.broker_event(BrokerEvent::LeaderMoved {
                 tp: TopicPartition::new(run.names.topic.as_str(), *p),
                 broker: *id as u32 - 1,
@@ -726,10 +754,10 @@ pub async fn run(sc: &Scenario, backend: Backend) -> Result<Outcome, RunError> {
         tokio::time::sleep_until(start + at).await;
         match item {
             Item::Apply(f) => {
-                let (record, heal) = real
-                    .apply(&f)
-                    .await
-                    .map_err(|e| RunError::Setup(format!("{} at {:?}: {e}", f.kind(), f.at())))?;
+                let (record, heal) = real.apply(&f).await.map_err(|source| RunError::Fault {
+                    what: format!("{} at {:?}", f.kind(), f.at()),
+                    source,
+                })?;
                 let run = real.run.as_deref_mut().expect("a live run");
                 run.fault(record.clone());
                 if let (Some(after), Some(heal)) = (f.heal_after(), heal) {
@@ -739,17 +767,16 @@ pub async fn run(sc: &Scenario, backend: Backend) -> Result<Outcome, RunError> {
             }
             Item::Heal(record, heal) => {
                 let run = real.run.as_deref_mut().expect("a live run");
-                heal(run)
-                    .await
-                    .map_err(|e| RunError::Setup(format!("healing {record}: {e}")))?;
+                heal(run).await.map_err(|source| RunError::Fault {
+                    what: format!("healing {record}"),
+                    source,
+                })?;
                 run.healed(record);
             }
         }
     }
     drop(real);
-    produce
-        .await
-        .map_err(|e| RunError::Setup(format!("producer: {e}")))?;
+    produce.await?;
     let wanted = sc.expect.invariants();
     let verdict = run
         .finish_checking(&sc.name, sc.phases.quiet.0, &wanted)
@@ -767,27 +794,12 @@ pub async fn run(sc: &Scenario, backend: Backend) -> Result<Outcome, RunError> {
         .collect();
     let result = match sc.expect.violation {
         Some(x) if verdict.violations.iter().any(|v| v.invariant == x) => Ok(()),
-        Some(x) => Err(format!(
-            "the known-bad consumer was expected to violate {x:?} and did not{}",
-            if verdict.violations.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    " (found: {:?})",
-                    verdict
-                        .violations
-                        .iter()
-                        .map(|v| v.invariant)
-                        .collect::<Vec<_>>()
-                )
-            }
-        )),
+        Some(x) => Err(Unmet::NotCaught {
+            expected: x,
+            found: verdict.violations.iter().map(|v| v.invariant).collect(),
+        }),
         None if consumer.is_empty() => Ok(()),
-        None => Err(consumer
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("\n")),
+        None => Err(Unmet::Violated(consumer.into_iter().cloned().collect())),
     };
     Ok(Outcome {
         plan,

@@ -22,38 +22,60 @@ impl Dur {
     }
 }
 
+/// A text that is not a duration.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DurationError {
+    /// No unit after the number.
+    #[error("`{0}` has no unit: expected a duration like `250ms`, `10s` or `2m`")]
+    NoUnit(String),
+    /// It does not start with a number.
+    #[error("`{0}` does not start with a number: expected a duration like `250ms`, `10s` or `2m`")]
+    NotANumber(String),
+    /// A unit other than ms, s, m, h.
+    #[error("`{text}` has an unknown unit `{unit}`: expected ms, s, m or h")]
+    UnknownUnit {
+        /// The text.
+        text: String,
+        /// The unit it names.
+        unit: String,
+    },
+    /// Longer than anything a run could use.
+    #[error("`{0}` is too long")]
+    TooLong(String),
+}
+
 /// Parses `250ms`, `10s`, `1.5s`, `2m`, `1h` (also `0`).
 ///
 /// # Errors
 /// What was expected, in words.
-pub fn parse(text: &str) -> Result<Duration, String> {
+pub fn parse(text: &str) -> Result<Duration, DurationError> {
     let t = text.trim();
     if t == "0" {
         return Ok(Duration::ZERO);
     }
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(|| {
-            format!("`{text}` has no unit: expected a duration like `250ms`, `10s` or `2m`")
-        })?;
+        .ok_or_else(|| DurationError::NoUnit(text.to_owned()))?;
     let (number, unit) = t.split_at(split);
     let value: f64 = number
         .parse()
-        .map_err(|_| format!("`{text}` does not start with a number: expected a duration like `250ms`, `10s` or `2m`"))?;
+        .map_err(|_| DurationError::NotANumber(text.to_owned()))?;
     let scale = match unit {
         "ms" => 0.001,
         "s" => 1.0,
         "m" | "min" => 60.0,
         "h" => 3600.0,
         _ => {
-            return Err(format!(
-                "`{text}` has an unknown unit `{unit}`: expected ms, s, m or h"
-            ))
+            return Err(DurationError::UnknownUnit {
+                text: text.to_owned(),
+                unit: unit.to_owned(),
+            })
         }
     };
     let secs = value * scale;
     if !secs.is_finite() || secs > 1e9 {
-        return Err(format!("`{text}` is too long"));
+        return Err(DurationError::TooLong(text.to_owned()));
     }
     Ok(Duration::from_secs_f64(secs))
 }
@@ -107,9 +129,12 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_a_duration_with_a_reason() {
-        assert!(parse("10").unwrap_err().contains("no unit"));
-        assert!(parse("ten s").unwrap_err().contains("number"));
-        assert!(parse("10 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(parse("10").unwrap_err().to_string().contains("no unit"));
+        assert!(parse("ten s").unwrap_err().to_string().contains("number"));
+        assert!(parse("10 parsecs")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown unit"));
         assert!(parse("1e400s").is_err());
         assert!(parse("").is_err());
     }

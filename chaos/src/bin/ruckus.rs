@@ -349,7 +349,7 @@ fn replay(sc: &Scenario, seed: u64, all: bool, json: bool) -> ExitCode {
     let out = match ruckus_chaos::runner::run_caught(sc, seed) {
         Ok(out) => out,
         Err(why) => {
-            eprintln!("{} seed {seed}: the simulation panicked: {why}", sc.name);
+            eprintln!("{} seed {seed}: {why}", sc.name);
             return ExitCode::FAILURE;
         }
     };
