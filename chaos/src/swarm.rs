@@ -54,7 +54,10 @@ pub fn vary(sc: &Scenario, seed: u64) -> Scenario {
             jitter: 0.2,
         },
     };
-    g.static_membership = pick(2) == 1;
+    // A scenario that says the group must not rebalance (a static member
+    // back within its session) keeps the static membership it relies on.
+    g.static_membership =
+        pick(2) == 1 || (sc.expect.no_rebalance_after.is_some() && sc.group.static_membership);
     // Some draws are slow by nature, not stuck: per-record commits are
     // awaited one after another (a commit round trip per record with
     // max_in_flight = 1), and long retry backoffs hold partitions for

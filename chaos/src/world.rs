@@ -598,6 +598,11 @@ impl World<'_> {
                 );
                 (record(Vec::new()), None)
             }
+            Fault::ProduceErrors { error, count, .. } => {
+                let source = Some(Topic::new(TOPIC));
+                self.cluster.inject(Api::Produce, source, error.0, *count);
+                (record(Vec::new()), None)
+            }
             Fault::ClockJump {
                 member,
                 by,

@@ -428,6 +428,54 @@ impl<'a> Real<'a> {
                     None,
                 ))
             }
+            (Fault::ProduceErrors { error, count, .. }, Backend::Mock) => {
+                let n = self.sc.cluster.brokers as i32;
+                if n < 2 && self.sc.group.dead_letter {
+                    return no(
+                        "on one mock broker the errors would hit dead-letter writes too: give \
+                         the cluster two brokers or more, or turn dead letters off",
+                    );
+                }
+                // The dead-letter partitions on the last broker, the source
+                // partitions on the others; every source leader answers the
+                // errors (librdkafka's mock counts them per broker).
+                let sources: Vec<i32> = if n < 2 {
+                    vec![1]
+                } else {
+                    self.plan.pin_dead_letters = Some(n);
+                    for p in 0..self.sc.cluster.partitions as i32 {
+                        if !self.leaders_now.contains_key(&p) {
+                            self.plan.pin_leaders.push((p, p % (n - 1) + 1));
+                            self.leaders_now.insert(p, p % (n - 1) + 1);
+                        }
+                    }
+                    (1..n).collect()
+                };
+                self.note(
+                    "produce-errors on the mock cluster: each broker that leads source \
+                     partitions answers the next `count` Produce requests it gets with the error",
+                );
+                if let Some(run) = self.run.as_deref_mut() {
+                    for b in &sources {
+                        run.mock()
+                            .broker_request_errors(
+                                *b,
+                                RDKafkaApiKey::Produce,
+                                &vec![error.0; *count as usize],
+                            )
+                            .map_err(ApplyError::from)?;
+                    }
+                }
+                Ok((
+                    record(
+                        sources
+                            .iter()
+                            .map(|b| Target::Broker(*b as u32 - 1))
+                            .collect(),
+                    ),
+                    None,
+                ))
+            }
             (Fault::CrashBroker { broker, .. }, Backend::Container)
                 if !matches!(
                     broker,
@@ -481,7 +529,10 @@ impl<'a> Real<'a> {
                 ))
             }
             (
-                Fault::Latency { .. } | Fault::Errors { .. } | Fault::DeadLetterOutage { .. },
+                Fault::Latency { .. }
+                | Fault::Errors { .. }
+                | Fault::DeadLetterOutage { .. }
+                | Fault::ProduceErrors { .. },
                 Backend::Container,
             ) => no(
                 "a container broker cannot be made to answer errors or slow down from outside \

@@ -295,6 +295,17 @@ pub enum Fault {
         /// How many writes.
         count: u32,
     },
+    /// The next `count` produce requests to the source topic fail with
+    /// `error` (the workload's producer retries them; dead-letter writes
+    /// are not touched).
+    ProduceErrors {
+        /// When.
+        at: Dur,
+        /// The error answered.
+        error: ErrorName,
+        /// How many requests.
+        count: u32,
+    },
     /// Move a member's clock (its group-protocol timers): forward, timers
     /// come due at once; backwards, nothing comes due for that long.
     ClockJump {
@@ -348,6 +359,7 @@ impl Fault {
             | Fault::Latency { at, .. }
             | Fault::Errors { at, .. }
             | Fault::DeadLetterOutage { at, .. }
+            | Fault::ProduceErrors { at, .. }
             | Fault::ClockJump { at, .. }
             | Fault::Loss { at, .. }
             | Fault::RollingRestart { at, .. } => at.0,
@@ -369,6 +381,7 @@ impl Fault {
             Fault::Latency { .. } => "latency",
             Fault::Errors { .. } => "errors",
             Fault::DeadLetterOutage { .. } => "dead-letter-outage",
+            Fault::ProduceErrors { .. } => "produce-errors",
             Fault::ClockJump { .. } => "clock-jump",
             Fault::Loss { .. } => "loss",
             Fault::RollingRestart { .. } => "rolling-restart",
@@ -393,6 +406,7 @@ impl Fault {
             Fault::StartMember { .. }
             | Fault::Errors { .. }
             | Fault::DeadLetterOutage { .. }
+            | Fault::ProduceErrors { .. }
             | Fault::ClockJump { .. }
             | Fault::RollingRestart { .. } => None,
         }
@@ -413,6 +427,7 @@ impl Fault {
             | Fault::Latency { at, .. }
             | Fault::Errors { at, .. }
             | Fault::DeadLetterOutage { at, .. }
+            | Fault::ProduceErrors { at, .. }
             | Fault::ClockJump { at, .. }
             | Fault::Loss { at, .. }
             | Fault::RollingRestart { at, .. } => *at = Dur(new),
@@ -518,6 +533,7 @@ impl fmt::Display for FaultRecord {
                 api, error, count, ..
             } => write!(f, " {api:?} {:?} x{count}", error.0)?,
             Fault::DeadLetterOutage { count, .. } => write!(f, " x{count}")?,
+            Fault::ProduceErrors { error, count, .. } => write!(f, " {:?} x{count}", error.0)?,
             Fault::ClockJump { by, backwards, .. } => {
                 write!(f, " {}{by}", if *backwards { "-" } else { "+" })?
             }

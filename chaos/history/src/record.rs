@@ -161,6 +161,23 @@ pub enum BrokerEvent {
     },
 }
 
+impl BrokerEvent {
+    /// Whether this is the group coordinator's own doing (recorded only
+    /// where its inside is visible: the simulation), not a move the run
+    /// made or an append.
+    pub fn is_coordinators(&self) -> bool {
+        matches!(
+            self,
+            BrokerEvent::GroupState { .. }
+                | BrokerEvent::MemberAdded { .. }
+                | BrokerEvent::MemberRemoved { .. }
+                | BrokerEvent::MemberFenced { .. }
+                | BrokerEvent::GenerationCompleted { .. }
+                | BrokerEvent::CommitHandled { .. }
+        )
+    }
+}
+
 /// One line of a history, as reports print it.
 pub fn render(e: &Entry) -> String {
     let what = match &e.record {

@@ -1036,3 +1036,25 @@ fn no_unexpected_rebalance_is_quiet_outside_the_window_or_without_one() {
     c.no_rebalance = Some((Instant::from_millis(100), Some(Instant::from_millis(120))));
     assert!(check_one(Invariant::NoUnexpectedRebalance, &h, &c).is_none());
 }
+
+#[test]
+fn a_real_brokers_history_with_only_the_runs_own_moves_is_judged_on_the_client_side() {
+    // A real broker shows no generations or applied commits; the run
+    // records only the pins and fail-overs it made. The broker-side checks
+    // have nothing to judge and must not read the missing commits as
+    // unapplied.
+    let mut h = good();
+    h.insert(0, broker(0, BrokerEvent::CoordinatorMoved { broker: 0 }));
+    h.insert(
+        1,
+        broker(
+            0,
+            BrokerEvent::LeaderMoved {
+                tp: tp(),
+                broker: 1,
+            },
+        ),
+    );
+    let found = check(&h, &ctx(), &Invariant::ALL);
+    assert!(found.is_empty(), "{found:#?}");
+}
