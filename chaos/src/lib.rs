@@ -11,6 +11,7 @@ pub use ruckus_history::{check, duration};
 pub mod nemesis;
 pub mod runner;
 pub mod scenario;
+pub mod schedule;
 pub mod swarm;
 pub mod world;
 

@@ -166,10 +166,7 @@ pub fn run_seed(sc: &Scenario, seed: u64, determinism: bool, vary_config: bool) 
     let violations = check::check(&out.history, &out.context, &wanted);
     let passed = out.error.is_none()
         && deterministic != Some(false)
-        && match sc.expect.violation {
-            None => violations.is_empty(),
-            Some(v) => violations.iter().any(|x| x.invariant == v),
-        };
+        && sc.expect.judge(&violations, false).is_ok();
     SeedResult {
         seed,
         passed,

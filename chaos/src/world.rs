@@ -25,20 +25,12 @@ use crate::nemesis;
 use crate::scenario::{
     BrokerRef, CommitSpec, Fault, HostRef, OrderingSpec, Scenario, DLQ_TOPIC, GROUP, TOPIC,
 };
-
-/// The scenario's scheduled faults, compound ones expanded (a rolling
-/// restart is a graceful stop of each member in turn).
-pub fn scheduled(sc: &Scenario) -> Vec<Fault> {
-    sc.faults
-        .iter()
-        .flat_map(|f| f.get_ref().expand(sc.group.members))
-        .collect()
-}
+use crate::schedule::{Item, Schedule};
 
 /// Every fault of a run of `sc` with `seed`: the scheduled ones and the
 /// nemesis's draws, in time order.
 pub fn plan(sc: &Scenario, seed: u64) -> Vec<Fault> {
-    let mut plan = scheduled(sc);
+    let mut plan = crate::schedule::scheduled(sc);
     if let Some(n) = &sc.nemesis {
         plan.extend(nemesis::draw(sc, n, seed));
     }
@@ -300,13 +292,7 @@ pub fn run(sc: &Scenario, seed: u64) -> RunOutput {
             sim.set_link_latency(a.as_str(), b.as_str(), ruckus_sim::link_latency(seed, a, b));
         }
     }
-    // The schedule: faults to apply and heals to run, by time and then
-    // by the order they were scheduled in.
-    let mut queue: BTreeMap<(Duration, u64), Scheduled> = BTreeMap::new();
-    for (n, fault) in plan.into_iter().enumerate() {
-        queue.insert((fault.at(), n as u64), Scheduled::Apply(fault));
-    }
-    let mut next_seq = queue.len() as u64 + 1;
+    let mut schedule: Schedule<Heal> = Schedule::new(plan);
     let mut error = None;
     let world = World {
         cluster: &cluster,
@@ -318,19 +304,12 @@ pub fn run(sc: &Scenario, seed: u64) -> RunOutput {
         history.record_at(Instant::from_millis(at.as_millis() as u64), "nemesis", r);
     };
     loop {
-        while let Some(entry) = queue.first_entry() {
-            if sim.elapsed() < entry.key().0 {
-                break;
-            }
-            let ((at, _), item) = entry.remove_entry();
+        while let Some((at, item)) = schedule.pop_due(sim.elapsed()) {
             match item {
-                Scheduled::Apply(fault) => match world.apply(&mut sim, &fault) {
+                Item::Apply(fault) => match world.apply(&mut sim, &fault) {
                     Ok(Some((applied, heal))) => {
                         record(at, Record::Fault(applied.clone()));
-                        if let (Some(after), Some(heal)) = (fault.heal_after(), heal) {
-                            queue.insert((at + after, next_seq), Scheduled::Heal(applied, heal));
-                            next_seq += 1;
-                        }
+                        schedule.heal_later(at, &fault, applied, heal);
                     }
                     // Its target is gone (no live broker coordinates).
                     Ok(None) => {}
@@ -339,7 +318,7 @@ pub fn run(sc: &Scenario, seed: u64) -> RunOutput {
                         break;
                     }
                 },
-                Scheduled::Heal(applied, heal) => {
+                Item::Heal(applied, heal) => {
                     heal(&mut sim, &world);
                     record(at, Record::Healed(applied));
                 }
@@ -348,7 +327,7 @@ pub fn run(sc: &Scenario, seed: u64) -> RunOutput {
         if error.is_some() {
             break;
         }
-        if queue.is_empty() {
+        if schedule.is_empty() {
             faults_over.store(true, AtomicOrdering::SeqCst);
         }
         match sim.step() {
@@ -407,12 +386,6 @@ type Heal = Box<dyn FnOnce(&mut turmoil::Sim<'_>, &World<'_>)>;
 
 /// A fault applied: what the history records, and how to heal it.
 type Applied = (FaultRecord, Option<Heal>);
-
-/// What the fault schedule holds.
-enum Scheduled {
-    Apply(Fault),
-    Heal(FaultRecord, Heal),
-}
 
 /// The simulation as a backend of the fault model.
 struct World<'a> {
