@@ -11,7 +11,7 @@ use std::time::Instant as WallInstant;
 
 use serde::Serialize;
 
-use crate::check::{self, Invariant, Violation};
+use crate::check::{Invariant, Violation};
 use crate::scenario::Scenario;
 use crate::{swarm, world};
 
@@ -162,8 +162,7 @@ pub fn run_seed(sc: &Scenario, seed: u64, determinism: bool, vary_config: bool) 
     };
     let deterministic =
         determinism.then(|| run_caught(sc, seed).is_ok_and(|again| again.history == out.history));
-    let wanted = sc.expect.invariants();
-    let violations = check::check(&out.history, &out.context, &wanted);
+    let violations = out.violations.clone();
     let passed = out.error.is_none()
         && deterministic != Some(false)
         && sc.expect.judge(&violations, false).is_ok();

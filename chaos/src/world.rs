@@ -20,7 +20,7 @@ use ruckus_sim::processing::SimProcessor;
 use ruckus_sim::producer::{produce, Workload};
 use ruckus_sim::transport::{SimTransport, SimTransportConfig};
 
-use crate::check::{Context, Liveness, Order};
+use crate::check::{Checks, Context, Liveness, Order, Violation};
 use crate::nemesis;
 use crate::scenario::{
     BrokerRef, CommitSpec, Fault, HostRef, OrderingSpec, Scenario, DLQ_TOPIC, GROUP, TOPIC,
@@ -47,6 +47,9 @@ pub struct RunOutput {
     pub history: Vec<Entry>,
     /// What the checkers need besides the history.
     pub context: Context,
+    /// What the scenario's checkers found (`[expect]`'s invariants), read
+    /// as the run recorded its history.
+    pub violations: Vec<Violation>,
     /// Simulated time at the end.
     pub simulated: Duration,
     /// When the final stop began (every running member asked to shut
@@ -293,6 +296,17 @@ pub fn run(sc: &Scenario, seed: u64) -> RunOutput {
         }
     }
     let mut schedule: Schedule<Heal> = Schedule::new(plan);
+    let order = match g.ordering {
+        OrderingSpec::Partition => Order::Partition,
+        OrderingSpec::Key => Order::Key,
+    };
+    let mut checks = Checks::new(
+        &sc.expect.invariants(),
+        g.retry.policy(),
+        order,
+        Duration::ZERO,
+    );
+    let mut checked = 0;
     let mut error = None;
     let world = World {
         cluster: &cluster,
@@ -330,7 +344,10 @@ pub fn run(sc: &Scenario, seed: u64) -> RunOutput {
         if schedule.is_empty() {
             faults_over.store(true, AtomicOrdering::SeqCst);
         }
-        match sim.step() {
+        let stepped = sim.step();
+        // The checkers read what the step recorded, as it arrives.
+        checked = history.scan_from(checked, |e| checks.observe(e));
+        match stepped {
             Ok(true) => break,
             Ok(false) => {}
             Err(e) => {
@@ -354,27 +371,31 @@ pub fn run(sc: &Scenario, seed: u64) -> RunOutput {
         .expect("final stop")
         .clone()
         .map_or((None, Vec::new()), |(at, pending)| (Some(at), pending));
+    let context = Context {
+        retry: g.retry.policy(),
+        order,
+        liveness: Liveness {
+            deadline: Instant::from_millis(deadline.as_millis() as u64),
+            converged_at,
+            lagging,
+            unstopped,
+        },
+        resolution: Duration::ZERO,
+        no_rebalance: sc
+            .expect
+            .no_rebalance_after
+            .map(|d| (Instant::from_millis(d.0.as_millis() as u64), final_stop_at)),
+    };
+    let history = history.entries();
+    for e in &history[checks.seen()..] {
+        checks.observe(e);
+    }
+    let violations = checks.finish(&history, &context);
     RunOutput {
         seed,
-        history: history.entries(),
-        context: Context {
-            retry: g.retry.policy(),
-            order: match g.ordering {
-                OrderingSpec::Partition => Order::Partition,
-                OrderingSpec::Key => Order::Key,
-            },
-            liveness: Liveness {
-                deadline: Instant::from_millis(deadline.as_millis() as u64),
-                converged_at,
-                lagging,
-                unstopped,
-            },
-            resolution: Duration::ZERO,
-            no_rebalance: sc
-                .expect
-                .no_rebalance_after
-                .map(|d| (Instant::from_millis(d.0.as_millis() as u64), final_stop_at)),
-        },
+        history,
+        context,
+        violations,
         simulated: sim.elapsed(),
         final_stop_at,
         error,

@@ -412,29 +412,6 @@ impl Fault {
         }
     }
 
-    /// The same fault, starting at `at`.
-    pub fn starting_at(mut self, new: Duration) -> Self {
-        match &mut self {
-            Fault::CrashMember { at, .. }
-            | Fault::StopMember { at, .. }
-            | Fault::StartMember { at, .. }
-            | Fault::PauseMember { at, .. }
-            | Fault::CrashBroker { at, .. }
-            | Fault::PauseBroker { at, .. }
-            | Fault::DisconnectBroker { at, .. }
-            | Fault::Partition { at, .. }
-            | Fault::Hold { at, .. }
-            | Fault::Latency { at, .. }
-            | Fault::Errors { at, .. }
-            | Fault::DeadLetterOutage { at, .. }
-            | Fault::ProduceErrors { at, .. }
-            | Fault::ClockJump { at, .. }
-            | Fault::Loss { at, .. }
-            | Fault::RollingRestart { at, .. } => *at = Dur(new),
-        }
-        self
-    }
-
     /// The primitive faults this one stands for, in time order: a rolling
     /// restart of `members` members is a graceful stop of each in turn,
     /// restarted after `gap`, the next one stopping `gap` after that; every

@@ -237,40 +237,150 @@ pub struct Liveness {
     pub unstopped: Vec<String>,
 }
 
-/// Runs the `wanted` checkers; returns every violation found (at most one
-/// per invariant).
+/// Runs the `wanted` checkers over a whole history; returns every
+/// violation found (at most one per invariant).
 pub fn check(history: &[Entry], ctx: &Context, wanted: &[Invariant]) -> Vec<Violation> {
-    Invariant::ALL
-        .iter()
-        .filter(|i| wanted.contains(i))
-        .filter_map(|i| check_one(*i, history, ctx))
-        .collect()
+    let mut checks = Checks::new(wanted, ctx.retry.clone(), ctx.order, ctx.resolution);
+    for e in history {
+        checks.observe(e);
+    }
+    checks.finish(history, ctx)
 }
 
 /// Runs one checker.
 pub fn check_one(inv: Invariant, history: &[Entry], ctx: &Context) -> Option<Violation> {
-    let found = match inv {
-        Invariant::ZeroLoss => zero_loss(history),
-        Invariant::CommitSafety => commit_safety(history),
-        Invariant::HandOffContinuity => hand_off_continuity(history),
-        Invariant::BoundedDuplicates => bounded_duplicates(history),
-        Invariant::ExclusiveOwnership => exclusive_ownership(history),
-        Invariant::PartitionOrder if ctx.order == Order::Partition => partition_order(history),
-        Invariant::PartitionOrder => None,
-        Invariant::NoCommitRegression => no_commit_regression(history),
-        Invariant::DeadLetterCorrectness => dead_letter_correctness(history, &ctx.retry),
-        Invariant::RetryBounds => retry_bounds(history, &ctx.retry, ctx.resolution),
-        Invariant::CommitsKept => commits_kept(history),
-        Invariant::FencedCommits => fenced_commits(history),
-        Invariant::NoOverlappingOwners => no_overlapping_owners(history),
-        Invariant::CommitAgreement => commit_agreement(history),
-        Invariant::NoUnexpectedRebalance => match ctx.no_rebalance {
-            Some(window) => no_unexpected_rebalance(history, window),
-            None => None,
-        },
-        Invariant::Liveness => return liveness(history, &ctx.liveness),
-    };
-    found.map(|f| f.into_violation(inv, history))
+    check(history, ctx, &[inv]).into_iter().next()
+}
+
+/// The wanted checkers, fed a history entry by entry as a run records it.
+/// Most judge each entry as it arrives and keep the first violation they
+/// see; zero loss, commit safety, liveness and the rebalance window are
+/// judged at the end, when [`Checks::finish`] has the run's outcome.
+pub struct Checks {
+    streaming: Vec<(Invariant, Box<dyn Streaming + Send>, Option<Found>)>,
+    at_end: Vec<Invariant>,
+    seen: usize,
+}
+
+impl fmt::Debug for Checks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Checks")
+            .field("seen", &self.seen)
+            .field("at_end", &self.at_end)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Checks {
+    /// The `wanted` checkers, with the retry policy, the promised order and
+    /// the timestamps' resolution (see [`Context`]).
+    pub fn new(
+        wanted: &[Invariant],
+        retry: RetryPolicy,
+        order: Order,
+        resolution: Duration,
+    ) -> Self {
+        let mut streaming: Vec<(Invariant, Box<dyn Streaming + Send>, Option<Found>)> = Vec::new();
+        let mut at_end = Vec::new();
+        for inv in Invariant::ALL
+            .iter()
+            .copied()
+            .filter(|i| wanted.contains(i))
+        {
+            let checker: Box<dyn Streaming + Send> = match inv {
+                Invariant::HandOffContinuity => Box::<HandOffContinuity>::default(),
+                Invariant::BoundedDuplicates => Box::<BoundedDuplicates>::default(),
+                Invariant::ExclusiveOwnership => Box::<ExclusiveOwnership>::default(),
+                Invariant::PartitionOrder if order == Order::Partition => {
+                    Box::<PartitionOrder>::default()
+                }
+                Invariant::PartitionOrder => continue,
+                Invariant::NoCommitRegression => Box::<NoCommitRegression>::default(),
+                Invariant::DeadLetterCorrectness => Box::new(DeadLetterCorrectness {
+                    max_attempts: retry.max_attempts,
+                    allowed: BTreeSet::new(),
+                    processed: BTreeSet::new(),
+                    lettered: BTreeSet::new(),
+                }),
+                Invariant::RetryBounds => Box::new(RetryBounds {
+                    retry: retry.clone(),
+                    resolution,
+                    not_before: BTreeMap::new(),
+                }),
+                Invariant::CommitsKept => Box::<CommitsKept>::default(),
+                Invariant::FencedCommits => Box::<FencedCommits>::default(),
+                Invariant::NoOverlappingOwners => Box::<NoOverlappingOwners>::default(),
+                Invariant::CommitAgreement => Box::<CommitAgreement>::default(),
+                Invariant::ZeroLoss
+                | Invariant::CommitSafety
+                | Invariant::Liveness
+                | Invariant::NoUnexpectedRebalance => {
+                    at_end.push(inv);
+                    continue;
+                }
+            };
+            streaming.push((inv, checker, None));
+        }
+        Self {
+            streaming,
+            at_end,
+            seen: 0,
+        }
+    }
+
+    /// Reads the next entry of the history.
+    pub fn observe(&mut self, e: &Entry) {
+        let i = self.seen;
+        self.seen += 1;
+        for (_, checker, found) in &mut self.streaming {
+            if found.is_none() {
+                *found = checker.observe(i, e);
+            }
+        }
+    }
+
+    /// How many entries were read.
+    pub fn seen(&self) -> usize {
+        self.seen
+    }
+
+    /// The first invariant a streaming checker has seen broken so far.
+    pub fn first_broken(&self) -> Option<Invariant> {
+        self.streaming
+            .iter()
+            .find(|(_, _, f)| f.is_some())
+            .map(|(inv, _, _)| *inv)
+    }
+
+    /// Every violation, in [`Invariant::ALL`] order: what the streaming
+    /// checkers found, and the end-of-run checks judged on `history` (the
+    /// entries observed, in order) and the run's outcome in `ctx`.
+    pub fn finish(self, history: &[Entry], ctx: &Context) -> Vec<Violation> {
+        debug_assert_eq!(history.len(), self.seen, "finish with the history observed");
+        let mut out: Vec<Violation> = self
+            .streaming
+            .into_iter()
+            .filter_map(|(inv, _, f)| f.map(|f| f.into_violation(inv, history)))
+            .collect();
+        for inv in self.at_end {
+            let v = match inv {
+                Invariant::ZeroLoss => zero_loss(history).map(|f| f.into_violation(inv, history)),
+                Invariant::CommitSafety => {
+                    commit_safety(history).map(|f| f.into_violation(inv, history))
+                }
+                Invariant::NoUnexpectedRebalance => ctx
+                    .no_rebalance
+                    .and_then(|w| no_unexpected_rebalance(history, w))
+                    .map(|f| f.into_violation(inv, history)),
+                Invariant::Liveness => liveness(history, &ctx.liveness),
+                _ => None,
+            };
+            out.extend(v);
+        }
+        let rank = |i: Invariant| Invariant::ALL.iter().position(|x| *x == i);
+        out.sort_by_key(|v| rank(v.invariant));
+        out
+    }
 }
 
 /// What a checker found: the index of the breaking entry, the partition
@@ -476,165 +586,6 @@ fn commit_safety(h: &[Entry]) -> Option<Found> {
     None
 }
 
-/// Hand-off continuity: a new owner's start is at or below the highest
-/// offset anyone asked to commit before it (or the log start if nobody
-/// committed).
-fn hand_off_continuity(h: &[Entry]) -> Option<Found> {
-    let mut requested: BTreeMap<&TopicPartition, Offset> = BTreeMap::new();
-    for (i, e) in h.iter().enumerate() {
-        let Some(ev) = e.event() else { continue };
-        match ev {
-            Event::CommitRequested { tp, offset, .. } => {
-                let r = requested.entry(tp).or_insert(*offset);
-                *r = (*r).max(*offset);
-            }
-            Event::Assigned { partitions, .. } => {
-                for (tp, start) in partitions {
-                    let bound = requested.get(tp).copied().unwrap_or(Offset(0));
-                    if *start > bound {
-                        return Some(Found::new(
-                            i,
-                            tp,
-                            *start,
-                            format!(
-                                "{} starts at {} but nothing above {} was ever committed: \
-                                 records {}..{} are skipped",
-                                e.host, start, bound, bound, start
-                            ),
-                        ));
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    None
-}
-
-/// Bounded duplicates.
-fn bounded_duplicates(h: &[Entry]) -> Option<Found> {
-    // The highest acknowledged commit per partition, with its generation.
-    let mut acked: BTreeMap<&TopicPartition, Vec<(Generation, Offset)>> = BTreeMap::new();
-    // (host, partition) -> records processed in the current ownership.
-    let mut processed: BTreeMap<(&str, &TopicPartition), BTreeSet<Offset>> = BTreeMap::new();
-    for (i, e) in h.iter().enumerate() {
-        let Some(ev) = e.event() else { continue };
-        match ev {
-            Event::Committed {
-                tp,
-                offset,
-                generation,
-            } => acked.entry(tp).or_default().push((*generation, *offset)),
-            Event::Assigned {
-                partitions,
-                generation,
-            } => {
-                for (tp, start) in partitions {
-                    processed.remove(&(e.host.as_str(), tp));
-                    let earlier = acked
-                        .get(tp)
-                        .into_iter()
-                        .flatten()
-                        .filter(|(g, _)| g < generation)
-                        .map(|(_, o)| *o)
-                        .max();
-                    // A start below the latest acknowledged commit is the
-                    // broker forgetting it (commits-kept), not a consumer's
-                    // stale commit.
-                    let latest = acked.get(tp).and_then(|v| v.last()).map(|(_, o)| *o);
-                    if latest.is_some_and(|l| *start < l) {
-                        continue;
-                    }
-                    if let Some(c) = earlier.filter(|c| start < c) {
-                        return Some(Found::new(
-                            i,
-                            tp,
-                            *start,
-                            format!(
-                                "{} starts at {} below {}, committed in an earlier generation: \
-                                 records {}..{} are redelivered though their processing was committed",
-                                e.host, start, c, start, c
-                            ),
-                        ));
-                    }
-                }
-            }
-            Event::ProcessingSucceeded { tp, offset, .. }
-                if !processed
-                    .entry((e.host.as_str(), tp))
-                    .or_default()
-                    .insert(*offset) =>
-            {
-                return Some(Found::new(
-                    i,
-                    tp,
-                    *offset,
-                    format!("{} processed it twice within one ownership", e.host),
-                ));
-            }
-            _ => {}
-        }
-    }
-    None
-}
-
-/// Commits kept: each new owner starts at the latest acknowledged commit.
-fn commits_kept(h: &[Entry]) -> Option<Found> {
-    let mut latest: BTreeMap<&TopicPartition, Offset> = BTreeMap::new();
-    // Ownerships handed less than the latest acknowledged commit, until
-    // they process a record below it or end: (host, partition) -> (index of
-    // the assignment, start, acknowledged).
-    let mut short: BTreeMap<(&str, &TopicPartition), (usize, Offset, Offset)> = BTreeMap::new();
-    for (i, e) in h.iter().enumerate() {
-        let host = e.host.as_str();
-        let Some(ev) = e.event() else { continue };
-        match ev {
-            Event::Committed { tp, offset, .. } => {
-                latest.insert(tp, *offset);
-            }
-            Event::Assigned { partitions, .. } => {
-                for (tp, start) in partitions {
-                    short.remove(&(host, tp));
-                    if let Some(l) = latest.get(tp).filter(|l| start < *l) {
-                        short.insert((host, tp), (i, *start, *l));
-                    }
-                }
-            }
-            // Judged when the short-handed owner redelivers: a start
-            // position read before a later commit was acknowledged (an
-            // assignment of an older generation, applied after its start
-            // positions were fetched, while the group had moved on and
-            // another owner committed) is not a lost commit if the
-            // ownership ends before it processes anything below it — seen
-            // with the configuration swarm, nemesis_mix seed 154.
-            Event::ProcessingStarted { tp, offset, .. } => {
-                if let Some(&(at, start, l)) = short.get(&(host, tp)) {
-                    if *offset < l {
-                        return Some(Found::new(
-                            at,
-                            tp,
-                            start,
-                            format!(
-                                "{host} was handed {start} though the broker had acknowledged a \
-                                 commit of {l}: the broker lost an acknowledged commit, and \
-                                 records {start}..{l} are redelivered (from {offset})"
-                            ),
-                        ));
-                    }
-                    short.remove(&(host, tp));
-                }
-            }
-            Event::Revoked { partitions, .. } | Event::Lost { partitions } => {
-                for tp in partitions {
-                    short.remove(&(host, tp));
-                }
-            }
-            _ => {}
-        }
-    }
-    None
-}
-
 /// The consumer whose software an entry says was killed, if any: a
 /// member's crash, or the restart that heals a crash or a graceful stop
 /// (it kills a running instance before starting a new one).
@@ -645,305 +596,6 @@ fn ended_host(e: &Entry) -> Option<String> {
         _ => None,
     }
     .map(crate::fault::member_host)
-}
-
-/// Exclusive ownership.
-fn exclusive_ownership(h: &[Entry]) -> Option<Found> {
-    // partition -> host -> generation it was assigned in
-    let mut owners: BTreeMap<&TopicPartition, BTreeMap<&str, Generation>> = BTreeMap::new();
-    // host -> newest generation it joined
-    let mut joined: BTreeMap<&str, Generation> = BTreeMap::new();
-    for (i, e) in h.iter().enumerate() {
-        let host = e.host.as_str();
-        if let Some(gone) = ended_host(e) {
-            for o in owners.values_mut() {
-                o.remove(gone.as_str());
-            }
-            joined.remove(gone.as_str());
-        }
-        let Some(ev) = e.event() else { continue };
-        match ev {
-            Event::Joined { generation, .. } => {
-                joined.insert(host, *generation);
-            }
-            Event::Assigned {
-                partitions,
-                generation,
-            } => {
-                for (tp, _) in partitions {
-                    let o = owners.entry(tp).or_default();
-                    if let Some((other, _)) =
-                        o.iter().find(|(h2, g)| **h2 != host && **g == *generation)
-                    {
-                        return Some(Found {
-                            index: i,
-                            tp: Some(tp.clone()),
-                            offset: None,
-                            detail: format!(
-                                "{host} and {other} both own it in generation {generation}"
-                            ),
-                        });
-                    }
-                    o.insert(host, *generation);
-                }
-            }
-            Event::Revoked { partitions, .. } | Event::Lost { partitions } => {
-                for tp in partitions {
-                    if let Some(o) = owners.get_mut(tp) {
-                        o.remove(host);
-                    }
-                }
-            }
-            Event::Stopped { .. } | Event::Left => {
-                for o in owners.values_mut() {
-                    o.remove(host);
-                }
-            }
-            Event::Committed {
-                tp,
-                offset,
-                generation,
-            } => {
-                if let Some(newer) = joined.get(host).filter(|g| **g > *generation) {
-                    return Some(Found::new(
-                        i,
-                        tp,
-                        *offset,
-                        format!(
-                            "a commit from generation {generation} was accepted after {host} \
-                             joined generation {newer}: stale-generation commits must be fenced"
-                        ),
-                    ));
-                }
-            }
-            _ => {}
-        }
-    }
-    None
-}
-
-/// Partition order (partition ordering only).
-fn partition_order(h: &[Entry]) -> Option<Found> {
-    // (host, partition) -> (current offset, finished?)
-    let mut cur: BTreeMap<(&str, &TopicPartition), (Offset, bool)> = BTreeMap::new();
-    for (i, e) in h.iter().enumerate() {
-        let host = e.host.as_str();
-        if let Some(gone) = ended_host(e) {
-            cur.retain(|(h2, _), _| *h2 != gone);
-        }
-        let Some(ev) = e.event() else { continue };
-        match ev {
-            Event::Assigned { partitions, .. } => {
-                for (tp, _) in partitions {
-                    cur.remove(&(host, tp));
-                }
-            }
-            Event::Revoked { partitions, .. } | Event::Lost { partitions } => {
-                for tp in partitions {
-                    cur.remove(&(host, tp));
-                }
-            }
-            Event::ProcessingStarted { tp, offset, .. } => {
-                if let Some((o, done)) = cur.get(&(host, tp)).copied() {
-                    if *offset == o && !done {
-                        continue; // a retry of the current record
-                    }
-                    if *offset <= o {
-                        return Some(Found::new(
-                            i,
-                            tp,
-                            *offset,
-                            format!("{host} started {offset} after {o}: out of offset order"),
-                        ));
-                    }
-                    if !done {
-                        return Some(Found::new(
-                            i,
-                            tp,
-                            *offset,
-                            format!("{host} started {offset} before {o} finished"),
-                        ));
-                    }
-                }
-                cur.insert((host, tp), (*offset, false));
-            }
-            Event::ProcessingSucceeded { tp, offset, .. }
-            | Event::DeadLetterRequested { tp, offset } => {
-                if let Some(c) = cur.get_mut(&(host, tp)) {
-                    if c.0 == *offset {
-                        c.1 = true;
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    None
-}
-
-/// No committed-offset regression: an acknowledged commit `(g, o)` is a
-/// regression when an earlier acknowledged commit `(g2, o2)` had `g2 <= g`
-/// and `o2 > o`. (A late acknowledgement from an older generation — a
-/// paused member's — is not a regression of the newer one.)
-fn no_commit_regression(h: &[Entry]) -> Option<Found> {
-    let mut acked: BTreeMap<&TopicPartition, Vec<(Generation, Offset)>> = BTreeMap::new();
-    for (i, e) in h.iter().enumerate() {
-        if let Some(Event::Committed {
-            tp,
-            offset,
-            generation,
-        }) = e.event()
-        {
-            let list = acked.entry(tp).or_default();
-            if let Some((g2, o2)) = list.iter().find(|(g2, o2)| g2 <= generation && o2 > offset) {
-                return Some(Found::new(
-                    i,
-                    tp,
-                    *offset,
-                    format!(
-                        "{} moved the committed offset back to {} (generation {}) after {} \
-                         (generation {}) was committed",
-                        e.host, offset, generation, o2, g2
-                    ),
-                ));
-            }
-            list.push((*generation, *offset));
-        }
-    }
-    None
-}
-
-/// Dead-letter correctness.
-fn dead_letter_correctness(h: &[Entry], retry: &RetryPolicy) -> Option<Found> {
-    // (host, partition, offset) -> why it may be dead-lettered
-    let mut allowed: BTreeSet<(&str, &TopicPartition, Offset)> = BTreeSet::new();
-    let mut processed: BTreeSet<(&str, &TopicPartition, Offset)> = BTreeSet::new();
-    let mut lettered: BTreeSet<(&str, &TopicPartition, Offset)> = BTreeSet::new();
-    for (i, e) in h.iter().enumerate() {
-        let host = e.host.as_str();
-        let Some(ev) = e.event() else { continue };
-        match ev {
-            Event::Assigned { partitions, .. } => {
-                for (tp, _) in partitions {
-                    processed.retain(|(h2, t, _)| *h2 != host || *t != tp);
-                    lettered.retain(|(h2, t, _)| *h2 != host || *t != tp);
-                }
-            }
-            Event::ProcessingFailed {
-                tp,
-                offset,
-                attempt,
-                class,
-                ..
-            } => {
-                let exhausted = *class == ErrorClass::Transient && *attempt >= retry.max_attempts;
-                if *class == ErrorClass::Permanent || exhausted {
-                    allowed.insert((host, tp, *offset));
-                }
-            }
-            Event::DeadLetterRequested { tp, offset }
-                if !allowed.contains(&(host, tp, *offset)) =>
-            {
-                return Some(Found::new(
-                    i,
-                    tp,
-                    *offset,
-                    format!(
-                        "{host} dead-lettered it without a permanent failure or {} failed attempts",
-                        retry.max_attempts
-                    ),
-                ));
-            }
-            Event::DeadLettered { tp, offset, .. } => {
-                if processed.contains(&(host, tp, *offset)) {
-                    return Some(Found::new(
-                        i,
-                        tp,
-                        *offset,
-                        format!("{host} both processed and dead-lettered it"),
-                    ));
-                }
-                lettered.insert((host, tp, *offset));
-            }
-            Event::ProcessingSucceeded { tp, offset, .. } => {
-                if lettered.contains(&(host, tp, *offset)) {
-                    return Some(Found::new(
-                        i,
-                        tp,
-                        *offset,
-                        format!("{host} both dead-lettered and processed it"),
-                    ));
-                }
-                processed.insert((host, tp, *offset));
-            }
-            _ => {}
-        }
-    }
-    None
-}
-
-/// Retry bounds and backoff.
-fn retry_bounds(h: &[Entry], retry: &RetryPolicy, resolution: Duration) -> Option<Found> {
-    // (host, partition, offset, attempt) -> earliest time it may start
-    let mut not_before: BTreeMap<(&str, &TopicPartition, Offset, u32), Instant> = BTreeMap::new();
-    for (i, e) in h.iter().enumerate() {
-        let host = e.host.as_str();
-        let Some(ev) = e.event() else { continue };
-        match ev {
-            Event::ProcessingStarted {
-                tp,
-                offset,
-                attempt,
-            } => {
-                if *attempt > retry.max_attempts || *attempt == 0 {
-                    return Some(Found::new(
-                        i,
-                        tp,
-                        *offset,
-                        format!(
-                            "{host} started attempt {attempt}; the policy allows 1..={}",
-                            retry.max_attempts
-                        ),
-                    ));
-                }
-                if let Some(t) = not_before.remove(&(host, tp, *offset, *attempt)) {
-                    if e.at.as_millis() + (resolution.as_millis() as u64) < t.as_millis() {
-                        return Some(Found::new(
-                            i,
-                            tp,
-                            *offset,
-                            format!("{host} retried at {} before its backoff ended at {t}", e.at),
-                        ));
-                    }
-                }
-            }
-            Event::Retried {
-                tp,
-                offset,
-                next_attempt,
-                delay,
-            } => {
-                let base = retry.base_delay(next_attempt.saturating_sub(1));
-                let hi = base.as_millis() as u64 + 1;
-                let lo = ((base.as_secs_f64() * (1.0 - retry.jitter)) * 1000.0).floor() as u64;
-                let d = delay.as_millis() as u64;
-                if d < lo.saturating_sub(1) || d > hi {
-                    return Some(Found::new(
-                        i,
-                        tp,
-                        *offset,
-                        format!(
-                            "{host} backs off {d} ms before attempt {next_attempt}; the policy \
-                             allows {lo}..={hi} ms"
-                        ),
-                    ));
-                }
-                not_before.insert((host, tp, *offset, *next_attempt), e.at + *delay);
-            }
-            _ => {}
-        }
-    }
-    None
 }
 
 /// Liveness: the run converged by its deadline, and after the final
@@ -1019,252 +671,6 @@ fn liveness(h: &[Entry], l: &Liveness) -> Option<Violation> {
     }
 }
 
-/// The group as the coordinator's events tell it: its members, and the
-/// members of its current generation — every member when the join phase
-/// completed (a member is in a generation from its JoinGroup answer on,
-/// whether or not the SyncGroup round finishes), less those removed since,
-/// with a fenced static member's new id in place of its old one.
-#[derive(Default)]
-struct BrokerView<'a> {
-    generation: Option<Generation>,
-    group: BTreeSet<&'a MemberId>,
-    members: BTreeSet<&'a MemberId>,
-    /// Member id -> client id (the host).
-    clients: BTreeMap<&'a MemberId, &'a str>,
-}
-
-impl<'a> BrokerView<'a> {
-    fn see(&mut self, b: &'a BrokerEvent) {
-        match b {
-            BrokerEvent::GroupState { to, generation, .. } => {
-                if *to == ruckus_core::coordinator::GroupState::CompletingRebalance {
-                    self.members = self.group.clone();
-                }
-                self.generation = Some(*generation);
-            }
-            BrokerEvent::GenerationCompleted {
-                generation,
-                members,
-            } => {
-                self.generation = Some(*generation);
-                self.members = members.iter().map(|m| &m.member).collect();
-                for m in members {
-                    self.clients.insert(&m.member, m.client.as_str());
-                }
-            }
-            BrokerEvent::MemberAdded { member, client } => {
-                self.group.insert(member);
-                self.clients.insert(member, client.as_str());
-            }
-            BrokerEvent::MemberRemoved { member, .. } => {
-                self.group.remove(member);
-                self.members.remove(member);
-            }
-            BrokerEvent::MemberFenced { old, new } => {
-                if self.group.remove(old) {
-                    self.group.insert(new);
-                }
-                if self.members.remove(old) {
-                    self.members.insert(new);
-                }
-                if let Some(c) = self.clients.get(old).copied() {
-                    self.clients.insert(new, c);
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
-/// Fenced commits: judged from the broker's events alone.
-fn fenced_commits(h: &[Entry]) -> Option<Found> {
-    let mut view = BrokerView::default();
-    for (i, e) in h.iter().enumerate() {
-        let Some(b) = e.broker() else { continue };
-        if let BrokerEvent::CommitHandled {
-            member,
-            generation,
-            offsets,
-            error: ErrorCode::None,
-        } = b
-        {
-            // Generation -1: a client outside group management, which
-            // Kafka allows only while the group is empty.
-            let outside = if generation.0 < 0 {
-                None
-            } else if view.generation != Some(*generation) {
-                Some(format!(
-                    "it names generation {generation}, but the group is in generation {}",
-                    view.generation
-                        .map_or_else(|| "none".to_owned(), |g| g.to_string())
-                ))
-            } else if !view.members.contains(member) {
-                Some(format!(
-                    "{member} is not a member of generation {generation}"
-                ))
-            } else {
-                None
-            };
-            if let (Some(why), Some((tp, offset))) = (outside, offsets.first()) {
-                let client = view.clients.get(member).copied().unwrap_or("?");
-                return Some(Found::new(
-                    i,
-                    tp,
-                    *offset,
-                    format!(
-                        "the broker applied a commit of {offset} from {member} ({client}): {why}"
-                    ),
-                ));
-            }
-        }
-        view.see(b);
-    }
-    None
-}
-
-/// No overlapping owners across generations.
-fn no_overlapping_owners(h: &[Entry]) -> Option<Found> {
-    // Client side: host -> partitions it holds (assigned, not yet revoked,
-    // lost, stopped or ended).
-    let mut holds: BTreeMap<&str, BTreeSet<&TopicPartition>> = BTreeMap::new();
-    // Broker side: generation -> the hosts that are its members.
-    let mut members_of: BTreeMap<Generation, BTreeSet<&str>> = BTreeMap::new();
-    for (i, e) in h.iter().enumerate() {
-        let host = e.host.as_str();
-        if let Some(gone) = ended_host(e) {
-            holds.remove(gone.as_str());
-        }
-        if let Some(BrokerEvent::GenerationCompleted {
-            generation,
-            members,
-        }) = e.broker()
-        {
-            members_of.insert(
-                *generation,
-                members.iter().map(|m| m.client.as_str()).collect(),
-            );
-        }
-        let Some(ev) = e.event() else { continue };
-        match ev {
-            Event::Assigned {
-                partitions,
-                generation,
-            } => {
-                let Some(peers) = members_of.get(generation) else {
-                    // No broker-side record of the generation (a real
-                    // broker): nothing to judge it by.
-                    for (tp, _) in partitions {
-                        holds.entry(host).or_default().insert(tp);
-                    }
-                    continue;
-                };
-                for (tp, _) in partitions {
-                    let other = holds.iter().find(|(h2, held)| {
-                        **h2 != host && held.contains(tp) && peers.contains(**h2)
-                    });
-                    if let Some((other, _)) = other {
-                        return Some(Found {
-                            index: i,
-                            tp: Some(tp.clone()),
-                            offset: None,
-                            detail: format!(
-                                "{host} was assigned it in generation {generation} while {other}, \
-                                 also a member of generation {generation}, still held it"
-                            ),
-                        });
-                    }
-                    holds.entry(host).or_default().insert(tp);
-                }
-            }
-            Event::Revoked { partitions, .. } | Event::Lost { partitions } => {
-                if let Some(held) = holds.get_mut(host) {
-                    for tp in partitions {
-                        held.remove(tp);
-                    }
-                }
-            }
-            Event::Stopped { .. } | Event::Left => {
-                holds.remove(host);
-            }
-            _ => {}
-        }
-    }
-    None
-}
-
-/// Commit agreement between members and the broker.
-fn commit_agreement(h: &[Entry]) -> Option<Found> {
-    let mut view = BrokerView::default();
-    // (host, partition, offset, generation) a member asked to commit.
-    let mut requested: BTreeSet<(&str, &TopicPartition, Offset, Generation)> = BTreeSet::new();
-    // (host, partition, offset, generation) the broker applied.
-    let mut applied: BTreeSet<(&str, &TopicPartition, Offset, Generation)> = BTreeSet::new();
-    let mut any_broker = false;
-    for (i, e) in h.iter().enumerate() {
-        if let Some(b) = e.broker() {
-            // Only a history with the coordinator's inside (the
-            // simulation's) can say what it applied; a real run records
-            // just the pins and fail-overs it made itself.
-            any_broker |= b.is_coordinators();
-            view.see(b);
-            if let BrokerEvent::CommitHandled {
-                member,
-                generation,
-                offsets,
-                error: ErrorCode::None,
-            } = b
-            {
-                let Some(host) = view.clients.get(member).copied() else {
-                    continue;
-                };
-                for (tp, offset) in offsets {
-                    if !requested.contains(&(host, tp, *offset, *generation)) {
-                        return Some(Found::new(
-                            i,
-                            tp,
-                            *offset,
-                            format!(
-                                "the broker applied a commit of {offset} in generation \
-                                 {generation} from {member} ({host}), which {host} never asked for"
-                            ),
-                        ));
-                    }
-                    applied.insert((host, tp, *offset, *generation));
-                }
-            }
-            continue;
-        }
-        let host = e.host.as_str();
-        match e.event() {
-            Some(Event::CommitRequested {
-                tp,
-                offset,
-                generation,
-            }) => {
-                requested.insert((host, tp, *offset, *generation));
-            }
-            // Judged only where the broker's side is recorded.
-            Some(Event::Committed {
-                tp,
-                offset,
-                generation,
-            }) if any_broker && !applied.contains(&(host, tp, *offset, *generation)) => {
-                return Some(Found::new(
-                    i,
-                    tp,
-                    *offset,
-                    format!(
-                        "{host} saw its commit of {offset} in generation {generation} \
-                         acknowledged, but the broker never applied it"
-                    ),
-                ));
-            }
-            _ => {}
-        }
-    }
-    None
-}
-
 /// No rebalance within the window: no generation begins in it, judged from
 /// the broker's group states where they are recorded and from the
 /// members' joins (a real broker).
@@ -1321,4 +727,778 @@ fn no_unexpected_rebalance(
         }
     }
     None
+}
+
+/// A checker that reads the history entry by entry, as it is recorded:
+/// the first entry that breaks the invariant is reported as soon as it is
+/// seen. (Zero loss, commit safety, liveness and the rebalance window need
+/// the end of the run and are judged then.)
+trait Streaming {
+    /// Reads entry `i`; a finding the moment the invariant breaks.
+    fn observe(&mut self, i: usize, e: &Entry) -> Option<Found>;
+}
+
+/// Hand-off continuity: a new owner's start is at or below the highest
+/// offset anyone asked to commit before it (or the log start if nobody
+/// committed).
+#[derive(Default)]
+struct HandOffContinuity {
+    requested: BTreeMap<TopicPartition, Offset>,
+}
+
+impl Streaming for HandOffContinuity {
+    fn observe(&mut self, i: usize, e: &Entry) -> Option<Found> {
+        match e.event()? {
+            Event::CommitRequested { tp, offset, .. } => {
+                let r = self.requested.entry(tp.clone()).or_insert(*offset);
+                *r = (*r).max(*offset);
+            }
+            Event::Assigned { partitions, .. } => {
+                for (tp, start) in partitions {
+                    let bound = self.requested.get(tp).copied().unwrap_or(Offset(0));
+                    if *start > bound {
+                        return Some(Found::new(
+                            i,
+                            tp,
+                            *start,
+                            format!(
+                                "{} starts at {} but nothing above {} was ever committed: \
+                                 records {}..{} are skipped",
+                                e.host, start, bound, bound, start
+                            ),
+                        ));
+                    }
+                }
+            }
+            _ => {}
+        }
+        None
+    }
+}
+
+/// Bounded duplicates.
+#[derive(Default)]
+struct BoundedDuplicates {
+    /// Acknowledged commits per partition, with their generation.
+    acked: BTreeMap<TopicPartition, Vec<(Generation, Offset)>>,
+    /// (host, partition) -> records processed in the current ownership.
+    processed: BTreeMap<(String, TopicPartition), BTreeSet<Offset>>,
+}
+
+impl Streaming for BoundedDuplicates {
+    fn observe(&mut self, i: usize, e: &Entry) -> Option<Found> {
+        match e.event()? {
+            Event::Committed {
+                tp,
+                offset,
+                generation,
+            } => self
+                .acked
+                .entry(tp.clone())
+                .or_default()
+                .push((*generation, *offset)),
+            Event::Assigned {
+                partitions,
+                generation,
+            } => {
+                for (tp, start) in partitions {
+                    self.processed.remove(&(e.host.clone(), tp.clone()));
+                    let earlier = self
+                        .acked
+                        .get(tp)
+                        .into_iter()
+                        .flatten()
+                        .filter(|(g, _)| g < generation)
+                        .map(|(_, o)| *o)
+                        .max();
+                    // A start below the latest acknowledged commit is the
+                    // broker forgetting it (commits-kept), not a consumer's
+                    // stale commit.
+                    let latest = self.acked.get(tp).and_then(|v| v.last()).map(|(_, o)| *o);
+                    if latest.is_some_and(|l| *start < l) {
+                        continue;
+                    }
+                    if let Some(c) = earlier.filter(|c| start < c) {
+                        return Some(Found::new(
+                            i,
+                            tp,
+                            *start,
+                            format!(
+                                "{} starts at {} below {}, committed in an earlier generation: \
+                                 records {}..{} are redelivered though their processing was committed",
+                                e.host, start, c, start, c
+                            ),
+                        ));
+                    }
+                }
+            }
+            Event::ProcessingSucceeded { tp, offset, .. }
+                if !self
+                    .processed
+                    .entry((e.host.clone(), tp.clone()))
+                    .or_default()
+                    .insert(*offset) =>
+            {
+                return Some(Found::new(
+                    i,
+                    tp,
+                    *offset,
+                    format!("{} processed it twice within one ownership", e.host),
+                ));
+            }
+            _ => {}
+        }
+        None
+    }
+}
+
+/// Commits kept: each new owner starts at the latest acknowledged commit.
+#[derive(Default)]
+struct CommitsKept {
+    latest: BTreeMap<TopicPartition, Offset>,
+    /// Ownerships handed less than the latest acknowledged commit, until
+    /// they process a record below it or end: (host, partition) -> (index
+    /// of the assignment, start, acknowledged).
+    short: BTreeMap<(String, TopicPartition), (usize, Offset, Offset)>,
+}
+
+impl Streaming for CommitsKept {
+    fn observe(&mut self, i: usize, e: &Entry) -> Option<Found> {
+        let host = e.host.as_str();
+        match e.event()? {
+            Event::Committed { tp, offset, .. } => {
+                self.latest.insert(tp.clone(), *offset);
+            }
+            Event::Assigned { partitions, .. } => {
+                for (tp, start) in partitions {
+                    let key = (host.to_owned(), tp.clone());
+                    self.short.remove(&key);
+                    if let Some(l) = self.latest.get(tp).filter(|l| start < *l) {
+                        self.short.insert(key, (i, *start, *l));
+                    }
+                }
+            }
+            // Judged when the short-handed owner redelivers: a start
+            // position read before a later commit was acknowledged (an
+            // assignment of an older generation, applied after its start
+            // positions were fetched, while the group had moved on and
+            // another owner committed) is not a lost commit if the
+            // ownership ends before it processes anything below it — seen
+            // with the configuration swarm, nemesis_mix seed 154.
+            Event::ProcessingStarted { tp, offset, .. } => {
+                let key = (host.to_owned(), tp.clone());
+                if let Some(&(at, start, l)) = self.short.get(&key) {
+                    if *offset < l {
+                        return Some(Found::new(
+                            at,
+                            tp,
+                            start,
+                            format!(
+                                "{host} was handed {start} though the broker had acknowledged a \
+                                 commit of {l}: the broker lost an acknowledged commit, and \
+                                 records {start}..{l} are redelivered (from {offset})"
+                            ),
+                        ));
+                    }
+                    self.short.remove(&key);
+                }
+            }
+            Event::Revoked { partitions, .. } | Event::Lost { partitions } => {
+                for tp in partitions {
+                    self.short.remove(&(host.to_owned(), tp.clone()));
+                }
+            }
+            _ => {}
+        }
+        None
+    }
+}
+
+/// Exclusive ownership.
+#[derive(Default)]
+struct ExclusiveOwnership {
+    /// partition -> host -> generation it was assigned in
+    owners: BTreeMap<TopicPartition, BTreeMap<String, Generation>>,
+    /// host -> newest generation it joined
+    joined: BTreeMap<String, Generation>,
+}
+
+impl Streaming for ExclusiveOwnership {
+    fn observe(&mut self, i: usize, e: &Entry) -> Option<Found> {
+        let host = e.host.as_str();
+        if let Some(gone) = ended_host(e) {
+            for o in self.owners.values_mut() {
+                o.remove(&gone);
+            }
+            self.joined.remove(&gone);
+        }
+        match e.event()? {
+            Event::Joined { generation, .. } => {
+                self.joined.insert(host.to_owned(), *generation);
+            }
+            Event::Assigned {
+                partitions,
+                generation,
+            } => {
+                for (tp, _) in partitions {
+                    let o = self.owners.entry(tp.clone()).or_default();
+                    if let Some((other, _)) = o
+                        .iter()
+                        .find(|(h2, g)| h2.as_str() != host && **g == *generation)
+                    {
+                        return Some(Found {
+                            index: i,
+                            tp: Some(tp.clone()),
+                            offset: None,
+                            detail: format!(
+                                "{host} and {other} both own it in generation {generation}"
+                            ),
+                        });
+                    }
+                    o.insert(host.to_owned(), *generation);
+                }
+            }
+            Event::Revoked { partitions, .. } | Event::Lost { partitions } => {
+                for tp in partitions {
+                    if let Some(o) = self.owners.get_mut(tp) {
+                        o.remove(host);
+                    }
+                }
+            }
+            Event::Stopped { .. } | Event::Left => {
+                for o in self.owners.values_mut() {
+                    o.remove(host);
+                }
+            }
+            Event::Committed {
+                tp,
+                offset,
+                generation,
+            } => {
+                if let Some(newer) = self.joined.get(host).filter(|g| **g > *generation) {
+                    return Some(Found::new(
+                        i,
+                        tp,
+                        *offset,
+                        format!(
+                            "a commit from generation {generation} was accepted after {host} \
+                             joined generation {newer}: stale-generation commits must be fenced"
+                        ),
+                    ));
+                }
+            }
+            _ => {}
+        }
+        None
+    }
+}
+
+/// Partition order (partition ordering only).
+#[derive(Default)]
+struct PartitionOrder {
+    /// (host, partition) -> (current offset, finished?)
+    cur: BTreeMap<(String, TopicPartition), (Offset, bool)>,
+}
+
+impl Streaming for PartitionOrder {
+    fn observe(&mut self, i: usize, e: &Entry) -> Option<Found> {
+        let host = e.host.as_str();
+        if let Some(gone) = ended_host(e) {
+            self.cur.retain(|(h2, _), _| *h2 != gone);
+        }
+        match e.event()? {
+            Event::Assigned { partitions, .. } => {
+                for (tp, _) in partitions {
+                    self.cur.remove(&(host.to_owned(), tp.clone()));
+                }
+            }
+            Event::Revoked { partitions, .. } | Event::Lost { partitions } => {
+                for tp in partitions {
+                    self.cur.remove(&(host.to_owned(), tp.clone()));
+                }
+            }
+            Event::ProcessingStarted { tp, offset, .. } => {
+                let key = (host.to_owned(), tp.clone());
+                if let Some((o, done)) = self.cur.get(&key).copied() {
+                    if *offset == o && !done {
+                        return None; // a retry of the current record
+                    }
+                    if *offset <= o {
+                        return Some(Found::new(
+                            i,
+                            tp,
+                            *offset,
+                            format!("{host} started {offset} after {o}: out of offset order"),
+                        ));
+                    }
+                    if !done {
+                        return Some(Found::new(
+                            i,
+                            tp,
+                            *offset,
+                            format!("{host} started {offset} before {o} finished"),
+                        ));
+                    }
+                }
+                self.cur.insert(key, (*offset, false));
+            }
+            Event::ProcessingSucceeded { tp, offset, .. }
+            | Event::DeadLetterRequested { tp, offset } => {
+                if let Some(c) = self.cur.get_mut(&(host.to_owned(), tp.clone())) {
+                    if c.0 == *offset {
+                        c.1 = true;
+                    }
+                }
+            }
+            _ => {}
+        }
+        None
+    }
+}
+
+/// No committed-offset regression: an acknowledged commit `(g, o)` is a
+/// regression when an earlier acknowledged commit `(g2, o2)` had `g2 <= g`
+/// and `o2 > o`. (A late acknowledgement from an older generation — a
+/// paused member's — is not a regression of the newer one.)
+#[derive(Default)]
+struct NoCommitRegression {
+    acked: BTreeMap<TopicPartition, Vec<(Generation, Offset)>>,
+}
+
+impl Streaming for NoCommitRegression {
+    fn observe(&mut self, i: usize, e: &Entry) -> Option<Found> {
+        if let Some(Event::Committed {
+            tp,
+            offset,
+            generation,
+        }) = e.event()
+        {
+            let list = self.acked.entry(tp.clone()).or_default();
+            if let Some((g2, o2)) = list.iter().find(|(g2, o2)| g2 <= generation && o2 > offset) {
+                return Some(Found::new(
+                    i,
+                    tp,
+                    *offset,
+                    format!(
+                        "{} moved the committed offset back to {} (generation {}) after {} \
+                         (generation {}) was committed",
+                        e.host, offset, generation, o2, g2
+                    ),
+                ));
+            }
+            list.push((*generation, *offset));
+        }
+        None
+    }
+}
+
+/// Dead-letter correctness.
+struct DeadLetterCorrectness {
+    max_attempts: u32,
+    /// (host, partition, offset) it may dead-letter.
+    allowed: BTreeSet<(String, TopicPartition, Offset)>,
+    processed: BTreeSet<(String, TopicPartition, Offset)>,
+    lettered: BTreeSet<(String, TopicPartition, Offset)>,
+}
+
+impl Streaming for DeadLetterCorrectness {
+    fn observe(&mut self, i: usize, e: &Entry) -> Option<Found> {
+        let host = e.host.as_str();
+        let key = |tp: &TopicPartition, o: &Offset| (host.to_owned(), tp.clone(), *o);
+        match e.event()? {
+            Event::Assigned { partitions, .. } => {
+                for (tp, _) in partitions {
+                    self.processed.retain(|(h2, t, _)| h2 != host || t != tp);
+                    self.lettered.retain(|(h2, t, _)| h2 != host || t != tp);
+                }
+            }
+            Event::ProcessingFailed {
+                tp,
+                offset,
+                attempt,
+                class,
+                ..
+            } => {
+                let exhausted = *class == ErrorClass::Transient && *attempt >= self.max_attempts;
+                if *class == ErrorClass::Permanent || exhausted {
+                    self.allowed.insert(key(tp, offset));
+                }
+            }
+            Event::DeadLetterRequested { tp, offset }
+                if !self.allowed.contains(&key(tp, offset)) =>
+            {
+                return Some(Found::new(
+                    i,
+                    tp,
+                    *offset,
+                    format!(
+                        "{host} dead-lettered it without a permanent failure or {} failed attempts",
+                        self.max_attempts
+                    ),
+                ));
+            }
+            Event::DeadLettered { tp, offset, .. } => {
+                if self.processed.contains(&key(tp, offset)) {
+                    return Some(Found::new(
+                        i,
+                        tp,
+                        *offset,
+                        format!("{host} both processed and dead-lettered it"),
+                    ));
+                }
+                self.lettered.insert(key(tp, offset));
+            }
+            Event::ProcessingSucceeded { tp, offset, .. } => {
+                if self.lettered.contains(&key(tp, offset)) {
+                    return Some(Found::new(
+                        i,
+                        tp,
+                        *offset,
+                        format!("{host} both dead-lettered and processed it"),
+                    ));
+                }
+                self.processed.insert(key(tp, offset));
+            }
+            _ => {}
+        }
+        None
+    }
+}
+
+/// Retry bounds and backoff.
+struct RetryBounds {
+    retry: RetryPolicy,
+    resolution: Duration,
+    /// (host, partition, offset, attempt) -> earliest time it may start
+    not_before: BTreeMap<(String, TopicPartition, Offset, u32), Instant>,
+}
+
+impl Streaming for RetryBounds {
+    fn observe(&mut self, i: usize, e: &Entry) -> Option<Found> {
+        let host = e.host.as_str();
+        let retry = &self.retry;
+        match e.event()? {
+            Event::ProcessingStarted {
+                tp,
+                offset,
+                attempt,
+            } => {
+                if *attempt > retry.max_attempts || *attempt == 0 {
+                    return Some(Found::new(
+                        i,
+                        tp,
+                        *offset,
+                        format!(
+                            "{host} started attempt {attempt}; the policy allows 1..={}",
+                            retry.max_attempts
+                        ),
+                    ));
+                }
+                let key = (host.to_owned(), tp.clone(), *offset, *attempt);
+                if let Some(t) = self.not_before.remove(&key) {
+                    if e.at.as_millis() + (self.resolution.as_millis() as u64) < t.as_millis() {
+                        return Some(Found::new(
+                            i,
+                            tp,
+                            *offset,
+                            format!("{host} retried at {} before its backoff ended at {t}", e.at),
+                        ));
+                    }
+                }
+            }
+            Event::Retried {
+                tp,
+                offset,
+                next_attempt,
+                delay,
+            } => {
+                let base = retry.base_delay(next_attempt.saturating_sub(1));
+                let hi = base.as_millis() as u64 + 1;
+                let lo = ((base.as_secs_f64() * (1.0 - retry.jitter)) * 1000.0).floor() as u64;
+                let d = delay.as_millis() as u64;
+                if d < lo.saturating_sub(1) || d > hi {
+                    return Some(Found::new(
+                        i,
+                        tp,
+                        *offset,
+                        format!(
+                            "{host} backs off {d} ms before attempt {next_attempt}; the policy \
+                             allows {lo}..={hi} ms"
+                        ),
+                    ));
+                }
+                self.not_before.insert(
+                    (host.to_owned(), tp.clone(), *offset, *next_attempt),
+                    e.at + *delay,
+                );
+            }
+            _ => {}
+        }
+        None
+    }
+}
+
+/// The group as the coordinator's events tell it: its members, and the
+/// members of its current generation — every member when the join phase
+/// completed (a member is in a generation from its JoinGroup answer on,
+/// whether or not the SyncGroup round finishes), less those removed since,
+/// with a fenced static member's new id in place of its old one.
+#[derive(Default)]
+struct BrokerView {
+    generation: Option<Generation>,
+    group: BTreeSet<MemberId>,
+    members: BTreeSet<MemberId>,
+    /// Member id -> client id (the host).
+    clients: BTreeMap<MemberId, String>,
+}
+
+impl BrokerView {
+    fn see(&mut self, b: &BrokerEvent) {
+        match b {
+            BrokerEvent::GroupState { to, generation, .. } => {
+                if *to == ruckus_core::coordinator::GroupState::CompletingRebalance {
+                    self.members = self.group.clone();
+                }
+                self.generation = Some(*generation);
+            }
+            BrokerEvent::GenerationCompleted {
+                generation,
+                members,
+            } => {
+                self.generation = Some(*generation);
+                self.members = members.iter().map(|m| m.member.clone()).collect();
+                for m in members {
+                    self.clients.insert(m.member.clone(), m.client.clone());
+                }
+            }
+            BrokerEvent::MemberAdded { member, client } => {
+                self.group.insert(member.clone());
+                self.clients.insert(member.clone(), client.clone());
+            }
+            BrokerEvent::MemberRemoved { member, .. } => {
+                self.group.remove(member);
+                self.members.remove(member);
+            }
+            BrokerEvent::MemberFenced { old, new } => {
+                if self.group.remove(old) {
+                    self.group.insert(new.clone());
+                }
+                if self.members.remove(old) {
+                    self.members.insert(new.clone());
+                }
+                if let Some(c) = self.clients.get(old).cloned() {
+                    self.clients.insert(new.clone(), c);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Fenced commits: judged from the broker's events alone.
+#[derive(Default)]
+struct FencedCommits {
+    view: BrokerView,
+}
+
+impl Streaming for FencedCommits {
+    fn observe(&mut self, i: usize, e: &Entry) -> Option<Found> {
+        let b = e.broker()?;
+        let view = &self.view;
+        if let BrokerEvent::CommitHandled {
+            member,
+            generation,
+            offsets,
+            error: ErrorCode::None,
+        } = b
+        {
+            // Generation -1: a client outside group management, which
+            // Kafka allows only while the group is empty.
+            let outside = if generation.0 < 0 {
+                None
+            } else if view.generation != Some(*generation) {
+                Some(format!(
+                    "it names generation {generation}, but the group is in generation {}",
+                    view.generation
+                        .map_or_else(|| "none".to_owned(), |g| g.to_string())
+                ))
+            } else if !view.members.contains(member) {
+                Some(format!(
+                    "{member} is not a member of generation {generation}"
+                ))
+            } else {
+                None
+            };
+            if let (Some(why), Some((tp, offset))) = (outside, offsets.first()) {
+                let client = view.clients.get(member).map_or("?", String::as_str);
+                return Some(Found::new(
+                    i,
+                    tp,
+                    *offset,
+                    format!(
+                        "the broker applied a commit of {offset} from {member} ({client}): {why}"
+                    ),
+                ));
+            }
+        }
+        self.view.see(b);
+        None
+    }
+}
+
+/// No overlapping owners across generations.
+#[derive(Default)]
+struct NoOverlappingOwners {
+    /// Client side: host -> partitions it holds (assigned, not yet revoked,
+    /// lost, stopped or ended).
+    holds: BTreeMap<String, BTreeSet<TopicPartition>>,
+    /// Broker side: generation -> the hosts that are its members.
+    members_of: BTreeMap<Generation, BTreeSet<String>>,
+}
+
+impl Streaming for NoOverlappingOwners {
+    fn observe(&mut self, i: usize, e: &Entry) -> Option<Found> {
+        let host = e.host.as_str();
+        if let Some(gone) = ended_host(e) {
+            self.holds.remove(&gone);
+        }
+        if let Some(BrokerEvent::GenerationCompleted {
+            generation,
+            members,
+        }) = e.broker()
+        {
+            self.members_of.insert(
+                *generation,
+                members.iter().map(|m| m.client.clone()).collect(),
+            );
+        }
+        match e.event()? {
+            Event::Assigned {
+                partitions,
+                generation,
+            } => {
+                let Some(peers) = self.members_of.get(generation) else {
+                    // No broker-side record of the generation (a real
+                    // broker): nothing to judge it by.
+                    let held = self.holds.entry(host.to_owned()).or_default();
+                    held.extend(partitions.iter().map(|(tp, _)| tp.clone()));
+                    return None;
+                };
+                for (tp, _) in partitions {
+                    let other = self.holds.iter().find(|(h2, held)| {
+                        h2.as_str() != host && held.contains(tp) && peers.contains(h2.as_str())
+                    });
+                    if let Some((other, _)) = other {
+                        return Some(Found {
+                            index: i,
+                            tp: Some(tp.clone()),
+                            offset: None,
+                            detail: format!(
+                                "{host} was assigned it in generation {generation} while {other}, \
+                                 also a member of generation {generation}, still held it"
+                            ),
+                        });
+                    }
+                    self.holds
+                        .entry(host.to_owned())
+                        .or_default()
+                        .insert(tp.clone());
+                }
+            }
+            Event::Revoked { partitions, .. } | Event::Lost { partitions } => {
+                if let Some(held) = self.holds.get_mut(host) {
+                    for tp in partitions {
+                        held.remove(tp);
+                    }
+                }
+            }
+            Event::Stopped { .. } | Event::Left => {
+                self.holds.remove(host);
+            }
+            _ => {}
+        }
+        None
+    }
+}
+
+/// Commit agreement between members and the broker.
+#[derive(Default)]
+struct CommitAgreement {
+    view: BrokerView,
+    /// (host, partition, offset, generation) a member asked to commit.
+    requested: BTreeSet<(String, TopicPartition, Offset, Generation)>,
+    /// (host, partition, offset, generation) the broker applied.
+    applied: BTreeSet<(String, TopicPartition, Offset, Generation)>,
+    /// Whether the coordinator's inside is recorded (the simulation's).
+    observed: bool,
+}
+
+impl Streaming for CommitAgreement {
+    fn observe(&mut self, i: usize, e: &Entry) -> Option<Found> {
+        if let Some(b) = e.broker() {
+            // Only a history with the coordinator's inside (the
+            // simulation's) can say what it applied; a real run records
+            // just the pins and fail-overs it made itself.
+            self.observed |= b.is_coordinators();
+            self.view.see(b);
+            if let BrokerEvent::CommitHandled {
+                member,
+                generation,
+                offsets,
+                error: ErrorCode::None,
+            } = b
+            {
+                let host = self.view.clients.get(member)?.clone();
+                for (tp, offset) in offsets {
+                    let key = (host.clone(), tp.clone(), *offset, *generation);
+                    if !self.requested.contains(&key) {
+                        return Some(Found::new(
+                            i,
+                            tp,
+                            *offset,
+                            format!(
+                                "the broker applied a commit of {offset} in generation \
+                                 {generation} from {member} ({host}), which {host} never asked for"
+                            ),
+                        ));
+                    }
+                    self.applied.insert(key);
+                }
+            }
+            return None;
+        }
+        let host = e.host.as_str();
+        match e.event()? {
+            Event::CommitRequested {
+                tp,
+                offset,
+                generation,
+            } => {
+                self.requested
+                    .insert((host.to_owned(), tp.clone(), *offset, *generation));
+            }
+            // Judged only where the broker's side is recorded.
+            Event::Committed {
+                tp,
+                offset,
+                generation,
+            } if self.observed
+                && !self
+                    .applied
+                    .contains(&(host.to_owned(), tp.clone(), *offset, *generation)) =>
+            {
+                return Some(Found::new(
+                    i,
+                    tp,
+                    *offset,
+                    format!(
+                        "{host} saw its commit of {offset} in generation {generation} \
+                         acknowledged, but the broker never applied it"
+                    ),
+                ));
+            }
+            _ => {}
+        }
+        None
+    }
 }
