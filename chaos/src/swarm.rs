@@ -17,10 +17,18 @@ use crate::scenario::{CommitSpec, GroupSpec, OrderingSpec, RetrySpec, Scenario};
 pub const ASSIGNORS: [&str; 4] = ["range", "roundrobin", "sticky", "cooperative-sticky"];
 
 /// `sc` with its group configuration drawn from `seed` (unchanged for a
-/// known-bad scenario).
+/// known-bad scenario and for one with a no-rebalance window).
 pub fn vary(sc: &Scenario, seed: u64) -> Scenario {
     let mut out = sc.clone();
-    if sc.expect.violation.is_some() || sc.group.known_bad.is_some() {
+    // Known-bad scenarios keep their configuration; so do scenarios whose
+    // expectation is tied to it: a no-rebalance window assumes the file's
+    // group forms before the window opens and relies on its static
+    // membership (a drawn configuration can stretch the forming rounds
+    // past it: cooperative follow-ups behind slow revocations).
+    if sc.expect.violation.is_some()
+        || sc.group.known_bad.is_some()
+        || sc.expect.no_rebalance_after.is_some()
+    {
         return out;
     }
     let mut rng = SplitMix64::new(seed ^ 0x0053_5741_524d_4346);
@@ -54,10 +62,7 @@ pub fn vary(sc: &Scenario, seed: u64) -> Scenario {
             jitter: 0.2,
         },
     };
-    // A scenario that says the group must not rebalance (a static member
-    // back within its session) keeps the static membership it relies on.
-    g.static_membership =
-        pick(2) == 1 || (sc.expect.no_rebalance_after.is_some() && sc.group.static_membership);
+    g.static_membership = pick(2) == 1;
     // Some draws are slow by nature, not stuck: per-record commits are
     // awaited one after another (a commit round trip per record with
     // max_in_flight = 1), and long retry backoffs hold partitions for
@@ -148,6 +153,18 @@ mod tests {
         sc.expect.violation = Some(crate::check::Invariant::ZeroLoss);
         for seed in 0..20 {
             assert_eq!(vary(&sc, seed).group.commit, CommitSpec::KnownBadAutoCommit);
+        }
+    }
+
+    #[test]
+    fn a_scenario_with_a_no_rebalance_window_keeps_its_configuration() {
+        let mut sc = scenario();
+        sc.group.static_membership = true;
+        sc.expect.no_rebalance_after = Some(Dur::secs(2));
+        for seed in 0..20 {
+            let g = vary(&sc, seed).group;
+            assert!(g.static_membership, "seed {seed}");
+            assert_eq!(describe(&g), describe(&sc.group), "seed {seed}");
         }
     }
 }

@@ -112,7 +112,7 @@ struct Common {
     determinism: bool,
     /// Configuration swarm: each seed also draws the group's assignor,
     /// commit strategy, ordering, in-flight bound, retry policy and static
-    /// membership (known-bad scenarios keep theirs).
+    /// membership (known-bad scenarios and those with a no-rebalance window keep theirs).
     #[arg(long)]
     vary_config: bool,
     /// Print JSON instead of text.

@@ -1058,3 +1058,13 @@ fn a_real_brokers_history_with_only_the_runs_own_moves_is_judged_on_the_client_s
     let found = check(&h, &ctx(), &Invariant::ALL);
     assert!(found.is_empty(), "{found:#?}");
 }
+
+#[test]
+fn a_join_in_the_window_that_completes_an_earlier_rebalance_is_not_a_new_one() {
+    // Generation 2's rebalance began at 150 ms, before a window that opens
+    // at 200 ms; consumer-1's join of generation 2 at 250 ms completes it.
+    let h = good_with_broker();
+    let mut c = ctx();
+    c.no_rebalance = Some((Instant::from_millis(200), None));
+    assert!(check_one(Invariant::NoUnexpectedRebalance, &h, &c).is_none());
+}
