@@ -60,10 +60,6 @@ pub struct RunOutput {
     pub error: Option<String>,
 }
 
-fn host_name(i: usize) -> String {
-    member_host(i)
-}
-
 struct Members {
     /// The running members' shutdown handles, by host.
     handles: Mutex<BTreeMap<String, ShutdownHandle>>,
@@ -124,7 +120,7 @@ pub fn run(sc: &Scenario, seed: u64) -> RunOutput {
     });
     let mut start_gates = BTreeMap::new();
     for i in 0..g.all_members() {
-        let host = host_name(i);
+        let host = member_host(i);
         let start = PauseGate::default();
         if i >= g.members {
             start.pause();
@@ -288,7 +284,7 @@ pub fn run(sc: &Scenario, seed: u64) -> RunOutput {
         });
     }
     let mut hosts: Vec<String> = (0..brokers).map(broker_host).collect();
-    hosts.extend((0..g.all_members()).map(host_name));
+    hosts.extend((0..g.all_members()).map(member_host));
     hosts.push("producer".into());
     for (i, a) in hosts.iter().enumerate() {
         for b in &hosts[i + 1..] {
@@ -435,7 +431,7 @@ impl World<'_> {
 
     /// Every client host: the members (late ones too) and the producer.
     fn clients(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.starts.keys().map(|m| host_name(*m)).collect();
+        let mut v: Vec<String> = self.starts.keys().map(|m| member_host(*m)).collect();
         v.push("producer".into());
         v
     }
@@ -446,7 +442,7 @@ impl World<'_> {
             .handles
             .lock()
             .expect("handles")
-            .remove(&host_name(member));
+            .remove(&member_host(member));
         if let Some(h) = h {
             h.shutdown();
         }
@@ -465,16 +461,16 @@ impl World<'_> {
     ) -> Result<Option<Applied>, Unsupported> {
         let record = |targets: Vec<Target>| FaultRecord::new(fault.clone(), targets);
         let bounce = |m: usize| -> Heal {
-            Box::new(move |sim: &mut turmoil::Sim<'_>, _: &World<'_>| sim.bounce(host_name(m)))
+            Box::new(move |sim: &mut turmoil::Sim<'_>, _: &World<'_>| sim.bounce(member_host(m)))
         };
         Ok(Some(match fault {
             Fault::CrashMember { member, .. } => {
-                sim.crash(host_name(*member));
+                sim.crash(member_host(*member));
                 self.members
                     .handles
                     .lock()
                     .expect("handles")
-                    .remove(&host_name(*member));
+                    .remove(&member_host(*member));
                 (record(vec![Target::Member(*member)]), Some(bounce(*member)))
             }
             Fault::StopMember { member, .. } => {
@@ -488,7 +484,7 @@ impl World<'_> {
                 (record(vec![Target::Member(*member)]), None)
             }
             Fault::PauseMember { member, .. } => {
-                let gate = self.cluster.pause_gate(&host_name(*member));
+                let gate = self.cluster.pause_gate(&member_host(*member));
                 gate.pause();
                 let heal: Heal =
                     Box::new(move |_: &mut turmoil::Sim<'_>, _: &World<'_>| gate.resume());
@@ -605,7 +601,7 @@ impl World<'_> {
             } => {
                 let ms = by.0.as_millis() as i64;
                 self.cluster
-                    .clock(&host_name(*member))
+                    .clock(&member_host(*member))
                     .jump(if *backwards { -ms } else { ms });
                 (record(vec![Target::Member(*member)]), None)
             }
@@ -618,7 +614,7 @@ impl World<'_> {
                 let Some(n) = self.broker(b) else {
                     return Ok(None);
                 };
-                let link = self.cluster.link_loss(&host_name(*member));
+                let link = self.cluster.link_loss(&member_host(*member));
                 link.set(n, *rate);
                 let heal: Heal =
                     Box::new(move |_: &mut turmoil::Sim<'_>, _: &World<'_>| link.set(n, 0.0));

@@ -222,6 +222,22 @@ impl<'a> Real<'a> {
         Ok(())
     }
 
+    /// Pins every dead-letter partition to the last of the `n` mock
+    /// brokers and the source partitions not yet pinned to the others, so
+    /// a broker's Produce errors hit one topic only; returns the
+    /// dead-letter leader.
+    fn dead_letters_apart(&mut self, n: i32) -> i32 {
+        self.plan.pin_dead_letters = Some(n);
+        for p in 0..self.sc.cluster.partitions as i32 {
+            if !self.leaders_now.contains_key(&p) {
+                let leader = p % (n - 1) + 1;
+                self.plan.pin_leaders.push((p, leader));
+                self.leaders_now.insert(p, leader);
+            }
+        }
+        n
+    }
+
     fn note(&mut self, note: &str) {
         self.plan.notes.push(note.to_owned());
     }
@@ -280,30 +296,21 @@ impl<'a> Real<'a> {
             (_, Backend::External) => {
                 no("an external cluster is someone else's: only the members' own faults apply")
             }
-            (Fault::CrashBroker { broker, .. }, Backend::Mock) => {
-                let id = self.mock_broker(broker);
-                if let Some(run) = self.run.as_deref_mut() {
-                    run.mock().broker_down(id).map_err(ApplyError::from)?;
+            (
+                Fault::CrashBroker { broker, .. } | Fault::DisconnectBroker { broker, .. },
+                Backend::Mock,
+            ) => {
+                if matches!(f, Fault::DisconnectBroker { .. }) {
+                    self.note(
+                        "disconnect-broker on the mock cluster: the broker goes down (its \
+                         connections close), the nearest the mock has to a cut network; what it \
+                         coordinated or led fails over, as for a crash (the mock's group state \
+                         machine can abort the process when members rejoin a coordinator whose \
+                         connections closed under a pending join: \
+                         rd_kafka_mock_cgrp_classic_member_add, `!member->resp`)",
+                    );
                 }
-                self.fail_over(id)?;
-                let up = heal(move |run: &mut Run| {
-                    Box::pin(async move { run.mock().broker_up(id).map_err(ApplyError::from) })
-                });
-                Ok((
-                    record(mock_target(id)).how(format!("mock broker {id} down")),
-                    up,
-                ))
-            }
-            (Fault::DisconnectBroker { broker, .. }, Backend::Mock) => {
                 let id = self.mock_broker(broker);
-                self.note(
-                    "disconnect-broker on the mock cluster: the broker goes down (its \
-                     connections close), the nearest the mock has to a cut network; what it \
-                     coordinated or led fails over, as for a crash (the mock's group state \
-                     machine can abort the process when members rejoin a coordinator whose \
-                     connections closed under a pending join: \
-                     rd_kafka_mock_cgrp_classic_member_add, `!member->resp`)",
-                );
                 if let Some(run) = self.run.as_deref_mut() {
                     run.mock().broker_down(id).map_err(ApplyError::from)?;
                 }
@@ -401,17 +408,9 @@ impl<'a> Real<'a> {
                          give the cluster two brokers or more",
                     );
                 }
-                // The dead-letter partitions on the last broker, the source
-                // partitions on the others: Produce errors of that broker
-                // hit dead-letter writes only.
-                let d = n;
-                self.plan.pin_dead_letters = Some(d);
-                for p in 0..self.sc.cluster.partitions as i32 {
-                    if !self.leaders_now.contains_key(&p) {
-                        self.plan.pin_leaders.push((p, p % (n - 1) + 1));
-                        self.leaders_now.insert(p, p % (n - 1) + 1);
-                    }
-                }
+                // Produce errors of the dead-letter leader hit dead-letter
+                // writes only.
+                let d = self.dead_letters_apart(n);
                 if let Some(run) = self.run.as_deref_mut() {
                     run.mock()
                         .broker_request_errors(
@@ -436,20 +435,13 @@ impl<'a> Real<'a> {
                          the cluster two brokers or more, or turn dead letters off",
                     );
                 }
-                // The dead-letter partitions on the last broker, the source
-                // partitions on the others; every source leader answers the
-                // errors (librdkafka's mock counts them per broker).
+                // Every source leader answers the errors (librdkafka's mock
+                // counts them per broker); none leads a dead-letter partition.
                 let sources: Vec<i32> = if n < 2 {
                     vec![1]
                 } else {
-                    self.plan.pin_dead_letters = Some(n);
-                    for p in 0..self.sc.cluster.partitions as i32 {
-                        if !self.leaders_now.contains_key(&p) {
-                            self.plan.pin_leaders.push((p, p % (n - 1) + 1));
-                            self.leaders_now.insert(p, p % (n - 1) + 1);
-                        }
-                    }
-                    (1..n).collect()
+                    let d = self.dead_letters_apart(n);
+                    (1..d).collect()
                 };
                 self.note(
                     "produce-errors on the mock cluster: each broker that leads source \

@@ -51,11 +51,6 @@ pub fn member_host(i: usize) -> String {
     format!("consumer-{i}")
 }
 
-/// The member index of a host name (`consumer-3` is 3).
-pub fn member_index(host: &str) -> Option<usize> {
-    host.strip_prefix("consumer-")?.parse().ok()
-}
-
 /// A broker named in a fault: by id, the group coordinator, or the leader
 /// of a source partition — the last two resolved when the fault fires.
 #[derive(Clone, Debug, PartialEq, Eq)]

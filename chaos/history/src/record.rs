@@ -209,16 +209,6 @@ impl History {
         self.0.lock().expect("history").clone()
     }
 
-    /// How many entries there are.
-    pub fn len(&self) -> usize {
-        self.0.lock().expect("history").len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Hands `f` the entries from index `from` on, in order, without
     /// copying the history; returns the index to continue from. A watcher
     /// that reads the history as it grows calls this again and again.

@@ -298,14 +298,14 @@ impl Checks {
                 Invariant::NoCommitRegression => Box::<NoCommitRegression>::default(),
                 Invariant::DeadLetterCorrectness => Box::new(DeadLetterCorrectness {
                     max_attempts: retry.max_attempts,
-                    allowed: BTreeSet::new(),
-                    processed: BTreeSet::new(),
-                    lettered: BTreeSet::new(),
+                    allowed: PerOwner::default(),
+                    processed: PerOwner::default(),
+                    lettered: PerOwner::default(),
                 }),
                 Invariant::RetryBounds => Box::new(RetryBounds {
                     retry: retry.clone(),
                     resolution,
-                    not_before: BTreeMap::new(),
+                    not_before: PerOwner::default(),
                 }),
                 Invariant::CommitsKept => Box::<CommitsKept>::default(),
                 Invariant::FencedCommits => Box::<FencedCommits>::default(),
@@ -342,14 +342,6 @@ impl Checks {
     /// How many entries were read.
     pub fn seen(&self) -> usize {
         self.seen
-    }
-
-    /// The first invariant a streaming checker has seen broken so far.
-    pub fn first_broken(&self) -> Option<Invariant> {
-        self.streaming
-            .iter()
-            .find(|(_, _, f)| f.is_some())
-            .map(|(inv, _, _)| *inv)
     }
 
     /// Every violation, in [`Invariant::ALL`] order: what the streaming
@@ -740,6 +732,64 @@ fn no_unexpected_rebalance(
     None
 }
 
+/// State kept per (host, partition): looked up by borrowed names, so the
+/// checkers that read every record allocate only for an owner they have
+/// not seen before.
+struct PerOwner<V>(BTreeMap<String, BTreeMap<TopicPartition, V>>);
+
+impl<V> Default for PerOwner<V> {
+    fn default() -> Self {
+        Self(BTreeMap::new())
+    }
+}
+
+impl<V> PerOwner<V> {
+    fn get(&self, host: &str, tp: &TopicPartition) -> Option<&V> {
+        self.0.get(host)?.get(tp)
+    }
+
+    fn get_mut(&mut self, host: &str, tp: &TopicPartition) -> Option<&mut V> {
+        self.0.get_mut(host)?.get_mut(tp)
+    }
+
+    fn insert(&mut self, host: &str, tp: &TopicPartition, v: V) {
+        if !self.0.contains_key(host) {
+            self.0.insert(host.to_owned(), BTreeMap::new());
+        }
+        let parts = self.0.get_mut(host).expect("inserted");
+        match parts.get_mut(tp) {
+            Some(old) => *old = v,
+            None => {
+                parts.insert(tp.clone(), v);
+            }
+        }
+    }
+
+    fn entry(&mut self, host: &str, tp: &TopicPartition) -> &mut V
+    where
+        V: Default,
+    {
+        if self.get(host, tp).is_none() {
+            self.insert(host, tp, V::default());
+        }
+        self.get_mut(host, tp).expect("inserted")
+    }
+
+    fn remove(&mut self, host: &str, tp: &TopicPartition) -> Option<V> {
+        self.0.get_mut(host)?.remove(tp)
+    }
+
+    fn remove_host(&mut self, host: &str) {
+        self.0.remove(host);
+    }
+}
+
+impl PerOwner<BTreeSet<Offset>> {
+    fn contains(&self, host: &str, tp: &TopicPartition, o: Offset) -> bool {
+        self.get(host, tp).is_some_and(|s| s.contains(&o))
+    }
+}
+
 /// A checker that reads the history entry by entry, as it is recorded:
 /// the first entry that breaks the invariant is reported as soon as it is
 /// seen. (Zero loss, commit safety, liveness and the rebalance window need
@@ -793,7 +843,7 @@ struct BoundedDuplicates {
     /// Acknowledged commits per partition, with their generation.
     acked: BTreeMap<TopicPartition, Vec<(Generation, Offset)>>,
     /// (host, partition) -> records processed in the current ownership.
-    processed: BTreeMap<(String, TopicPartition), BTreeSet<Offset>>,
+    processed: PerOwner<BTreeSet<Offset>>,
 }
 
 impl Streaming for BoundedDuplicates {
@@ -813,7 +863,7 @@ impl Streaming for BoundedDuplicates {
                 generation,
             } => {
                 for (tp, start) in partitions {
-                    self.processed.remove(&(e.host.clone(), tp.clone()));
+                    self.processed.remove(&e.host, tp);
                     let earlier = self
                         .acked
                         .get(tp)
@@ -844,11 +894,7 @@ impl Streaming for BoundedDuplicates {
                 }
             }
             Event::ProcessingSucceeded { tp, offset, .. }
-                if !self
-                    .processed
-                    .entry((e.host.clone(), tp.clone()))
-                    .or_default()
-                    .insert(*offset) =>
+                if !self.processed.entry(&e.host, tp).insert(*offset) =>
             {
                 return Some(Found::new(
                     i,
@@ -870,7 +916,7 @@ struct CommitsKept {
     /// Ownerships handed less than the latest acknowledged commit, until
     /// they process a record below it or end: (host, partition) -> (index
     /// of the assignment, start, acknowledged).
-    short: BTreeMap<(String, TopicPartition), (usize, Offset, Offset)>,
+    short: PerOwner<(usize, Offset, Offset)>,
 }
 
 impl Streaming for CommitsKept {
@@ -882,10 +928,9 @@ impl Streaming for CommitsKept {
             }
             Event::Assigned { partitions, .. } => {
                 for (tp, start) in partitions {
-                    let key = (host.to_owned(), tp.clone());
-                    self.short.remove(&key);
+                    self.short.remove(host, tp);
                     if let Some(l) = self.latest.get(tp).filter(|l| start < *l) {
-                        self.short.insert(key, (i, *start, *l));
+                        self.short.insert(host, tp, (i, *start, *l));
                     }
                 }
             }
@@ -897,8 +942,7 @@ impl Streaming for CommitsKept {
             // ownership ends before it processes anything below it — seen
             // with the configuration swarm, nemesis_mix seed 154.
             Event::ProcessingStarted { tp, offset, .. } => {
-                let key = (host.to_owned(), tp.clone());
-                if let Some(&(at, start, l)) = self.short.get(&key) {
+                if let Some(&(at, start, l)) = self.short.get(host, tp) {
                     if *offset < l {
                         return Some(Found::new(
                             at,
@@ -911,12 +955,12 @@ impl Streaming for CommitsKept {
                             ),
                         ));
                     }
-                    self.short.remove(&key);
+                    self.short.remove(host, tp);
                 }
             }
             Event::Revoked { partitions, .. } | Event::Lost { partitions } => {
                 for tp in partitions {
-                    self.short.remove(&(host.to_owned(), tp.clone()));
+                    self.short.remove(host, tp);
                 }
             }
             _ => {}
@@ -1008,29 +1052,28 @@ impl Streaming for ExclusiveOwnership {
 #[derive(Default)]
 struct PartitionOrder {
     /// (host, partition) -> (current offset, finished?)
-    cur: BTreeMap<(String, TopicPartition), (Offset, bool)>,
+    cur: PerOwner<(Offset, bool)>,
 }
 
 impl Streaming for PartitionOrder {
     fn observe(&mut self, i: usize, e: &Entry) -> Option<Found> {
         let host = e.host.as_str();
         if let Some(gone) = ended_host(e) {
-            self.cur.retain(|(h2, _), _| *h2 != gone);
+            self.cur.remove_host(&gone);
         }
         match e.event()? {
             Event::Assigned { partitions, .. } => {
                 for (tp, _) in partitions {
-                    self.cur.remove(&(host.to_owned(), tp.clone()));
+                    self.cur.remove(host, tp);
                 }
             }
             Event::Revoked { partitions, .. } | Event::Lost { partitions } => {
                 for tp in partitions {
-                    self.cur.remove(&(host.to_owned(), tp.clone()));
+                    self.cur.remove(host, tp);
                 }
             }
             Event::ProcessingStarted { tp, offset, .. } => {
-                let key = (host.to_owned(), tp.clone());
-                if let Some((o, done)) = self.cur.get(&key).copied() {
+                if let Some((o, done)) = self.cur.get(host, tp).copied() {
                     if *offset == o && !done {
                         return None; // a retry of the current record
                     }
@@ -1051,11 +1094,11 @@ impl Streaming for PartitionOrder {
                         ));
                     }
                 }
-                self.cur.insert(key, (*offset, false));
+                self.cur.insert(host, tp, (*offset, false));
             }
             Event::ProcessingSucceeded { tp, offset, .. }
             | Event::DeadLetterRequested { tp, offset } => {
-                if let Some(c) = self.cur.get_mut(&(host.to_owned(), tp.clone())) {
+                if let Some(c) = self.cur.get_mut(host, tp) {
                     if c.0 == *offset {
                         c.1 = true;
                     }
@@ -1107,20 +1150,19 @@ impl Streaming for NoCommitRegression {
 struct DeadLetterCorrectness {
     max_attempts: u32,
     /// (host, partition, offset) it may dead-letter.
-    allowed: BTreeSet<(String, TopicPartition, Offset)>,
-    processed: BTreeSet<(String, TopicPartition, Offset)>,
-    lettered: BTreeSet<(String, TopicPartition, Offset)>,
+    allowed: PerOwner<BTreeSet<Offset>>,
+    processed: PerOwner<BTreeSet<Offset>>,
+    lettered: PerOwner<BTreeSet<Offset>>,
 }
 
 impl Streaming for DeadLetterCorrectness {
     fn observe(&mut self, i: usize, e: &Entry) -> Option<Found> {
         let host = e.host.as_str();
-        let key = |tp: &TopicPartition, o: &Offset| (host.to_owned(), tp.clone(), *o);
         match e.event()? {
             Event::Assigned { partitions, .. } => {
                 for (tp, _) in partitions {
-                    self.processed.retain(|(h2, t, _)| h2 != host || t != tp);
-                    self.lettered.retain(|(h2, t, _)| h2 != host || t != tp);
+                    self.processed.remove(host, tp);
+                    self.lettered.remove(host, tp);
                 }
             }
             Event::ProcessingFailed {
@@ -1132,11 +1174,11 @@ impl Streaming for DeadLetterCorrectness {
             } => {
                 let exhausted = *class == ErrorClass::Transient && *attempt >= self.max_attempts;
                 if *class == ErrorClass::Permanent || exhausted {
-                    self.allowed.insert(key(tp, offset));
+                    self.allowed.entry(host, tp).insert(*offset);
                 }
             }
             Event::DeadLetterRequested { tp, offset }
-                if !self.allowed.contains(&key(tp, offset)) =>
+                if !self.allowed.contains(host, tp, *offset) =>
             {
                 return Some(Found::new(
                     i,
@@ -1149,7 +1191,7 @@ impl Streaming for DeadLetterCorrectness {
                 ));
             }
             Event::DeadLettered { tp, offset, .. } => {
-                if self.processed.contains(&key(tp, offset)) {
+                if self.processed.contains(host, tp, *offset) {
                     return Some(Found::new(
                         i,
                         tp,
@@ -1157,10 +1199,10 @@ impl Streaming for DeadLetterCorrectness {
                         format!("{host} both processed and dead-lettered it"),
                     ));
                 }
-                self.lettered.insert(key(tp, offset));
+                self.lettered.entry(host, tp).insert(*offset);
             }
             Event::ProcessingSucceeded { tp, offset, .. } => {
-                if self.lettered.contains(&key(tp, offset)) {
+                if self.lettered.contains(host, tp, *offset) {
                     return Some(Found::new(
                         i,
                         tp,
@@ -1168,7 +1210,7 @@ impl Streaming for DeadLetterCorrectness {
                         format!("{host} both dead-lettered and processed it"),
                     ));
                 }
-                self.processed.insert(key(tp, offset));
+                self.processed.entry(host, tp).insert(*offset);
             }
             _ => {}
         }
@@ -1180,8 +1222,8 @@ impl Streaming for DeadLetterCorrectness {
 struct RetryBounds {
     retry: RetryPolicy,
     resolution: Duration,
-    /// (host, partition, offset, attempt) -> earliest time it may start
-    not_before: BTreeMap<(String, TopicPartition, Offset, u32), Instant>,
+    /// (host, partition) -> (offset, attempt) -> earliest time it may start
+    not_before: PerOwner<BTreeMap<(Offset, u32), Instant>>,
 }
 
 impl Streaming for RetryBounds {
@@ -1205,8 +1247,11 @@ impl Streaming for RetryBounds {
                         ),
                     ));
                 }
-                let key = (host.to_owned(), tp.clone(), *offset, *attempt);
-                if let Some(t) = self.not_before.remove(&key) {
+                let due = self
+                    .not_before
+                    .get_mut(host, tp)
+                    .and_then(|m| m.remove(&(*offset, *attempt)));
+                if let Some(t) = due {
                     if e.at.as_millis() + (self.resolution.as_millis() as u64) < t.as_millis() {
                         return Some(Found::new(
                             i,
@@ -1238,10 +1283,9 @@ impl Streaming for RetryBounds {
                         ),
                     ));
                 }
-                self.not_before.insert(
-                    (host.to_owned(), tp.clone(), *offset, *next_attempt),
-                    e.at + *delay,
-                );
+                self.not_before
+                    .entry(host, tp)
+                    .insert((*offset, *next_attempt), e.at + *delay);
             }
             _ => {}
         }
@@ -1437,9 +1481,9 @@ impl Streaming for NoOverlappingOwners {
 struct CommitAgreement {
     view: BrokerView,
     /// (host, partition, offset, generation) a member asked to commit.
-    requested: BTreeSet<(String, TopicPartition, Offset, Generation)>,
+    requested: PerOwner<BTreeSet<(Offset, Generation)>>,
     /// (host, partition, offset, generation) the broker applied.
-    applied: BTreeSet<(String, TopicPartition, Offset, Generation)>,
+    applied: PerOwner<BTreeSet<(Offset, Generation)>>,
     /// Whether the coordinator's inside is recorded (the simulation's).
     observed: bool,
 }
@@ -1459,10 +1503,13 @@ impl Streaming for CommitAgreement {
                 error: ErrorCode::None,
             } = b
             {
-                let host = self.view.clients.get(member)?.clone();
+                let host = self.view.clients.get(member)?.as_str();
                 for (tp, offset) in offsets {
-                    let key = (host.clone(), tp.clone(), *offset, *generation);
-                    if !self.requested.contains(&key) {
+                    let asked = self
+                        .requested
+                        .get(host, tp)
+                        .is_some_and(|r| r.contains(&(*offset, *generation)));
+                    if !asked {
                         return Some(Found::new(
                             i,
                             tp,
@@ -1473,7 +1520,7 @@ impl Streaming for CommitAgreement {
                             ),
                         ));
                     }
-                    self.applied.insert(key);
+                    self.applied.entry(host, tp).insert((*offset, *generation));
                 }
             }
             return None;
@@ -1486,7 +1533,8 @@ impl Streaming for CommitAgreement {
                 generation,
             } => {
                 self.requested
-                    .insert((host.to_owned(), tp.clone(), *offset, *generation));
+                    .entry(host, tp)
+                    .insert((*offset, *generation));
             }
             // Judged only where the broker's side is recorded.
             Event::Committed {
@@ -1496,7 +1544,8 @@ impl Streaming for CommitAgreement {
             } if self.observed
                 && !self
                     .applied
-                    .contains(&(host.to_owned(), tp.clone(), *offset, *generation)) =>
+                    .get(host, tp)
+                    .is_some_and(|a| a.contains(&(*offset, *generation))) =>
             {
                 return Some(Found::new(
                     i,
