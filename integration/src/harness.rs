@@ -134,16 +134,23 @@ impl Default for Membership {
     }
 }
 
-/// Stamps events with wall-clock milliseconds since the run started.
+/// Stamps a member's events with the time its driver gives them (the
+/// input that caused them, in milliseconds since the driver started) plus
+/// when, since the run started, the driver started. Stamping them when the
+/// sink sees them instead made a batch of events emitted after the engine
+/// decided look later than the decision: a retry's backoff then seemed to
+/// end after the retry began (retry-bounds, mock::poison_storm, 2 of about
+/// 8 runs).
 struct WallSink {
     history: History,
     host: String,
-    start: WallInstant,
+    /// When the member's driver started, since the run started.
+    base: Duration,
 }
 
 impl EventSink for WallSink {
-    fn emit(&self, _at: Instant, event: &Event) {
-        let at = Instant::from_millis(self.start.elapsed().as_millis() as u64);
+    fn emit(&self, at: Instant, event: &Event) {
+        let at = Instant::from_millis(self.base.as_millis() as u64 + at.as_millis());
         self.history
             .record_at(at, &self.host, HRecord::Client(event.clone()));
     }
@@ -408,16 +415,18 @@ impl Run {
             kc.extra
                 .push(("group.instance.id".into(), format!("{host}-instance")));
         }
-        let sink = Arc::new(WallSink {
-            history: self.history.clone(),
-            host: host.clone(),
-            start: self.start,
-        });
+
         let processor = match &self.processing {
             Processing::Work => Processor::Work,
             Processing::Behaviour(b) => Processor::Sim(SimProcessor::new(b.clone(), i as u64 + 1)),
         };
         let transport = RdKafkaTransport::new(kc).expect("transport");
+        // Read as close to Driver::new (which starts its clock) as can be.
+        let sink = Arc::new(WallSink {
+            history: self.history.clone(),
+            host: host.clone(),
+            base: self.start.elapsed(),
+        });
         let driver = Driver::new(
             self.config.clone(),
             transport,
