@@ -2,13 +2,14 @@
 //!
 //! A scenario file in `scenarios/` ([`scenario`]) describes a cluster, a
 //! workload, a consumer group, processing behaviour, scheduled faults and a
-//! randomized [`nemesis`]; [`world`] runs it for one seed in the
-//! simulation; [`check`] judges the history against the invariants; the
+//! randomized [`nemesis`]; [`run`] is the one run of a scenario on any
+//! backend, and [`world`] the simulation's backend; [`check`] judges the history against the invariants; the
 //! [`runner`] sweeps seeds in parallel and reports. The `ruckus` binary is
 //! the command-line face of all of it.
 
 pub use ruckus_history::{check, duration};
 pub mod nemesis;
+pub mod run;
 pub mod runner;
 pub mod scenario;
 pub mod schedule;

@@ -1,6 +1,7 @@
-//! One seeded run of a scenario in the simulation: the cluster, the
-//! producer, the members, the fault schedule (scheduled faults and the
-//! nemesis's), a convergence watcher for the quiet phase, and the history.
+//! The simulation as a backend of the one run ([`crate::run`]): the
+//! simulated cluster, the producer, the members and a convergence watcher
+//! for the quiet phase, as hosts of one seeded turmoil simulation, and the
+//! simulation's `apply` of the fault model ([`World::apply`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
@@ -13,52 +14,18 @@ use ruckus_core::events::Event;
 use ruckus_core::model::{ErrorCode, GroupId, Instant, Topic, TopicPartition};
 use ruckus_core::rng::SplitMix64;
 use ruckus_history::fault::{member_host, Api, FaultRecord, Target, Unsupported};
-use ruckus_history::record::{Entry, History, Record};
+use ruckus_history::record::History;
 use ruckus_sim::cluster::{broker, broker_host, Cluster};
 use ruckus_sim::pause::PauseGate;
 use ruckus_sim::processing::SimProcessor;
 use ruckus_sim::producer::{produce, Workload};
 use ruckus_sim::transport::{SimTransport, SimTransportConfig};
 
-use crate::check::{Checks, Context, Liveness, Order, Violation};
-use crate::nemesis;
-use crate::scenario::{
-    BrokerRef, CommitSpec, Fault, HostRef, OrderingSpec, Scenario, DLQ_TOPIC, GROUP, TOPIC,
-};
-use crate::schedule::{Item, Schedule};
+use crate::check::Liveness;
+use crate::run::Settled;
+use crate::scenario::{BrokerRef, CommitSpec, Fault, HostRef, Scenario, DLQ_TOPIC, GROUP, TOPIC};
 
-/// Every fault of a run of `sc` with `seed`: the scheduled ones and the
-/// nemesis's draws, in time order.
-pub fn plan(sc: &Scenario, seed: u64) -> Vec<Fault> {
-    let mut plan = crate::schedule::scheduled(sc);
-    if let Some(n) = &sc.nemesis {
-        plan.extend(nemesis::draw(sc, n, seed));
-    }
-    plan.sort_by_key(Fault::at);
-    plan
-}
-
-/// The result of one seeded run.
-#[derive(Clone, Debug)]
-pub struct RunOutput {
-    /// The seed.
-    pub seed: u64,
-    /// Every event, in order.
-    pub history: Vec<Entry>,
-    /// What the checkers need besides the history.
-    pub context: Context,
-    /// What the scenario's checkers found (`[expect]`'s invariants), read
-    /// as the run recorded its history.
-    pub violations: Vec<Violation>,
-    /// Simulated time at the end.
-    pub simulated: Duration,
-    /// When the final stop began (every running member asked to shut
-    /// down gracefully), if the run got that far.
-    pub final_stop_at: Option<Instant>,
-    /// The simulation itself failed (a host's software returned an error),
-    /// with the reason.
-    pub error: Option<String>,
-}
+pub use crate::run::{plan, RunOutput};
 
 struct Members {
     /// The running members' shutdown handles, by host.
@@ -76,343 +43,399 @@ type FinalStop = (Instant, Vec<String>);
 /// well under a second of simulated time).
 const FINAL_STOP_BOUND: Duration = Duration::from_secs(25);
 
-/// Runs `sc` with `seed`.
+/// Runs `sc` with `seed` in the simulation: [`crate::run::drive`] on a
+/// [`Simulation`].
 pub fn run(sc: &Scenario, seed: u64) -> RunOutput {
-    let g = &sc.group;
-    let brokers = sc.cluster.brokers;
     let plan = plan(sc, seed);
-    let faults_end = plan
-        .iter()
-        .map(|f| f.at() + f.heal_after().unwrap_or_default())
-        .max()
-        .unwrap_or_default()
-        .max(if sc.nemesis.is_some() {
-            sc.phases.faults.0
-        } else {
-            Duration::ZERO
-        });
-    let deadline = faults_end + sc.phases.quiet.0;
-    let mut sim =
-        ruckus_sim::builder(seed, deadline + FINAL_STOP_BOUND + Duration::from_secs(30)).build();
-    let coordinator = CoordinatorConfig {
-        min_session_timeout: Duration::from_secs(1),
-        initial_rebalance_delay: Duration::ZERO,
-        ..CoordinatorConfig::default()
-    };
-    let cluster = Cluster::new(
-        brokers,
-        &[
-            (Topic::new(TOPIC), sc.cluster.partitions),
-            (Topic::new(DLQ_TOPIC), sc.cluster.dead_letter_partitions),
-        ],
-        coordinator,
-    );
-    cluster.set_seed(seed);
-    let history = History::default();
-    cluster.record_into(history.clone());
-    for b in 0..brokers {
-        let c = cluster.clone();
-        sim.host(broker_host(b), move || broker(c.clone(), b));
+    let backend = Simulation::new(sc, seed, &plan);
+    crate::run::block_on(crate::run::drive(sc, seed, plan, backend))
+}
+
+/// The simulation as a backend: simulated brokers, the workload's
+/// producer, the group's members running the reference consumer, and a
+/// convergence watcher, all hosts of one seeded turmoil simulation that
+/// runs on its own clock.
+pub struct Simulation {
+    sim: turmoil::Sim<'static>,
+    world: World,
+    history: History,
+    partitions: Vec<TopicPartition>,
+    deadline: Duration,
+    faults_over: Arc<AtomicBool>,
+    converged: Arc<Mutex<Option<Instant>>>,
+    final_stop: Arc<Mutex<Option<FinalStop>>>,
+    /// Every host's software has returned.
+    ended: bool,
+}
+
+impl std::fmt::Debug for Simulation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Simulation")
+            .field("seed", &self.world.seed)
+            .field("elapsed", &self.sim.elapsed())
+            .finish_non_exhaustive()
     }
-    let members = Arc::new(Members {
-        handles: Mutex::default(),
-        stopped: Mutex::default(),
-    });
-    let mut start_gates = BTreeMap::new();
-    for i in 0..g.all_members() {
-        let host = member_host(i);
-        let start = PauseGate::default();
-        if i >= g.members {
-            start.pause();
-        }
-        start_gates.insert(i, start.clone());
-        let (history, config, behaviour, gate, cluster) = (
-            history.clone(),
-            g.consumer_config(),
-            sc.processing.behaviour(),
-            cluster.pause_gate(&host),
-            cluster.clone(),
+}
+
+/// Why the simulation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SimError {
+    /// A fault the simulation cannot apply (a compound fault that was not
+    /// expanded).
+    #[error(transparent)]
+    Unsupported(#[from] Unsupported),
+    /// A host's software returned an error (turmoil's message).
+    #[error("the simulation failed: {0}")]
+    Host(String),
+}
+
+impl Simulation {
+    /// The simulation of `sc` with `seed`, every host registered; `plan`
+    /// (the faults the run will apply) decides how long it may run.
+    pub fn new(sc: &Scenario, seed: u64, plan: &[Fault]) -> Self {
+        let g = &sc.group;
+        let brokers = sc.cluster.brokers;
+        let faults_end = plan
+            .iter()
+            .map(|f| f.at() + f.heal_after().unwrap_or_default())
+            .max()
+            .unwrap_or_default()
+            .max(if sc.nemesis.is_some() {
+                sc.phases.faults.0
+            } else {
+                Duration::ZERO
+            });
+        let deadline = faults_end + sc.phases.quiet.0;
+        let mut sim =
+            ruckus_sim::builder(seed, deadline + FINAL_STOP_BOUND + Duration::from_secs(30))
+                .build();
+        let coordinator = CoordinatorConfig {
+            min_session_timeout: Duration::from_secs(1),
+            initial_rebalance_delay: Duration::ZERO,
+            ..CoordinatorConfig::default()
+        };
+        let cluster = Cluster::new(
+            brokers,
+            &[
+                (Topic::new(TOPIC), sc.cluster.partitions),
+                (Topic::new(DLQ_TOPIC), sc.cluster.dead_letter_partitions),
+            ],
+            coordinator,
         );
-        let membership = g.membership_config(&host);
-        let (request_timeout, max_records) = (g.request_timeout.0, g.max_records);
-        let members = members.clone();
-        let host_seed = seed ^ (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        sim.host(host.clone(), move || {
-            let (host, history, config, behaviour, gate, membership, members, start, cluster) = (
-                host.clone(),
+        cluster.set_seed(seed);
+        let history = History::default();
+        cluster.record_into(history.clone());
+        for b in 0..brokers {
+            let c = cluster.clone();
+            sim.host(broker_host(b), move || broker(c.clone(), b));
+        }
+        let members = Arc::new(Members {
+            handles: Mutex::default(),
+            stopped: Mutex::default(),
+        });
+        let mut start_gates = BTreeMap::new();
+        for i in 0..g.all_members() {
+            let host = member_host(i);
+            let start = PauseGate::default();
+            if i >= g.members {
+                start.pause();
+            }
+            start_gates.insert(i, start.clone());
+            let (history, config, behaviour, gate, cluster) = (
                 history.clone(),
-                config.clone(),
-                behaviour.clone(),
-                gate.clone(),
-                membership.clone(),
-                members.clone(),
-                start.clone(),
+                g.consumer_config(),
+                sc.processing.behaviour(),
+                cluster.pause_gate(&host),
                 cluster.clone(),
             );
-            async move {
-                start.wait().await;
-                let transport = SimTransport::new(SimTransportConfig {
-                    request_timeout,
-                    max_records,
-                    ..SimTransportConfig::for_host(
-                        &cluster,
-                        &host,
-                        (0..brokers).collect(),
-                        membership,
-                    )
-                });
-                let driver = Driver::new(
-                    config,
-                    transport,
-                    SimProcessor::new(behaviour, host_seed.rotate_left(7)).with_gate(gate),
-                    Box::new(SplitMix64::new(host_seed)),
-                    ruckus_sim::history::sink(&history, &host),
-                )?;
-                members
-                    .handles
-                    .lock()
-                    .expect("handles")
-                    .insert(host.clone(), driver.shutdown_handle());
-                members.stopped.lock().expect("stopped").remove(&host);
-                driver.run().await?;
-                members
-                    .stopped
-                    .lock()
-                    .expect("stopped")
-                    .insert(host.clone());
-                Ok(())
-            }
-        });
-    }
-    let partitions: Vec<TopicPartition> = (0..sc.cluster.partitions as i32)
-        .map(|p| TopicPartition::new(TOPIC, p))
-        .collect();
-    sim.client(
-        "producer",
-        produce(
-            (0..brokers).collect(),
-            Workload {
-                partitions: partitions.clone(),
-                messages: sc.workload.messages,
-                batch: sc.workload.batch,
-                interval: sc.workload.interval.0,
-            },
-            history.clone(),
-            "producer".into(),
-        ),
-    );
-    // The watcher: once the faults are over and the group has converged
-    // (everything produced is committed), or at the liveness deadline, the
-    // final stop: every running member shuts down gracefully. The run ends
-    // when they all have; then nothing may be left uncommitted (see
-    // `check::Liveness`). A consumer that commits only on revoke and
-    // shutdown commits nothing while the group is stable, so for it the
-    // final stop comes at the deadline and the commits it leaves decide.
-    // (Stopping it as soon as every record was processed once is not the
-    // same: records processed by a member that crashed after processing
-    // them are redelivered to the next owner, who must process them again
-    // before stopping.)
-    let faults_over = Arc::new(AtomicBool::new(plan.is_empty()));
-    let converged: Arc<Mutex<Option<Instant>>> = Arc::default();
-    let final_stop: Arc<Mutex<Option<FinalStop>>> = Arc::default();
-    {
-        let (c, h, over, conv, messages, members, stop) = (
-            cluster.clone(),
-            history.clone(),
-            faults_over.clone(),
-            converged.clone(),
-            sc.workload.messages,
-            members.clone(),
-            final_stop.clone(),
-        );
-        let commits_while_running = g.commit != CommitSpec::OnRevoke;
-        let partitions = partitions.clone();
-        let deadline_ms = deadline.as_millis() as u64;
-        sim.client("watcher", async move {
-            let group = GroupId::new(GROUP);
-            // Produced records counted so far, and the history entries read.
-            let (mut produced, mut cursor) = (0, 0);
-            loop {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                let now = ruckus_sim::cluster::sim_now();
-                cursor = h.scan_from(cursor, |e| {
-                    if matches!(e.event(), Some(Event::Produced { .. })) {
-                        produced += 1;
-                    }
-                });
-                if commits_while_running
-                    && over.load(AtomicOrdering::SeqCst)
-                    && produced >= messages
-                    && partitions
-                        .iter()
-                        .all(|tp| c.committed(&group, tp) == Some(c.high_watermark(tp)))
-                {
-                    *conv.lock().expect("converged") = Some(now);
-                    break;
+            let membership = g.membership_config(&host);
+            let (request_timeout, max_records) = (g.request_timeout.0, g.max_records);
+            let members = members.clone();
+            let host_seed = seed ^ (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            sim.host(host.clone(), move || {
+                let (host, history, config, behaviour, gate, membership, members, start, cluster) = (
+                    host.clone(),
+                    history.clone(),
+                    config.clone(),
+                    behaviour.clone(),
+                    gate.clone(),
+                    membership.clone(),
+                    members.clone(),
+                    start.clone(),
+                    cluster.clone(),
+                );
+                async move {
+                    start.wait().await;
+                    let transport = SimTransport::new(SimTransportConfig {
+                        request_timeout,
+                        max_records,
+                        ..SimTransportConfig::for_host(
+                            &cluster,
+                            &host,
+                            (0..brokers).collect(),
+                            membership,
+                        )
+                    });
+                    let driver = Driver::new(
+                        config,
+                        transport,
+                        SimProcessor::new(behaviour, host_seed.rotate_left(7)).with_gate(gate),
+                        Box::new(SplitMix64::new(host_seed)),
+                        ruckus_sim::history::sink(&history, &host),
+                    )?;
+                    members
+                        .handles
+                        .lock()
+                        .expect("handles")
+                        .insert(host.clone(), driver.shutdown_handle());
+                    members.stopped.lock().expect("stopped").remove(&host);
+                    driver.run().await?;
+                    members
+                        .stopped
+                        .lock()
+                        .expect("stopped")
+                        .insert(host.clone());
+                    Ok(())
                 }
-                if now.as_millis() > deadline_ms {
-                    if !commits_while_running {
-                        // Judged by the commits the final stop leaves.
-                        *conv.lock().expect("converged") = Some(Instant::from_millis(deadline_ms));
-                    }
-                    break;
-                }
-            }
-            // The final stop.
-            let asked: BTreeMap<String, ShutdownHandle> =
-                std::mem::take(&mut *members.handles.lock().expect("handles"));
-            for handle in asked.values() {
-                handle.shutdown();
-            }
-            let started = ruckus_sim::cluster::sim_now();
-            let pending = || {
-                let stopped = members.stopped.lock().expect("stopped");
-                asked
-                    .keys()
-                    .filter(|m| !stopped.contains(*m))
-                    .cloned()
-                    .collect::<Vec<String>>()
-            };
-            while !pending().is_empty()
-                && ruckus_sim::cluster::sim_now().as_millis()
-                    < started.as_millis() + FINAL_STOP_BOUND.as_millis() as u64
-            {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            *stop.lock().expect("final stop") = Some((started, pending()));
-            Ok(())
-        });
-    }
-    let mut hosts: Vec<String> = (0..brokers).map(broker_host).collect();
-    hosts.extend((0..g.all_members()).map(member_host));
-    hosts.push("producer".into());
-    for (i, a) in hosts.iter().enumerate() {
-        for b in &hosts[i + 1..] {
-            sim.set_link_latency(a.as_str(), b.as_str(), ruckus_sim::link_latency(seed, a, b));
+            });
         }
-    }
-    let mut schedule: Schedule<Heal> = Schedule::new(plan);
-    let order = match g.ordering {
-        OrderingSpec::Partition => Order::Partition,
-        OrderingSpec::Key => Order::Key,
-    };
-    let mut checks = Checks::new(
-        &sc.expect.invariants(),
-        g.retry.policy(),
-        order,
-        Duration::ZERO,
-    );
-    let mut checked = 0;
-    let mut error = None;
-    let world = World {
-        cluster: &cluster,
-        members: &members,
-        starts: &start_gates,
-        seed,
-    };
-    let record = |at: Duration, r: Record| {
-        history.record_at(Instant::from_millis(at.as_millis() as u64), "nemesis", r);
-    };
-    loop {
-        while let Some((at, item)) = schedule.pop_due(sim.elapsed()) {
-            match item {
-                Item::Apply(fault) => match world.apply(&mut sim, &fault) {
-                    Ok(Some((applied, heal))) => {
-                        record(at, Record::Fault(applied.clone()));
-                        schedule.heal_later(at, &fault, applied, heal);
-                    }
-                    // Its target is gone (no live broker coordinates).
-                    Ok(None) => {}
-                    Err(e) => {
-                        error = Some(e.to_string());
+        let partitions: Vec<TopicPartition> = (0..sc.cluster.partitions as i32)
+            .map(|p| TopicPartition::new(TOPIC, p))
+            .collect();
+        sim.client(
+            "producer",
+            produce(
+                (0..brokers).collect(),
+                Workload {
+                    partitions: partitions.clone(),
+                    messages: sc.workload.messages,
+                    batch: sc.workload.batch,
+                    interval: sc.workload.interval.0,
+                },
+                history.clone(),
+                "producer".into(),
+            ),
+        );
+        // The watcher: once the faults are over and the group has converged
+        // (everything produced is committed), or at the liveness deadline,
+        // the final stop: every running member shuts down gracefully. The
+        // run ends when they all have; then nothing may be left uncommitted
+        // (see `check::Liveness`). A consumer that commits only on revoke
+        // and shutdown commits nothing while the group is stable, so for it
+        // the final stop comes at the deadline and the commits it leaves
+        // decide. (Stopping it as soon as every record was processed once
+        // is not the same: records processed by a member that crashed after
+        // processing them are redelivered to the next owner, who must
+        // process them again before stopping.)
+        let faults_over = Arc::new(AtomicBool::new(plan.is_empty()));
+        let converged: Arc<Mutex<Option<Instant>>> = Arc::default();
+        let final_stop: Arc<Mutex<Option<FinalStop>>> = Arc::default();
+        {
+            let (c, h, over, conv, messages, members, stop) = (
+                cluster.clone(),
+                history.clone(),
+                faults_over.clone(),
+                converged.clone(),
+                sc.workload.messages,
+                members.clone(),
+                final_stop.clone(),
+            );
+            let commits_while_running = g.commit != CommitSpec::OnRevoke;
+            let partitions = partitions.clone();
+            let deadline_ms = deadline.as_millis() as u64;
+            sim.client("watcher", async move {
+                let group = GroupId::new(GROUP);
+                // Produced records counted so far, and the history entries
+                // read.
+                let (mut produced, mut cursor) = (0, 0);
+                loop {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    let now = ruckus_sim::cluster::sim_now();
+                    cursor = h.scan_from(cursor, |e| {
+                        if matches!(e.event(), Some(Event::Produced { .. })) {
+                            produced += 1;
+                        }
+                    });
+                    if commits_while_running
+                        && over.load(AtomicOrdering::SeqCst)
+                        && produced >= messages
+                        && partitions
+                            .iter()
+                            .all(|tp| c.committed(&group, tp) == Some(c.high_watermark(tp)))
+                    {
+                        *conv.lock().expect("converged") = Some(now);
                         break;
                     }
-                },
-                Item::Heal(applied, heal) => {
-                    heal(&mut sim, &world);
-                    record(at, Record::Healed(applied));
+                    if now.as_millis() > deadline_ms {
+                        if !commits_while_running {
+                            // Judged by the commits the final stop leaves.
+                            *conv.lock().expect("converged") =
+                                Some(Instant::from_millis(deadline_ms));
+                        }
+                        break;
+                    }
                 }
+                // The final stop.
+                let asked: BTreeMap<String, ShutdownHandle> =
+                    std::mem::take(&mut *members.handles.lock().expect("handles"));
+                for handle in asked.values() {
+                    handle.shutdown();
+                }
+                let started = ruckus_sim::cluster::sim_now();
+                let pending = || {
+                    let stopped = members.stopped.lock().expect("stopped");
+                    asked
+                        .keys()
+                        .filter(|m| !stopped.contains(*m))
+                        .cloned()
+                        .collect::<Vec<String>>()
+                };
+                while !pending().is_empty()
+                    && ruckus_sim::cluster::sim_now().as_millis()
+                        < started.as_millis() + FINAL_STOP_BOUND.as_millis() as u64
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                *stop.lock().expect("final stop") = Some((started, pending()));
+                Ok(())
+            });
+        }
+        let mut hosts: Vec<String> = (0..brokers).map(broker_host).collect();
+        hosts.extend((0..g.all_members()).map(member_host));
+        hosts.push("producer".into());
+        for (i, a) in hosts.iter().enumerate() {
+            for b in &hosts[i + 1..] {
+                sim.set_link_latency(a.as_str(), b.as_str(), ruckus_sim::link_latency(seed, a, b));
             }
         }
-        if error.is_some() {
-            break;
+        Simulation {
+            sim,
+            world: World {
+                cluster,
+                members,
+                starts: start_gates,
+                seed,
+            },
+            history,
+            partitions,
+            deadline,
+            faults_over,
+            converged,
+            final_stop,
+            ended: false,
         }
-        if schedule.is_empty() {
-            faults_over.store(true, AtomicOrdering::SeqCst);
-        }
-        let stepped = sim.step();
-        // The checkers read what the step recorded, as it arrives.
-        checked = history.scan_from(checked, |e| checks.observe(e));
-        match stepped {
-            Ok(true) => break,
-            Ok(false) => {}
-            Err(e) => {
-                error = Some(e.to_string());
-                break;
+    }
+
+    /// One step of the simulation (one tick).
+    fn step(&mut self) -> Result<(), SimError> {
+        match self.sim.step() {
+            Ok(done) => {
+                self.ended = done;
+                Ok(())
             }
+            Err(e) => Err(SimError::Host(e.to_string())),
         }
     }
-    let group = GroupId::new(GROUP);
-    let lagging = partitions
-        .iter()
-        .filter_map(|tp| {
-            let c = cluster.committed(&group, tp);
-            let hw = cluster.high_watermark(tp);
-            (c != Some(hw)).then(|| (tp.clone(), c, hw))
-        })
-        .collect();
-    let converged_at = *converged.lock().expect("converged");
-    let (final_stop_at, unstopped) = final_stop
-        .lock()
-        .expect("final stop")
-        .clone()
-        .map_or((None, Vec::new()), |(at, pending)| (Some(at), pending));
-    let context = Context {
-        retry: g.retry.policy(),
-        order,
-        liveness: Liveness {
-            deadline: Instant::from_millis(deadline.as_millis() as u64),
-            converged_at,
-            lagging,
-            unstopped,
-        },
-        resolution: Duration::ZERO,
-        no_rebalance: sc
-            .expect
-            .no_rebalance_after
-            .map(|d| (Instant::from_millis(d.0.as_millis() as u64), final_stop_at)),
-    };
-    let history = history.entries();
-    for e in &history[checks.seen()..] {
-        checks.observe(e);
+}
+
+impl crate::run::Backend for Simulation {
+    type Heal = Heal;
+    type Error = SimError;
+    const IN_ORDER: bool = true;
+
+    fn history(&self) -> &History {
+        &self.history
     }
-    let violations = checks.finish(&history, &context);
-    RunOutput {
-        seed,
-        history,
-        context,
-        violations,
-        simulated: sim.elapsed(),
-        final_stop_at,
-        error,
+
+    fn resolution(&self) -> Duration {
+        // Every event carries the exact simulated time.
+        Duration::ZERO
+    }
+
+    fn elapsed(&self) -> Duration {
+        self.sim.elapsed()
+    }
+
+    fn stamp(&self, scheduled: Duration) -> Instant {
+        // The simulated clock stops exactly at each scheduled moment.
+        Instant::from_millis(scheduled.as_millis() as u64)
+    }
+
+    async fn advance_to(&mut self, at: Duration) -> Result<bool, SimError> {
+        while !self.ended && self.sim.elapsed() < at {
+            self.step()?;
+        }
+        Ok(!self.ended)
+    }
+
+    async fn apply(&mut self, fault: &Fault) -> Result<Option<Applied>, SimError> {
+        Ok(self.world.apply(&mut self.sim, fault)?)
+    }
+
+    async fn heal(&mut self, heal: Heal) -> Result<(), SimError> {
+        heal(&mut self.sim, &self.world);
+        Ok(())
+    }
+
+    async fn settle(&mut self) -> Result<(), SimError> {
+        // The watcher stops the members once the group converged (or at the
+        // deadline); the run ends when every host's software has returned.
+        self.faults_over.store(true, AtomicOrdering::SeqCst);
+        while !self.ended {
+            self.step()?;
+        }
+        Ok(())
+    }
+
+    async fn finish(&mut self) -> Settled {
+        let group = GroupId::new(GROUP);
+        let cluster = &self.world.cluster;
+        let lagging = self
+            .partitions
+            .iter()
+            .filter_map(|tp| {
+                let c = cluster.committed(&group, tp);
+                let hw = cluster.high_watermark(tp);
+                (c != Some(hw)).then(|| (tp.clone(), c, hw))
+            })
+            .collect();
+        let converged_at = *self.converged.lock().expect("converged");
+        let (final_stop_at, unstopped) = self
+            .final_stop
+            .lock()
+            .expect("final stop")
+            .clone()
+            .map_or((None, Vec::new()), |(at, pending)| (Some(at), pending));
+        Settled {
+            liveness: Liveness {
+                deadline: Instant::from_millis(self.deadline.as_millis() as u64),
+                converged_at,
+                lagging,
+                unstopped,
+            },
+            final_stop_at,
+            elapsed: self.sim.elapsed(),
+            anomalies: Vec::new(),
+        }
     }
 }
 
 /// How the simulation heals a fault it applied (targets already resolved).
-type Heal = Box<dyn FnOnce(&mut turmoil::Sim<'_>, &World<'_>)>;
+pub type Heal = Box<dyn FnOnce(&mut turmoil::Sim<'_>, &World)>;
 
 /// A fault applied: what the history records, and how to heal it.
-type Applied = (FaultRecord, Option<Heal>);
+pub type Applied = (FaultRecord, Option<Heal>);
 
 /// The simulation as a backend of the fault model.
-struct World<'a> {
-    cluster: &'a Cluster,
-    members: &'a Members,
-    starts: &'a BTreeMap<usize, PauseGate>,
+pub struct World {
+    cluster: Cluster,
+    members: Arc<Members>,
+    starts: BTreeMap<usize, PauseGate>,
     seed: u64,
 }
 
-impl World<'_> {
+impl World {
     fn broker(&self, b: &BrokerRef) -> Option<u32> {
         match b {
             BrokerRef::Id(n) => Some(*n),
@@ -461,7 +484,7 @@ impl World<'_> {
     ) -> Result<Option<Applied>, Unsupported> {
         let record = |targets: Vec<Target>| FaultRecord::new(fault.clone(), targets);
         let bounce = |m: usize| -> Heal {
-            Box::new(move |sim: &mut turmoil::Sim<'_>, _: &World<'_>| sim.bounce(member_host(m)))
+            Box::new(move |sim: &mut turmoil::Sim<'_>, _: &World| sim.bounce(member_host(m)))
         };
         Ok(Some(match fault {
             Fault::CrashMember { member, .. } => {
@@ -486,8 +509,7 @@ impl World<'_> {
             Fault::PauseMember { member, .. } => {
                 let gate = self.cluster.pause_gate(&member_host(*member));
                 gate.pause();
-                let heal: Heal =
-                    Box::new(move |_: &mut turmoil::Sim<'_>, _: &World<'_>| gate.resume());
+                let heal: Heal = Box::new(move |_: &mut turmoil::Sim<'_>, _: &World| gate.resume());
                 (record(vec![Target::Member(*member)]), Some(heal))
             }
             Fault::CrashBroker { broker: b, .. } => {
@@ -496,7 +518,7 @@ impl World<'_> {
                 };
                 self.cluster.set_alive(n, false);
                 sim.crash(broker_host(n));
-                let heal: Heal = Box::new(move |sim: &mut turmoil::Sim<'_>, w: &World<'_>| {
+                let heal: Heal = Box::new(move |sim: &mut turmoil::Sim<'_>, w: &World| {
                     w.cluster.set_alive(n, true);
                     sim.bounce(broker_host(n));
                 });
@@ -509,7 +531,7 @@ impl World<'_> {
                 for c in self.clients() {
                     sim.hold(broker_host(n).as_str(), c.as_str());
                 }
-                let heal: Heal = Box::new(move |sim: &mut turmoil::Sim<'_>, w: &World<'_>| {
+                let heal: Heal = Box::new(move |sim: &mut turmoil::Sim<'_>, w: &World| {
                     for c in w.clients() {
                         sim.release(broker_host(n).as_str(), c.as_str());
                     }
@@ -523,7 +545,7 @@ impl World<'_> {
                 for c in self.clients() {
                     sim.partition(broker_host(n).as_str(), c.as_str());
                 }
-                let heal: Heal = Box::new(move |sim: &mut turmoil::Sim<'_>, w: &World<'_>| {
+                let heal: Heal = Box::new(move |sim: &mut turmoil::Sim<'_>, w: &World| {
                     for c in w.clients() {
                         sim.repair(broker_host(n).as_str(), c.as_str());
                     }
@@ -541,7 +563,7 @@ impl World<'_> {
                     sim.partition(ha.as_str(), hb.as_str());
                 }
                 let one_way = *one_way;
-                let heal: Heal = Box::new(move |sim: &mut turmoil::Sim<'_>, _: &World<'_>| {
+                let heal: Heal = Box::new(move |sim: &mut turmoil::Sim<'_>, _: &World| {
                     if one_way {
                         sim.repair_oneway(ha.as_str(), hb.as_str());
                     } else {
@@ -556,7 +578,7 @@ impl World<'_> {
                 };
                 let (ha, hb) = (ta.to_string(), tb.to_string());
                 sim.hold(ha.as_str(), hb.as_str());
-                let heal: Heal = Box::new(move |sim: &mut turmoil::Sim<'_>, _: &World<'_>| {
+                let heal: Heal = Box::new(move |sim: &mut turmoil::Sim<'_>, _: &World| {
                     sim.release(ha.as_str(), hb.as_str());
                 });
                 (record(vec![ta, tb]), Some(heal))
@@ -567,7 +589,7 @@ impl World<'_> {
                 };
                 let (ha, hb) = (ta.to_string(), tb.to_string());
                 sim.set_link_latency(ha.as_str(), hb.as_str(), latency.0);
-                let heal: Heal = Box::new(move |sim: &mut turmoil::Sim<'_>, w: &World<'_>| {
+                let heal: Heal = Box::new(move |sim: &mut turmoil::Sim<'_>, w: &World| {
                     let seeded = ruckus_sim::link_latency(w.seed, &ha, &hb);
                     sim.set_link_latency(ha.as_str(), hb.as_str(), seeded);
                 });
@@ -617,7 +639,7 @@ impl World<'_> {
                 let link = self.cluster.link_loss(&member_host(*member));
                 link.set(n, *rate);
                 let heal: Heal =
-                    Box::new(move |_: &mut turmoil::Sim<'_>, _: &World<'_>| link.set(n, 0.0));
+                    Box::new(move |_: &mut turmoil::Sim<'_>, _: &World| link.set(n, 0.0));
                 (
                     record(vec![Target::Member(*member), Target::Broker(n)]),
                     Some(heal),

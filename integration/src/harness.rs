@@ -252,9 +252,6 @@ pub struct Run {
     pub membership: Membership,
     /// What processing does.
     pub processing: Processing,
-    /// From this long after the start until the final stop, the group
-    /// must not rebalance (`[expect] no_rebalance_after`).
-    pub no_rebalance_after: Option<Duration>,
     bootstrap: String,
     partitions: i32,
     history: History,
@@ -333,7 +330,6 @@ impl Run {
             names,
             membership: Membership::default(),
             processing: Processing::Work,
-            no_rebalance_after: None,
             partitions,
             history: History::default(),
             start: WallInstant::now(),
@@ -370,6 +366,37 @@ impl Run {
     /// Wall-clock time since the run started.
     pub fn now(&self) -> Instant {
         Instant::from_millis(self.start.elapsed().as_millis() as u64)
+    }
+
+    /// Wall-clock time since the run started.
+    pub fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    /// The history the members, the producer and the run record into.
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    /// Records the broker acknowledged without an offset that were then not
+    /// found in the log (the broker's faults; not in the history).
+    pub fn producer_anomalies(&self) -> Vec<String> {
+        self.producer_anomalies.lock().expect("anomalies").clone()
+    }
+
+    /// The final stop: shuts every running member down gracefully and
+    /// waits up to `within` for each; returns those that had not stopped.
+    pub async fn stop_all(&mut self, within: Duration) -> Vec<String> {
+        let mut unstopped = Vec::new();
+        for (i, m) in self.members.iter_mut().enumerate() {
+            if let Some((task, stop)) = m.take() {
+                stop.shutdown();
+                if tokio::time::timeout(within, task).await.is_err() {
+                    unstopped.push(format!("consumer-{i}"));
+                }
+            }
+        }
+        unstopped
     }
 
     /// Records an applied fault.
@@ -635,18 +662,7 @@ impl Run {
     ) -> Verdict {
         let converged = self.converge(within).await;
         let deadline = self.now();
-        let mut unstopped = Vec::new();
-        for (i, m) in self.members.iter_mut().enumerate() {
-            if let Some((task, stop)) = m.take() {
-                stop.shutdown();
-                if tokio::time::timeout(Duration::from_secs(15), task)
-                    .await
-                    .is_err()
-                {
-                    unstopped.push(format!("consumer-{i}"));
-                }
-            }
-        }
+        let unstopped = self.stop_all(Duration::from_secs(15)).await;
         let mut history = self.history.entries();
         history.sort_by_key(|e| e.at);
         let ctx = Context {
@@ -665,9 +681,7 @@ impl Run {
             },
             // Stamped in whole milliseconds when the sink sees the event.
             resolution: Duration::from_millis(2),
-            no_rebalance: self
-                .no_rebalance_after
-                .map(|d| (Instant::from_millis(d.as_millis() as u64), Some(deadline))),
+            no_rebalance: None,
         };
         let violations = check::check(&history, &ctx, wanted);
         eprintln!(
@@ -676,7 +690,7 @@ impl Run {
             self.start.elapsed().as_secs_f64(),
             converged.map_or("never".into(), |t| t.to_string())
         );
-        let producer_anomalies = self.producer_anomalies.lock().expect("anomalies").clone();
+        let producer_anomalies = self.producer_anomalies();
         Verdict {
             history,
             violations,

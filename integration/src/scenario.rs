@@ -41,13 +41,15 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use rdkafka::types::RDKafkaApiKey;
+use ruckus_chaos::check::Liveness;
+use ruckus_chaos::run::{Failed, Settled};
 use ruckus_chaos::scenario::{
     Backend, BrokerRef, Fault, HostRef, Scenario, DLQ_TOPIC, GROUP, TOPIC,
 };
-use ruckus_chaos::schedule::{Item, Schedule, Unmet};
-use ruckus_core::model::{ErrorCode, TopicPartition};
+use ruckus_chaos::schedule::Unmet;
+use ruckus_core::model::{ErrorCode, Instant, TopicPartition};
 use ruckus_history::fault::{Api, FaultRecord, Target, Unsupported};
-use ruckus_history::record::BrokerEvent;
+use ruckus_history::record::{BrokerEvent, History};
 
 use crate::container::ContainerBroker;
 use crate::harness::{Broker, Membership, Names, Processing, Run, Verdict, Workload};
@@ -121,8 +123,9 @@ pub enum ApplyError {
     NotAContainerRun,
 }
 
-/// A real backend of the fault model. Without a run (`run: None`) it
-/// applies nothing: it decides the pins and says which faults cannot run.
+/// A real backend of the fault model and of the one run
+/// ([`ruckus_chaos::run::drive`]). Without a run (`run: None`) it applies
+/// nothing: it decides the pins and says which faults cannot run.
 pub struct Real<'a> {
     sc: &'a Scenario,
     backend: Backend,
@@ -133,11 +136,26 @@ pub struct Real<'a> {
     coordinator_now: Option<i32>,
     /// Where each pinned partition's leader is now.
     leaders_now: BTreeMap<i32, i32>,
-    run: Option<&'a mut Run>,
+    run: Option<Run>,
+    /// The workload's producer, until the quiet phase waits for it.
+    producer: Option<tokio::task::JoinHandle<()>>,
+    /// When the group converged (the quiet phase), and when the quiet
+    /// phase ended: the liveness deadline and the start of the final stop.
+    settled: Option<(Option<Instant>, Instant)>,
+}
+
+impl std::fmt::Debug for Real<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Real")
+            .field("scenario", &self.sc.name)
+            .field("backend", &self.backend)
+            .field("run", &self.run)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'a> Real<'a> {
-    fn new(sc: &'a Scenario, backend: Backend, durable: bool, run: Option<&'a mut Run>) -> Self {
+    fn new(sc: &'a Scenario, backend: Backend, durable: bool, run: Option<Run>) -> Self {
         // A known coordinator on the mock, so a crash of its broker can
         // fail over.
         let pin = (backend == Backend::Mock).then_some(1);
@@ -152,7 +170,15 @@ impl<'a> Real<'a> {
             coordinator_now: pin,
             leaders_now: BTreeMap::new(),
             run,
+            producer: None,
+            settled: None,
         }
+    }
+
+    fn live(&mut self) -> &mut Run {
+        self.run
+            .as_mut()
+            .expect("a live run: the dry pass never runs")
     }
 
     /// The mock broker id a reference names now (pinning it if needed).
@@ -198,7 +224,7 @@ impl<'a> Real<'a> {
         for p in &moved {
             self.leaders_now.insert(*p, to);
         }
-        if let Some(run) = self.run.as_deref_mut() {
+        if let Some(run) = self.run.as_mut() {
             if coordinator {
                 let group = run.names.group.clone();
                 run.mock()
@@ -262,19 +288,19 @@ impl<'a> Real<'a> {
         match (f, self.backend) {
             (_, Backend::Sim) => no("the simulation is ruckus-chaos's backend, not a real one"),
             (Fault::CrashMember { member, .. }, _) => {
-                if let Some(run) = self.run.as_deref_mut() {
+                if let Some(run) = self.run.as_mut() {
                     run.kill_member(*member);
                 }
                 Ok((record(vec![Target::Member(*member)]), start(*member)))
             }
             (Fault::StopMember { member, .. }, _) => {
-                if let Some(run) = self.run.as_deref_mut() {
+                if let Some(run) = self.run.as_mut() {
                     run.stop_member(*member, Duration::from_secs(15)).await;
                 }
                 Ok((record(vec![Target::Member(*member)]), start(*member)))
             }
             (Fault::StartMember { member, .. }, _) => {
-                if let Some(run) = self.run.as_deref_mut() {
+                if let Some(run) = self.run.as_mut() {
                     run.start_member(*member);
                 }
                 Ok((record(vec![Target::Member(*member)]), None))
@@ -311,7 +337,7 @@ impl<'a> Real<'a> {
                     );
                 }
                 let id = self.mock_broker(broker);
-                if let Some(run) = self.run.as_deref_mut() {
+                if let Some(run) = self.run.as_mut() {
                     run.mock().broker_down(id).map_err(ApplyError::from)?;
                 }
                 self.fail_over(id)?;
@@ -334,7 +360,7 @@ impl<'a> Real<'a> {
                     "pause-broker on the mock cluster: the broker's round-trip time becomes \
                      the pause, so what is sent during it is answered that late",
                 );
-                if let Some(run) = self.run.as_deref_mut() {
+                if let Some(run) = self.run.as_mut() {
                     run.mock()
                         .broker_rtt(id, duration.0)
                         .map_err(ApplyError::from)?;
@@ -368,7 +394,7 @@ impl<'a> Real<'a> {
                      client (the mock cannot slow one link)",
                 );
                 let rtt = latency.0 * 2;
-                if let Some(run) = self.run.as_deref_mut() {
+                if let Some(run) = self.run.as_mut() {
                     run.mock().broker_rtt(id, rtt).map_err(ApplyError::from)?;
                 }
                 let rtt0 = heal(move |run: &mut Run| {
@@ -393,7 +419,7 @@ impl<'a> Real<'a> {
                 let Some(key) = api_key(*api) else {
                     return no(&format!("librdkafka has no API {api:?}"));
                 };
-                if let Some(run) = self.run.as_deref_mut() {
+                if let Some(run) = self.run.as_mut() {
                     run.mock()
                         .request_errors(key, &vec![error.0; *count as usize])
                         .map_err(ApplyError::from)?;
@@ -411,7 +437,7 @@ impl<'a> Real<'a> {
                 // Produce errors of the dead-letter leader hit dead-letter
                 // writes only.
                 let d = self.dead_letters_apart(n);
-                if let Some(run) = self.run.as_deref_mut() {
+                if let Some(run) = self.run.as_mut() {
                     run.mock()
                         .broker_request_errors(
                             d,
@@ -447,7 +473,7 @@ impl<'a> Real<'a> {
                     "produce-errors on the mock cluster: each broker that leads source \
                      partitions answers the next `count` Produce requests it gets with the error",
                 );
-                if let Some(run) = self.run.as_deref_mut() {
+                if let Some(run) = self.run.as_mut() {
                     for b in &sources {
                         run.mock()
                             .broker_request_errors(
@@ -484,7 +510,7 @@ impl<'a> Real<'a> {
                          disconnect-broker, or a durable image such as Redpanda)",
                     );
                 }
-                if let Some(run) = self.run.as_deref_mut() {
+                if let Some(run) = self.run.as_mut() {
                     container(run)?.stop().await.map_err(ApplyError::from)?;
                 }
                 let restart = heal(move |run: &mut Run| {
@@ -498,7 +524,7 @@ impl<'a> Real<'a> {
                 ))
             }
             (Fault::PauseBroker { .. }, Backend::Container) => {
-                if let Some(run) = self.run.as_deref_mut() {
+                if let Some(run) = self.run.as_mut() {
                     container(run)?.pause().await.map_err(ApplyError::from)?;
                 }
                 let unpause = heal(move |run: &mut Run| {
@@ -509,7 +535,7 @@ impl<'a> Real<'a> {
                 Ok((record(vec![Target::Cluster]).how("docker pause"), unpause))
             }
             (Fault::DisconnectBroker { .. }, Backend::Container) => {
-                if let Some(run) = self.run.as_deref_mut() {
+                if let Some(run) = self.run.as_mut() {
                     container(run)?.disconnect().map_err(ApplyError::from)?;
                 }
                 let reconnect = heal(move |run: &mut Run| {
@@ -642,12 +668,15 @@ pub struct Outcome {
     /// `Ok` when the scenario's expectation is met: every invariant holds,
     /// or (for a known-bad consumer) the expected violation was found.
     pub result: Result<(), Unmet>,
+    /// The backend failed mid-run (a fault could not be applied or
+    /// healed): the run ended there, its history kept.
+    pub error: Option<Failed>,
     /// Violations that are the broker's fault (it lost an acknowledged
     /// commit), not counted in `result`.
     pub broker_anomalies: Vec<String>,
 }
 
-/// A run could not be set up or a fault could not be applied.
+/// A run could not be set up.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RunError {
@@ -666,158 +695,229 @@ pub enum RunError {
     /// `RUCKUS_KAFKA_BOOTSTRAP` names no cluster.
     #[error("{EXTERNAL_BOOTSTRAP} is not set")]
     NoExternalCluster,
-    /// Applying or healing a fault failed.
-    #[error("{what}: {source}")]
-    Fault {
-        /// Which fault, when, applied or healed.
-        what: String,
-        /// Why.
-        source: ApplyError,
-    },
+}
+
+impl<'a> Real<'a> {
+    /// Sets `sc` up on `backend` (which must be available, see
+    /// [`unavailable`]): the broker, the topics, the pins the plan
+    /// decided, the first members and the workload's producer. Returns the
+    /// backend ready for [`ruckus_chaos::run::drive`] and the plan.
+    ///
+    /// # Errors
+    /// The scenario cannot run there, or the broker could not be set up.
+    pub async fn start(sc: &'a Scenario, backend: Backend) -> Result<(Self, Plan), RunError> {
+        let names = Names {
+            topic: TOPIC.into(),
+            dlq: DLQ_TOPIC.into(),
+            group: GROUP.into(),
+        };
+        // Planned before any broker starts: a scenario that cannot run here
+        // (the simulation included) fails at once.
+        let durable =
+            backend == Backend::Container && crate::container::durable(&crate::container::image());
+        let plan = plan(sc, backend, durable).await?;
+        let (broker, names) = match backend {
+            Backend::Mock => {
+                let mock = MockKafka::start(sc.cluster.brokers.max(1) as i32)?;
+                (Broker::Mock(mock), names)
+            }
+            Backend::Container => {
+                let c = ContainerBroker::start().await?;
+                (Broker::Container(Box::new(c)), names)
+            }
+            Backend::External => {
+                let b =
+                    std::env::var(EXTERNAL_BOOTSTRAP).map_err(|_| RunError::NoExternalCluster)?;
+                (Broker::External(b), names.unique())
+            }
+            Backend::Sim => unreachable!("`plan` refuses the simulation"),
+        };
+        let g = &sc.group;
+        let mut run = Run::on(
+            broker,
+            names,
+            sc.cluster.partitions as i32,
+            sc.cluster.dead_letter_partitions as i32,
+            g.consumer_config(),
+        )
+        .await?;
+        run.membership = Membership {
+            protocol: GroupProtocol::Classic,
+            assignor: Assignor::from_name(&g.assignor).unwrap_or(Assignor::CooperativeSticky),
+            session: g.session_timeout.0,
+            heartbeat: g.heartbeat_interval.0,
+            static_membership: g.static_membership,
+        };
+        run.processing = Processing::Behaviour(sc.processing.behaviour());
+        if let Broker::Mock(m) = &run.broker {
+            if let Some(id) = plan.pin_coordinator {
+                m.move_coordinator(&run.names.group, id)?;
+                run.broker_event(BrokerEvent::CoordinatorMoved {
+                    broker: id as u32 - 1,
+                });
+            }
+            if let Some(id) = plan.pin_dead_letters {
+                for p in 0..sc.cluster.dead_letter_partitions as i32 {
+                    m.move_leader(&run.names.dlq, p, id)?;
+                    run.broker_event(BrokerEvent::LeaderMoved {
+                        tp: TopicPartition::new(run.names.dlq.as_str(), p),
+                        broker: id as u32 - 1,
+                    });
+                }
+            }
+            for (p, id) in &plan.pin_leaders {
+                m.move_leader(&run.names.topic, *p, *id)?;
+                run.broker_event(BrokerEvent::LeaderMoved {
+                    tp: TopicPartition::new(run.names.topic.as_str(), *p),
+                    broker: *id as u32 - 1,
+                });
+            }
+        }
+        for i in 0..g.members {
+            run.start_member(i);
+        }
+        let producer = run.produce(Workload {
+            messages: sc.workload.messages,
+            batch: sc.workload.batch,
+            interval: sc.workload.interval.0,
+            poison_every: 0,
+        });
+        let mut real = Real::new(sc, backend, durable, Some(run));
+        real.producer = Some(producer);
+        // The live pass starts where the pins put the brokers.
+        real.coordinator_now = plan.pin_coordinator;
+        real.leaders_now = plan.pin_leaders.iter().copied().collect();
+        Ok((real, plan))
+    }
+}
+
+/// Why a real backend failed mid-run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RealError {
+    /// A fault could not be applied or healed.
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
     /// The workload's producer task failed.
     #[error("the producer: {0}")]
     Producer(#[from] tokio::task::JoinError),
 }
 
-/// Runs `sc` on `backend` (which must be available, see [`unavailable`]).
+impl ruckus_chaos::run::Backend for Real<'_> {
+    type Heal = Heal;
+    type Error = RealError;
+    // Each member stamps its events with its own driver's clock.
+    const IN_ORDER: bool = false;
+
+    fn history(&self) -> &History {
+        self.run
+            .as_ref()
+            .expect("a live run: the dry pass never runs")
+            .history()
+    }
+
+    fn resolution(&self) -> Duration {
+        // Stamped in whole milliseconds, a little after the engine acted.
+        Duration::from_millis(2)
+    }
+
+    fn judges_no_rebalance(&self) -> bool {
+        // librdkafka's mock cluster rebalances its classic group on every
+        // join, a static member's included (rd_kafka_mock_cgrp_classic_
+        // member_add has no KIP-345 path): a scenario's no-rebalance
+        // window cannot hold there (the plan says so).
+        self.backend != Backend::Mock
+    }
+
+    fn elapsed(&self) -> Duration {
+        self.run.as_ref().map_or(Duration::ZERO, Run::elapsed)
+    }
+
+    fn stamp(&self, _scheduled: Duration) -> Instant {
+        // When it took effect: a graceful stop takes as long as it takes.
+        self.run.as_ref().map_or(Instant::from_millis(0), Run::now)
+    }
+
+    async fn advance_to(&mut self, at: Duration) -> Result<bool, RealError> {
+        let wait = at.saturating_sub(self.elapsed());
+        tokio::time::sleep(wait).await;
+        Ok(true)
+    }
+
+    async fn apply(&mut self, f: &Fault) -> Result<Option<(FaultRecord, Option<Heal>)>, RealError> {
+        Ok(Some(Real::apply(self, f).await?))
+    }
+
+    async fn heal(&mut self, heal: Heal) -> Result<(), RealError> {
+        Ok(heal(self.live()).await?)
+    }
+
+    async fn settle(&mut self) -> Result<(), RealError> {
+        if let Some(p) = self.producer.take() {
+            p.await?;
+        }
+        let quiet = self.sc.phases.quiet.0;
+        let run = self.live();
+        let converged = run.converge(quiet).await;
+        self.settled = Some((converged, run.now()));
+        Ok(())
+    }
+
+    async fn finish(&mut self) -> Settled {
+        if let Some(p) = self.producer.take() {
+            p.abort();
+        }
+        let settled = self.settled;
+        let run = self.live();
+        let (converged_at, deadline) = settled.unwrap_or((None, run.now()));
+        let unstopped = run.stop_all(Duration::from_secs(15)).await;
+        Settled {
+            liveness: Liveness {
+                deadline,
+                converged_at,
+                // Convergence here already polled the broker's committed
+                // offsets up to the end of the log, before the stop.
+                lagging: Vec::new(),
+                unstopped,
+            },
+            final_stop_at: Some(deadline),
+            elapsed: run.elapsed(),
+            anomalies: run.producer_anomalies(),
+        }
+    }
+}
+
+/// Runs `sc` on `backend` (which must be available, see [`unavailable`]):
+/// [`Real::start`], then the one run every backend shares
+/// ([`ruckus_chaos::run::drive`]).
 ///
 /// # Errors
 /// The scenario cannot run there, or the broker could not be set up.
 pub async fn run(sc: &Scenario, backend: Backend) -> Result<Outcome, RunError> {
-    let names = Names {
-        topic: TOPIC.into(),
-        dlq: DLQ_TOPIC.into(),
-        group: GROUP.into(),
-    };
-    // Planned before any broker starts: a scenario that cannot run here
-    // (the simulation included) fails at once.
-    let durable =
-        backend == Backend::Container && crate::container::durable(&crate::container::image());
-    let plan = plan(sc, backend, durable).await?;
-    let (broker, names) = match backend {
-        Backend::Mock => {
-            let mock = MockKafka::start(sc.cluster.brokers.max(1) as i32)?;
-            (Broker::Mock(mock), names)
-        }
-        Backend::Container => {
-            let c = ContainerBroker::start().await?;
-            (Broker::Container(Box::new(c)), names)
-        }
-        Backend::External => {
-            let b = std::env::var(EXTERNAL_BOOTSTRAP).map_err(|_| RunError::NoExternalCluster)?;
-            (Broker::External(b), names.unique())
-        }
-        Backend::Sim => unreachable!("`plan` refuses the simulation"),
-    };
-    let g = &sc.group;
-    let mut run = Run::on(
-        broker,
-        names,
-        sc.cluster.partitions as i32,
-        sc.cluster.dead_letter_partitions as i32,
-        g.consumer_config(),
-    )
-    .await?;
-    run.membership = Membership {
-        protocol: GroupProtocol::Classic,
-        assignor: Assignor::from_name(&g.assignor).unwrap_or(Assignor::CooperativeSticky),
-        session: g.session_timeout.0,
-        heartbeat: g.heartbeat_interval.0,
-        static_membership: g.static_membership,
-    };
-    run.processing = Processing::Behaviour(sc.processing.behaviour());
-    // librdkafka's mock cluster rebalances its classic group on every
-    // join, a static member's included (rd_kafka_mock_cgrp_classic_member_add
-    // has no KIP-345 path): a scenario's no-rebalance window cannot hold
-    // there and is not judged (the plan says so).
-    run.no_rebalance_after = match backend {
-        Backend::Mock => None,
-        _ => sc.expect.no_rebalance_after.map(|d| d.0),
-    };
-    if let Broker::Mock(m) = &run.broker {
-        if let Some(id) = plan.pin_coordinator {
-            m.move_coordinator(&run.names.group, id)?;
-            run.broker_event(BrokerEvent::CoordinatorMoved {
-                broker: id as u32 - 1,
-            });
-        }
-        if let Some(id) = plan.pin_dead_letters {
-            for p in 0..sc.cluster.dead_letter_partitions as i32 {
-                m.move_leader(&run.names.dlq, p, id)?;
-                run.broker_event(BrokerEvent::LeaderMoved {
-                    tp: TopicPartition::new(run.names.dlq.as_str(), p),
-                    broker: id as u32 - 1,
-                });
-            }
-        }
-        for (p, id) in &plan.pin_leaders {
-            m.move_leader(&run.names.topic, *p, *id)?;
-            run.broker_event(BrokerEvent::LeaderMoved {
-                tp: TopicPartition::new(run.names.topic.as_str(), *p),
-                broker: *id as u32 - 1,
-            });
-        }
-    }
-    for i in 0..g.members {
-        run.start_member(i);
-    }
-    let produce = run.produce(Workload {
-        messages: sc.workload.messages,
-        batch: sc.workload.batch,
-        interval: sc.workload.interval.0,
-        poison_every: 0,
-    });
-    let start = tokio::time::Instant::now();
-    let mut schedule: Schedule<Heal> = Schedule::new(plan.faults.iter().cloned());
-    let mut real = Real::new(sc, backend, durable, Some(&mut run));
-    // The live pass starts where the pins put the brokers.
-    real.coordinator_now = plan.pin_coordinator;
-    real.leaders_now = plan.pin_leaders.iter().copied().collect();
-    while let Some(next) = schedule.next_at() {
-        tokio::time::sleep_until(start + next).await;
-        let Some((at, item)) = schedule.pop_due(next) else {
-            continue;
-        };
-        match item {
-            Item::Apply(f) => {
-                let (record, heal) = real.apply(&f).await.map_err(|source| RunError::Fault {
-                    what: format!("{} at {:?}", f.kind(), f.at()),
-                    source,
-                })?;
-                let run = real.run.as_deref_mut().expect("a live run");
-                run.fault(record.clone());
-                schedule.heal_later(at, &f, record, heal);
-            }
-            Item::Heal(record, heal) => {
-                let run = real.run.as_deref_mut().expect("a live run");
-                heal(run).await.map_err(|source| RunError::Fault {
-                    what: format!("healing {record}"),
-                    source,
-                })?;
-                run.healed(record);
-            }
-        }
-    }
-    drop(real);
-    produce.await?;
-    let wanted = sc.expect.invariants();
-    let verdict = run
-        .finish_checking(&sc.name, sc.phases.quiet.0, &wanted)
-        .await;
+    let (real, plan) = Real::start(sc, backend).await?;
+    // Real runs draw nothing: the plan refuses a nemesis.
+    let out = ruckus_chaos::run::drive(sc, 0, plan.faults.clone(), real).await;
     // A broker that loses acknowledged commits causes redeliveries no
     // consumer can prevent: reported, apart, never counted against it.
-    let broker_anomalies: Vec<String> = verdict
+    let broker_anomalies: Vec<String> = out
         .violations
         .iter()
         .filter(|v| v.invariant.is_broker_fault())
         .map(ToString::to_string)
-        .chain(verdict.producer_anomalies.iter().cloned())
+        .chain(out.anomalies.iter().cloned())
         .collect();
-    let result = sc.expect.judge(&verdict.violations, true);
+    let result = sc.expect.judge(&out.violations, true);
     Ok(Outcome {
         plan,
-        verdict,
+        verdict: Verdict {
+            converged_at: out.context.liveness.converged_at,
+            elapsed: out.elapsed,
+            producer_anomalies: out.anomalies,
+            history: out.history,
+            violations: out.violations,
+        },
         result,
+        error: out.error,
         broker_anomalies,
     })
 }

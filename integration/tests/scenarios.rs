@@ -56,6 +56,11 @@ fn run(sc: &Scenario, backend: Backend) -> Result<(), Failed> {
         v.elapsed.as_secs_f64(),
         v.converged_at.map_or("never".into(), |t| t.to_string())
     );
+    if let Some(e) = &outcome.error {
+        eprint!("{}", v.report(&sc.name));
+        v.dump();
+        return Err(format!("{} on {backend:?}: {e}", sc.path.display()).into());
+    }
     match outcome.result {
         Ok(()) => Ok(()),
         Err(why) => {

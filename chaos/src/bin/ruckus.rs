@@ -359,7 +359,7 @@ fn replay(sc: &Scenario, seed: u64, all: bool, json: bool) -> ExitCode {
         let v = serde_json::json!({
             "scenario": sc.name,
             "seed": seed,
-            "error": out.error,
+            "error": out.error.as_ref().map(ToString::to_string),
             "violations": violations,
             "history": lines,
         });
@@ -393,7 +393,7 @@ fn replay(sc: &Scenario, seed: u64, all: bool, json: bool) -> ExitCode {
         println!(
             "# {} events, {:.3}s simulated; converged at {}; final stop of every member at {}",
             out.history.len(),
-            out.simulated.as_secs_f64(),
+            out.elapsed.as_secs_f64(),
             out.context
                 .liveness
                 .converged_at
