@@ -8,11 +8,15 @@
 //! the command-line face of all of it.
 
 pub use ruckus_history::{check, duration};
+pub use ruckus_sim::producer::{Payload, Payloads};
+pub use ruckus_sim::store;
 pub mod nemesis;
+pub mod processor;
 pub mod run;
 pub mod runner;
 pub mod scenario;
 pub mod schedule;
+pub mod suite;
 pub mod swarm;
 pub mod world;
 

@@ -12,7 +12,9 @@ use std::time::Instant as WallInstant;
 use serde::Serialize;
 
 use crate::check::{Invariant, Violation};
+use crate::processor::ProcessorFactory;
 use crate::scenario::Scenario;
+use crate::world::App;
 use crate::{swarm, world};
 
 /// How to run.
@@ -30,6 +32,18 @@ pub struct Options {
     pub progress: bool,
     /// Each seed also draws the group's configuration ([`swarm`]).
     pub vary_config: bool,
+    /// How a failing seed is reproduced.
+    pub repro: Repro,
+}
+
+/// The command a report gives to reproduce a seed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Repro {
+    /// The bundled scenarios' test and the `ruckus replay` command.
+    #[default]
+    Bundled,
+    /// A command of the user's own; `{seed}` and `{scenario}` are replaced.
+    Command(String),
 }
 
 impl Options {
@@ -43,6 +57,7 @@ impl Options {
             determinism: false,
             progress: true,
             vary_config: false,
+            repro: Repro::Bundled,
         }
     }
 }
@@ -115,6 +130,35 @@ impl ScenarioReport {
             .iter()
             .filter(move |s| s.needs_attention(self.expected_violation))
     }
+
+    /// What a failed test shows: the verdict, then up to three failing
+    /// seeds, each with what broke and the line that reproduces it.
+    pub fn explain(&self) -> String {
+        let mut msg = format!("{}: {}\n", self.scenario, self.verdict);
+        for s in self.failures().take(3) {
+            msg.push_str(&format!("seed {}:\n", s.seed));
+            if let Some(e) = &s.error {
+                msg.push_str(&format!("  simulation failed: {e}\n"));
+            }
+            if s.deterministic == Some(false) {
+                msg.push_str("  not deterministic: the second run's history differs\n");
+            }
+            for v in &s.violations {
+                for line in v.to_string().lines() {
+                    msg.push_str(&format!("  {line}\n"));
+                }
+            }
+            msg.push_str(&format!("  reproduce with: {}\n", s.repro));
+        }
+        if self.expected_violation.is_some() && !self.passed {
+            msg.push_str(&format!(
+                "seeds run: {:?}; reproduce one with: {}\n",
+                self.seeds.iter().map(|s| s.seed).collect::<Vec<_>>(),
+                self.seeds.first().map(|s| s.repro.as_str()).unwrap_or("")
+            ));
+        }
+        msg
+    }
 }
 
 /// The one-line command that reproduces `seed` of `sc` (with the
@@ -133,17 +177,60 @@ pub fn repro(sc: &Scenario, seed: u64, vary_config: bool) -> String {
     )
 }
 
+/// The seeds `cargo test` runs for `sc`: its CI seeds, or `RUCKUS_SEED`
+/// (one seed) or `RUCKUS_SEEDS` (the first n) from the environment.
+///
+/// # Errors
+/// The variable is set to something that is not a number.
+pub fn ci_seeds(sc: &Scenario) -> Result<Range<u64>, SeedsError> {
+    if let Ok(s) = std::env::var("RUCKUS_SEED") {
+        let n: u64 = s.parse().map_err(|_| SeedsError("RUCKUS_SEED", s))?;
+        return Ok(n..n + 1);
+    }
+    let n = match std::env::var("RUCKUS_SEEDS") {
+        Ok(n) => n.parse().map_err(|_| SeedsError("RUCKUS_SEEDS", n))?,
+        Err(_) => sc.seeds.ci,
+    };
+    Ok(sc.seeds.first..sc.seeds.first + n)
+}
+
+/// A seed variable that is not a number.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}={1} is not a number")]
+pub struct SeedsError(pub &'static str, pub String);
+
 /// Runs one seed and judges it; with `vary_config`, in the group
 /// configuration the seed draws ([`swarm::vary`]).
 pub fn run_seed(sc: &Scenario, seed: u64, determinism: bool, vary_config: bool) -> SeedResult {
+    let opts = Options {
+        determinism,
+        vary_config,
+        ..Options::new(seed..seed + 1)
+    };
+    run_seed_with(sc, seed, &opts, &App::scripted(sc))
+}
+
+/// [`run_seed`] with `app`'s processor and payloads.
+pub fn run_seed_with<F: ProcessorFactory>(
+    sc: &Scenario,
+    seed: u64,
+    opts: &Options,
+    app: &App<F>,
+) -> SeedResult {
+    let (determinism, vary_config) = (opts.determinism, opts.vary_config);
     let varied = vary_config.then(|| swarm::vary(sc, seed));
     let config = varied.as_ref().map(|v| swarm::describe(&v.group));
-    let repro_line = repro(sc, seed, vary_config);
+    let repro_line = match &opts.repro {
+        Repro::Bundled => repro(sc, seed, vary_config),
+        Repro::Command(c) => c
+            .replace("{seed}", &seed.to_string())
+            .replace("{scenario}", &sc.name),
+    };
     let sc = varied.as_ref().unwrap_or(sc);
     let start = WallInstant::now();
     // A panic inside the simulation (turmoil's or ours) fails this seed,
     // with its repro line; it never takes the whole run down.
-    let out = match run_caught(sc, seed) {
+    let out = match run_caught_with(sc, seed, app) {
         Ok(out) => out,
         Err(why) => {
             return SeedResult {
@@ -160,8 +247,8 @@ pub fn run_seed(sc: &Scenario, seed: u64, determinism: bool, vary_config: bool) 
             }
         }
     };
-    let deterministic =
-        determinism.then(|| run_caught(sc, seed).is_ok_and(|again| again.history == out.history));
+    let deterministic = determinism
+        .then(|| run_caught_with(sc, seed, app).is_ok_and(|again| again.history == out.history));
     let violations = out.violations.clone();
     let passed = out.error.is_none()
         && deterministic != Some(false)
@@ -186,8 +273,22 @@ pub fn run_seed(sc: &Scenario, seed: u64, determinism: bool, vary_config: bool) 
 /// # Errors
 /// The simulation panicked.
 pub fn run_caught(sc: &Scenario, seed: u64) -> Result<world::RunOutput, Panicked> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| world::run(sc, seed)))
-        .map_err(|p| Panicked(ruckus_core::panic_message(&*p).to_owned()))
+    run_caught_with(sc, seed, &App::scripted(sc))
+}
+
+/// [`run_caught`] with `app`'s processor and payloads.
+///
+/// # Errors
+/// The simulation panicked.
+pub fn run_caught_with<F: ProcessorFactory>(
+    sc: &Scenario,
+    seed: u64,
+    app: &App<F>,
+) -> Result<world::RunOutput, Panicked> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        world::run_with(sc, seed, app)
+    }))
+    .map_err(|p| Panicked(ruckus_core::panic_message(&*p).to_owned()))
 }
 
 /// The simulation panicked (turmoil's or ruckus's code), with the panic's
@@ -198,6 +299,15 @@ pub struct Panicked(pub String);
 
 /// Runs `sc` over `opts.seeds`.
 pub fn run_scenario(sc: &Scenario, opts: &Options) -> ScenarioReport {
+    run_scenario_with(sc, opts, &App::scripted(sc))
+}
+
+/// Runs `sc` over `opts.seeds` with `app`'s processor and payloads.
+pub fn run_scenario_with<F: ProcessorFactory>(
+    sc: &Scenario,
+    opts: &Options,
+    app: &App<F>,
+) -> ScenarioReport {
     let start = WallInstant::now();
     let next = AtomicU64::new(opts.seeds.start);
     let done = AtomicUsize::new(0);
@@ -217,7 +327,7 @@ pub fn run_scenario(sc: &Scenario, opts: &Options) -> ScenarioReport {
                 if seed >= opts.seeds.end {
                     return;
                 }
-                let r = run_seed(sc, seed, opts.determinism, opts.vary_config);
+                let r = run_seed_with(sc, seed, opts, app);
                 if r.needs_attention(sc.expect.violation) {
                     failed.fetch_add(1, Ordering::SeqCst);
                     if opts.stop_at_first {

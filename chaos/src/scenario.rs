@@ -513,6 +513,10 @@ pub struct Expect {
     /// (a static member back within its session, a rolling broker
     /// restart): checked by `no-unexpected-rebalance`.
     pub no_rebalance_after: Option<Dur>,
+    /// Also judge the processor's side effects ([`Invariant::EFFECTS`]:
+    /// `effect-loss`, `effect-duplicates`, `effect-before-commit`), for a
+    /// processor that writes each record's effect to the store.
+    pub effects: bool,
 }
 
 impl Expect {
@@ -523,6 +527,9 @@ impl Expect {
         } else {
             self.hold.clone()
         };
+        if self.effects {
+            v.extend(Invariant::EFFECTS.iter().filter(|i| !self.hold.contains(i)));
+        }
         if let Some(x) = self.violation {
             if !v.contains(&x) {
                 v.push(x);

@@ -17,11 +17,12 @@ use ruckus_history::fault::{member_host, Api, FaultRecord, Target, Unsupported};
 use ruckus_history::record::History;
 use ruckus_sim::cluster::{broker, broker_host, Cluster};
 use ruckus_sim::pause::PauseGate;
-use ruckus_sim::processing::SimProcessor;
-use ruckus_sim::producer::{produce, Workload};
+use ruckus_sim::producer::{produce, Payloads, Workload};
+use ruckus_sim::store::{Store, StoreClient, STORE_HOST};
 use ruckus_sim::transport::{SimTransport, SimTransportConfig};
 
 use crate::check::Liveness;
+use crate::processor::{Gated, MemberStart, ProcessorFactory, Scripted};
 use crate::run::Settled;
 use crate::scenario::{BrokerRef, CommitSpec, Fault, HostRef, Scenario, DLQ_TOPIC, GROUP, TOPIC};
 
@@ -43,12 +44,54 @@ type FinalStop = (Instant, Vec<String>);
 /// well under a second of simulated time).
 const FINAL_STOP_BOUND: Duration = Duration::from_secs(25);
 
-/// Runs `sc` with `seed` in the simulation: [`crate::run::drive`] on a
-/// [`Simulation`].
+/// Runs `sc` with `seed` in the simulation, with the scenario's scripted
+/// processor: [`crate::run::drive`] on a [`Simulation`].
 pub fn run(sc: &Scenario, seed: u64) -> RunOutput {
+    run_with(sc, seed, &App::scripted(sc))
+}
+
+/// Runs `sc` with `seed` in the simulation, with `app`'s processor and
+/// payloads.
+pub fn run_with<F: ProcessorFactory>(sc: &Scenario, seed: u64, app: &App<F>) -> RunOutput {
     let plan = plan(sc, seed);
-    let backend = Simulation::new(sc, seed, &plan);
+    let backend = Simulation::new(sc, seed, &plan, app);
     crate::run::block_on(crate::run::drive(sc, seed, plan, backend))
+}
+
+/// What a run's members process and the producer writes: the processor
+/// factory, the payloads, whether the store runs.
+#[derive(Debug)]
+pub struct App<F> {
+    /// Makes each member's processor at each start.
+    pub processor: Arc<F>,
+    /// What the workload's records hold.
+    pub payloads: Payloads,
+}
+
+impl<F> Clone for App<F> {
+    fn clone(&self) -> Self {
+        Self {
+            processor: self.processor.clone(),
+            payloads: self.payloads.clone(),
+        }
+    }
+}
+
+impl App<Scripted> {
+    /// The scenario's own: its scripted processor and the default payloads.
+    pub fn scripted(sc: &Scenario) -> Self {
+        Self::new(Scripted(sc.processing.behaviour()))
+    }
+}
+
+impl<F: ProcessorFactory> App<F> {
+    /// `processor`'s members, with the default payloads.
+    pub fn new(processor: F) -> Self {
+        Self {
+            processor: Arc::new(processor),
+            payloads: Payloads::default(),
+        }
+    }
 }
 
 /// The simulation as a backend: simulated brokers, the workload's
@@ -91,9 +134,15 @@ pub enum SimError {
 }
 
 impl Simulation {
-    /// The simulation of `sc` with `seed`, every host registered; `plan`
-    /// (the faults the run will apply) decides how long it may run.
-    pub fn new(sc: &Scenario, seed: u64, plan: &[Fault]) -> Self {
+    /// The simulation of `sc` with `seed` and `app`'s processors, every
+    /// host registered; `plan` (the faults the run will apply) decides how
+    /// long it may run.
+    pub fn new<F: ProcessorFactory>(
+        sc: &Scenario,
+        seed: u64,
+        plan: &[Fault],
+        app: &App<F>,
+    ) -> Self {
         let g = &sc.group;
         let brokers = sc.cluster.brokers;
         let faults_end = plan
@@ -134,6 +183,12 @@ impl Simulation {
             handles: Mutex::default(),
             stopped: Mutex::default(),
         });
+        let store = app.processor.uses_store().then(|| {
+            let store = Store::simulated(history.clone());
+            let s = store.clone();
+            sim.host(STORE_HOST, move || ruckus_sim::store::serve(s.clone()));
+            store
+        });
         let mut start_gates = BTreeMap::new();
         for i in 0..g.all_members() {
             let host = member_host(i);
@@ -142,10 +197,10 @@ impl Simulation {
                 start.pause();
             }
             start_gates.insert(i, start.clone());
-            let (history, config, behaviour, gate, cluster) = (
+            let (history, config, factory, gate, cluster) = (
                 history.clone(),
                 g.consumer_config(),
-                sc.processing.behaviour(),
+                app.processor.clone(),
                 cluster.pause_gate(&host),
                 cluster.clone(),
             );
@@ -154,11 +209,11 @@ impl Simulation {
             let members = members.clone();
             let host_seed = seed ^ (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
             sim.host(host.clone(), move || {
-                let (host, history, config, behaviour, gate, membership, members, start, cluster) = (
+                let (host, history, config, factory, gate, membership, members, start, cluster) = (
                     host.clone(),
                     history.clone(),
                     config.clone(),
-                    behaviour.clone(),
+                    factory.clone(),
                     gate.clone(),
                     membership.clone(),
                     members.clone(),
@@ -177,10 +232,16 @@ impl Simulation {
                             membership,
                         )
                     });
+                    let processor = factory.start(&MemberStart {
+                        index: i,
+                        host: host.clone(),
+                        seed: host_seed,
+                        store: StoreClient::simulated(),
+                    });
                     let driver = Driver::new(
                         config,
                         transport,
-                        SimProcessor::new(behaviour, host_seed.rotate_left(7)).with_gate(gate),
+                        Gated::new(processor, gate),
                         Box::new(SplitMix64::new(host_seed)),
                         ruckus_sim::history::sink(&history, &host),
                     )?;
@@ -212,6 +273,7 @@ impl Simulation {
                     messages: sc.workload.messages,
                     batch: sc.workload.batch,
                     interval: sc.workload.interval.0,
+                    payloads: app.payloads.clone(),
                 },
                 history.clone(),
                 "producer".into(),
@@ -304,6 +366,9 @@ impl Simulation {
         let mut hosts: Vec<String> = (0..brokers).map(broker_host).collect();
         hosts.extend((0..g.all_members()).map(member_host));
         hosts.push("producer".into());
+        if store.is_some() {
+            hosts.push(STORE_HOST.into());
+        }
         for (i, a) in hosts.iter().enumerate() {
             for b in &hosts[i + 1..] {
                 sim.set_link_latency(a.as_str(), b.as_str(), ruckus_sim::link_latency(seed, a, b));
@@ -316,6 +381,7 @@ impl Simulation {
                 members,
                 starts: start_gates,
                 seed,
+                store,
             },
             history,
             partitions,
@@ -433,6 +499,8 @@ pub struct World {
     members: Arc<Members>,
     starts: BTreeMap<usize, PauseGate>,
     seed: u64,
+    /// The store, when the members' processors write to one.
+    store: Option<Store>,
 }
 
 impl World {
@@ -449,7 +517,27 @@ impl World {
             HostRef::Consumer(i) => Target::Member(*i),
             HostRef::Producer => Target::Producer,
             HostRef::Broker(b) => Target::Broker(self.broker(b)?),
+            HostRef::Store => Target::Store,
         })
+    }
+
+    /// Refuses a fault on the store when this run has none.
+    fn needs_store(&self, fault: &Fault) -> Result<(), Unsupported> {
+        let on_store = match fault {
+            Fault::StoreOutage { .. } => true,
+            Fault::Partition { a, b, .. }
+            | Fault::Hold { a, b, .. }
+            | Fault::Latency { a, b, .. } => *a == HostRef::Store || *b == HostRef::Store,
+            _ => false,
+        };
+        if on_store && self.store.is_none() {
+            return Err(Unsupported::new(
+                fault,
+                "this run has no store: its processor writes no effects (run the scenario \
+                 with a processor that writes to the store)",
+            ));
+        }
+        Ok(())
     }
 
     /// Every client host: the members (late ones too) and the producer.
@@ -482,6 +570,7 @@ impl World {
         sim: &mut turmoil::Sim<'_>,
         fault: &Fault,
     ) -> Result<Option<Applied>, Unsupported> {
+        self.needs_store(fault)?;
         let record = |targets: Vec<Target>| FaultRecord::new(fault.clone(), targets);
         let bounce = |m: usize| -> Heal {
             Box::new(move |sim: &mut turmoil::Sim<'_>, _: &World| sim.bounce(member_host(m)))
@@ -644,6 +733,13 @@ impl World {
                     record(vec![Target::Member(*member), Target::Broker(n)]),
                     Some(heal),
                 )
+            }
+            Fault::StoreOutage { .. } => {
+                // Its data lives outside the host: an outage, not a loss.
+                sim.crash(STORE_HOST);
+                let heal: Heal =
+                    Box::new(|sim: &mut turmoil::Sim<'_>, _: &World| sim.bounce(STORE_HOST));
+                (record(vec![Target::Store]), Some(heal))
             }
             Fault::RollingRestart { .. } => {
                 return Err(Unsupported::new(

@@ -32,25 +32,9 @@ fn main() {
     libtest_mimic::run(&args, trials).exit();
 }
 
-fn seeds(sc: &Scenario) -> Result<std::ops::Range<u64>, Failed> {
-    if let Ok(s) = std::env::var("RUCKUS_SEED") {
-        let s: u64 = s
-            .parse()
-            .map_err(|_| format!("RUCKUS_SEED={s} is not a u64"))?;
-        return Ok(s..s + 1);
-    }
-    let n = match std::env::var("RUCKUS_SEEDS") {
-        Ok(n) => n
-            .parse()
-            .map_err(|_| format!("RUCKUS_SEEDS={n} is not a count"))?,
-        Err(_) => sc.seeds.ci,
-    };
-    Ok(sc.seeds.first..sc.seeds.first + n)
-}
-
 fn run(path: &std::path::Path) -> Result<(), Failed> {
     let sc = Scenario::load(path).map_err(|e| e.to_string())?;
-    let mut opts = Options::new(seeds(&sc)?);
+    let mut opts = Options::new(runner::ci_seeds(&sc).map_err(|e| e.to_string())?);
     // libtest-mimic already runs scenarios side by side.
     opts.threads = 1;
     opts.progress = false;
@@ -60,28 +44,5 @@ fn run(path: &std::path::Path) -> Result<(), Failed> {
     if r.passed {
         return Ok(());
     }
-    let mut msg = format!("{}: {}\n", r.scenario, r.verdict);
-    for s in r.failures().take(3) {
-        msg.push_str(&format!("seed {}:\n", s.seed));
-        if let Some(e) = &s.error {
-            msg.push_str(&format!("  simulation failed: {e}\n"));
-        }
-        if s.deterministic == Some(false) {
-            msg.push_str("  not deterministic: the second run's history differs\n");
-        }
-        for v in &s.violations {
-            for line in v.to_string().lines() {
-                msg.push_str(&format!("  {line}\n"));
-            }
-        }
-        msg.push_str(&format!("  reproduce with: {}\n", s.repro));
-    }
-    if r.expected_violation.is_some() {
-        msg.push_str(&format!(
-            "seeds run: {:?}; reproduce one with: {}\n",
-            r.seeds.iter().map(|s| s.seed).collect::<Vec<_>>(),
-            r.seeds.first().map(|s| s.repro.as_str()).unwrap_or("")
-        ));
-    }
-    Err(msg.into())
+    Err(r.explain().into())
 }

@@ -319,6 +319,10 @@ impl<'a> Real<'a> {
                 "no real equivalent: one client's link cannot be cut, held or made lossy \
                  (every client reaches the broker through the same loopback port)",
             ),
+            (Fault::StoreOutage { .. }, _) => no(
+                "the real-broker runs start no store yet: their members run the scenario's \
+                 scripted processor, which writes nothing",
+            ),
             (_, Backend::External) => {
                 no("an external cluster is someone else's: only the members' own faults apply")
             }

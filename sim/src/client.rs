@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 use turmoil::net::TcpStream;
 
@@ -24,19 +26,22 @@ pub enum CallError {
     TimedOut,
 }
 
-type Pending = Arc<Mutex<BTreeMap<u64, oneshot::Sender<Response>>>>;
+type Pending<R> = Arc<Mutex<BTreeMap<u64, oneshot::Sender<R>>>>;
 
-/// One connection to one broker.
+/// One connection to one broker (or, with other message types, to another
+/// simulated service: the store): requests carry correlation ids, so many
+/// calls share it; when it breaks, the calls waiting on it fail in
+/// correlation order.
 #[derive(Debug)]
-pub struct Connection {
-    tx: mpsc::UnboundedSender<Frame<Request>>,
-    pending: Pending,
+pub struct Connection<Q = Request, R = Response> {
+    tx: mpsc::UnboundedSender<Frame<Q>>,
+    pending: Pending<R>,
     next: AtomicU64,
     alive: Arc<AtomicBool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
-impl Drop for Connection {
+impl<Q, R> Drop for Connection<Q, R> {
     fn drop(&mut self) {
         for t in &self.tasks {
             t.abort();
@@ -50,16 +55,30 @@ impl Connection {
     /// # Errors
     /// [`CallError::Disconnected`] if the broker cannot be reached.
     pub async fn connect(id: u32) -> Result<Self, CallError> {
-        let stream = TcpStream::connect((broker_host(id).as_str(), PORT))
+        Self::open(&broker_host(id), PORT).await
+    }
+}
+
+impl<Q, R> Connection<Q, R>
+where
+    Q: Serialize + Send + Sync + 'static,
+    R: DeserializeOwned + Send + 'static,
+{
+    /// Connects to `host`:`port`.
+    ///
+    /// # Errors
+    /// [`CallError::Disconnected`] if the host cannot be reached.
+    pub async fn open(host: &str, port: u16) -> Result<Self, CallError> {
+        let stream = TcpStream::connect((host, port))
             .await
             .map_err(|_| CallError::Disconnected)?;
         let (mut rd, mut wr) = stream.into_split();
-        let (tx, mut rx) = mpsc::unbounded_channel::<Frame<Request>>();
-        let pending: Pending = Arc::default();
+        let (tx, mut rx) = mpsc::unbounded_channel::<Frame<Q>>();
+        let pending: Pending<R> = Arc::default();
         let alive = Arc::new(AtomicBool::new(true));
         let (p, a) = (pending.clone(), alive.clone());
         let reader = tokio::spawn(async move {
-            while let Ok(frame) = read_frame::<Response, _>(&mut rd).await {
+            while let Ok(frame) = read_frame::<R, _>(&mut rd).await {
                 if let Some(waiter) = p.lock().expect("pending").remove(&frame.correlation) {
                     let _ = waiter.send(frame.body);
                 }
@@ -95,7 +114,7 @@ impl Connection {
     ///
     /// # Errors
     /// A broken connection or a timeout.
-    pub async fn call(&self, request: Request, timeout: Duration) -> Result<Response, CallError> {
+    pub async fn call(&self, request: Q, timeout: Duration) -> Result<R, CallError> {
         let correlation = self.next.fetch_add(1, Ordering::SeqCst);
         let (tx, rx) = oneshot::channel();
         self.pending

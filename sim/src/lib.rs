@@ -29,6 +29,7 @@ pub mod loss;
 pub mod pause;
 pub mod processing;
 pub mod producer;
+pub mod store;
 pub mod transport;
 pub mod wire;
 

@@ -12,6 +12,59 @@ use crate::client::Brokers;
 use crate::history::History;
 use crate::wire::{ProduceRecord, Request, Response};
 
+/// One record's key and value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Payload {
+    /// The key (none: a null key).
+    pub key: Option<Bytes>,
+    /// The value (none: a tombstone).
+    pub value: Option<Bytes>,
+}
+
+impl Payload {
+    /// A keyed record.
+    pub fn new(key: impl Into<Bytes>, value: impl Into<Bytes>) -> Self {
+        Self {
+            key: Some(key.into()),
+            value: Some(value.into()),
+        }
+    }
+
+    /// The default workload's `i`-th record: key `key-<i mod 97>`, value
+    /// `message-<i>`.
+    pub fn default_for(i: usize) -> Self {
+        Self::new(format!("key-{}", i % 97), format!("message-{i}"))
+    }
+}
+
+/// What the `i`-th record of a workload holds.
+#[derive(Clone)]
+pub struct Payloads(Arc<dyn Fn(usize) -> Payload + Send + Sync>);
+
+impl Payloads {
+    /// Payloads made by `f` from the record's index.
+    pub fn new(f: impl Fn(usize) -> Payload + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+
+    /// The `i`-th record.
+    pub fn payload(&self, i: usize) -> Payload {
+        (self.0)(i)
+    }
+}
+
+impl Default for Payloads {
+    fn default() -> Self {
+        Self::new(Payload::default_for)
+    }
+}
+
+impl std::fmt::Debug for Payloads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Payloads(..)")
+    }
+}
+
 /// What to produce.
 #[derive(Clone, Debug)]
 pub struct Workload {
@@ -24,6 +77,8 @@ pub struct Workload {
     /// Pause between produce requests (zero: as fast as acknowledgements
     /// come), to spread the load over a run.
     pub interval: Duration,
+    /// What each record holds.
+    pub payloads: Payloads,
 }
 
 /// Produces the workload; returns when every record was acknowledged.
@@ -48,10 +103,13 @@ pub async fn produce(
         round += 1;
         let n = workload.batch.min(workload.messages - sent);
         let records: Vec<ProduceRecord> = (sent..sent + n)
-            .map(|i| ProduceRecord {
-                key: Some(Bytes::from(format!("key-{}", i % 97))),
-                value: Some(Bytes::from(format!("message-{i}"))),
-                headers: vec![],
+            .map(|i| {
+                let p = workload.payloads.payload(i);
+                ProduceRecord {
+                    key: p.key,
+                    value: p.value,
+                    headers: vec![],
+                }
             })
             .collect();
         let mut attempt = 0u32;

@@ -97,6 +97,8 @@ pub enum HostRef {
     Broker(BrokerRef),
     /// The producer.
     Producer,
+    /// The store a processor writes its effects to.
+    Store,
 }
 
 impl<'de> Deserialize<'de> for HostRef {
@@ -105,13 +107,16 @@ impl<'de> Deserialize<'de> for HostRef {
         if s == "producer" {
             return Ok(HostRef::Producer);
         }
+        if s == "store" {
+            return Ok(HostRef::Store);
+        }
         if let Some(Ok(n)) = s.strip_prefix("consumer-").map(str::parse) {
             return Ok(HostRef::Consumer(n));
         }
         parse_broker(&s).map(HostRef::Broker).map_err(|_| {
             serde::de::Error::custom(format!(
                 "unknown host `{s}`: expected `consumer-<n>`, `broker-<n>`, `coordinator`, \
-                 `leader-of-<partition>` or `producer`"
+                 `leader-of-<partition>`, `producer` or `store`"
             ))
         })
     }
@@ -328,6 +333,15 @@ pub enum Fault {
         /// Heal after this long (never, if absent).
         duration: Option<Dur>,
     },
+    /// The store a processor writes to is down for `duration`: every call
+    /// fails (or, in flight, gets no answer); what it applied before is
+    /// kept.
+    StoreOutage {
+        /// When.
+        at: Dur,
+        /// How long.
+        duration: Dur,
+    },
     /// Stop each member gracefully in turn and restart it after `gap`; the
     /// next member stops `gap` after the previous one restarted.
     RollingRestart {
@@ -357,6 +371,7 @@ impl Fault {
             | Fault::ProduceErrors { at, .. }
             | Fault::ClockJump { at, .. }
             | Fault::Loss { at, .. }
+            | Fault::StoreOutage { at, .. }
             | Fault::RollingRestart { at, .. } => at.0,
         }
     }
@@ -379,6 +394,7 @@ impl Fault {
             Fault::ProduceErrors { .. } => "produce-errors",
             Fault::ClockJump { .. } => "clock-jump",
             Fault::Loss { .. } => "loss",
+            Fault::StoreOutage { .. } => "store-outage",
             Fault::RollingRestart { .. } => "rolling-restart",
         }
     }
@@ -393,6 +409,7 @@ impl Fault {
             | Fault::CrashBroker { restart_after, .. } => restart_after.map(|d| d.0),
             Fault::PauseMember { duration, .. }
             | Fault::PauseBroker { duration, .. }
+            | Fault::StoreOutage { duration, .. }
             | Fault::Hold { duration, .. } => Some(duration.0),
             Fault::DisconnectBroker { duration, .. }
             | Fault::Partition { duration, .. }
@@ -436,6 +453,8 @@ pub enum Target {
     Producer,
     /// The one broker of a container or an external cluster.
     Cluster,
+    /// The store a processor writes to.
+    Store,
 }
 
 impl fmt::Display for Target {
@@ -445,6 +464,7 @@ impl fmt::Display for Target {
             Target::Broker(n) => write!(f, "broker-{n}"),
             Target::Producer => f.write_str("producer"),
             Target::Cluster => f.write_str("cluster"),
+            Target::Store => f.write_str("store"),
         }
     }
 }

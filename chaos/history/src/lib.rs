@@ -16,4 +16,6 @@ pub mod fault;
 pub mod record;
 
 pub use fault::{Fault, FaultRecord, Target, Unsupported};
-pub use record::{render, BrokerEvent, Entry, GenerationMember, History, Record};
+pub use record::{
+    render, BrokerEvent, Cause, Entry, GenerationMember, History, Record, StoreEvent,
+};

@@ -4,7 +4,9 @@
 //! and holds one [`Record`]: a client event (the engine's
 //! [`ruckus_core::events::Event`]), a broker-side event ([`BrokerEvent`]:
 //! what the brokers and the group coordinator did), or a fault applied or
-//! healed ([`FaultRecord`]). Nothing in a history is parsed from text.
+//! healed ([`FaultRecord`]), or what the store a processor writes to did
+//! ([`StoreEvent`]: its side effects). Nothing in a history is parsed from
+//! text.
 
 use std::sync::{Arc, Mutex};
 
@@ -51,6 +53,14 @@ impl Entry {
             _ => None,
         }
     }
+
+    /// The store's event, if this is one.
+    pub fn store(&self) -> Option<&StoreEvent> {
+        match &self.record {
+            Record::Store(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 /// What an entry records.
@@ -66,6 +76,59 @@ pub enum Record {
     Fault(FaultRecord),
     /// A fault was healed.
     Healed(FaultRecord),
+    /// What the store a processor writes to did: its side effects.
+    Store(StoreEvent),
+}
+
+/// The record a processor's write is the effect of.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Cause {
+    /// The record's partition.
+    pub tp: TopicPartition,
+    /// Its offset.
+    pub offset: Offset,
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}", self.tp, self.offset.0)
+    }
+}
+
+/// What the store did with a write (recorded by the store itself, when it
+/// applies or refuses a write, not when the processor asked).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreEvent {
+    /// A write was applied: `key` now holds the value.
+    Applied {
+        /// The record it is the effect of, as the processor named it.
+        cause: Option<Cause>,
+        /// The key written.
+        key: String,
+        /// An idempotent write (`put_once`): applied only because nothing
+        /// had written the key before.
+        once: bool,
+    },
+    /// An idempotent write found its key already written and changed
+    /// nothing.
+    Unchanged {
+        /// The record it is the effect of.
+        cause: Option<Cause>,
+        /// The key.
+        key: String,
+    },
+}
+
+impl StoreEvent {
+    /// The record this write is the effect of.
+    pub fn cause(&self) -> Option<&Cause> {
+        match self {
+            StoreEvent::Applied { cause, .. } | StoreEvent::Unchanged { cause, .. } => {
+                cause.as_ref()
+            }
+        }
+    }
 }
 
 /// A member of a completed generation, as the coordinator handed it its
@@ -185,6 +248,15 @@ pub fn render(e: &Entry) -> String {
         Record::Broker(b) => format!("broker {b:?}"),
         Record::Fault(f) => format!("fault {f}"),
         Record::Healed(f) => format!("healed {f}"),
+        Record::Store(StoreEvent::Applied { cause, key, once }) => format!(
+            "store applied {key}{} for {}",
+            if *once { " (once)" } else { "" },
+            cause.as_ref().map_or("-".to_owned(), ToString::to_string)
+        ),
+        Record::Store(StoreEvent::Unchanged { cause, key }) => format!(
+            "store unchanged {key} (already written) for {}",
+            cause.as_ref().map_or("-".to_owned(), ToString::to_string)
+        ),
     };
     format!("{:>9} {:<12} {what}", e.at.to_string(), e.host)
 }

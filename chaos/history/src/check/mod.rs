@@ -20,6 +20,7 @@ pub use crate::record::render;
 use crate::record::{BrokerEvent, Entry, Record};
 use ruckus_core::model::{ErrorCode, MemberId};
 
+mod effects;
 #[cfg(test)]
 mod tests;
 
@@ -87,9 +88,38 @@ pub enum Invariant {
     /// generation begins (a static member back within its session, a
     /// broker roll).
     NoUnexpectedRebalance,
+    /// Every record processed successfully (and not dead-lettered) has its
+    /// effect in the store at the end: some write the processor made for
+    /// it was applied. Judged only where a scenario or a test asks
+    /// ([`Invariant::EFFECTS`]): a processor judged on effects writes for
+    /// every record it processes.
+    EffectLoss,
+    /// No record's effect is applied twice: a redelivered record's write
+    /// is made idempotent (the store's `put_once`), so the store applies
+    /// each record's effect exactly once.
+    EffectDuplicates,
+    /// No commit passes a record whose effect the store had not yet
+    /// applied when the commit was requested (a processor that returns
+    /// `Ok` before its write is durable).
+    EffectBeforeCommit,
 }
 
 impl Invariant {
+    /// The invariants on a processor's side effects: judged when a
+    /// scenario says `[expect] effects = true`, or lists them, or a test
+    /// asks for them.
+    pub const EFFECTS: [Invariant; 3] = [
+        Invariant::EffectLoss,
+        Invariant::EffectDuplicates,
+        Invariant::EffectBeforeCommit,
+    ];
+
+    /// [`Invariant::ALL`], then [`Invariant::EFFECTS`]: the order
+    /// violations are reported in.
+    pub fn every() -> impl Iterator<Item = Invariant> {
+        Self::ALL.into_iter().chain(Self::EFFECTS)
+    }
+
     /// Every invariant, in the order they are checked.
     pub const ALL: [Invariant; 15] = [
         Invariant::ZeroLoss,
@@ -132,6 +162,9 @@ impl Invariant {
             Invariant::NoOverlappingOwners => "no-overlapping-owners",
             Invariant::CommitAgreement => "commit-agreement",
             Invariant::NoUnexpectedRebalance => "no-unexpected-rebalance",
+            Invariant::EffectLoss => "effect-loss",
+            Invariant::EffectDuplicates => "effect-duplicates",
+            Invariant::EffectBeforeCommit => "effect-before-commit",
         }
     }
 }
@@ -282,11 +315,7 @@ impl Checks {
     ) -> Self {
         let mut streaming: Vec<(Invariant, Box<dyn Streaming + Send>, Option<Found>)> = Vec::new();
         let mut at_end = Vec::new();
-        for inv in Invariant::ALL
-            .iter()
-            .copied()
-            .filter(|i| wanted.contains(i))
-        {
+        for inv in Invariant::every().filter(|i| wanted.contains(i)) {
             let checker: Box<dyn Streaming + Send> = match inv {
                 Invariant::HandOffContinuity => Box::<HandOffContinuity>::default(),
                 Invariant::BoundedDuplicates => Box::<BoundedDuplicates>::default(),
@@ -314,7 +343,10 @@ impl Checks {
                 Invariant::ZeroLoss
                 | Invariant::CommitSafety
                 | Invariant::Liveness
-                | Invariant::NoUnexpectedRebalance => {
+                | Invariant::NoUnexpectedRebalance
+                | Invariant::EffectLoss
+                | Invariant::EffectDuplicates
+                | Invariant::EffectBeforeCommit => {
                     at_end.push(inv);
                     continue;
                 }
@@ -344,7 +376,7 @@ impl Checks {
         self.seen
     }
 
-    /// Every violation, in [`Invariant::ALL`] order: what the streaming
+    /// Every violation, in [`Invariant::every`] order: what the streaming
     /// checkers found, and the end-of-run checks judged on `history` (the
     /// entries observed, in order) and the run's outcome in `ctx`.
     pub fn finish(self, history: &[Entry], ctx: &Context) -> Vec<Violation> {
@@ -365,11 +397,21 @@ impl Checks {
                     .and_then(|w| no_unexpected_rebalance(history, w))
                     .map(|f| f.into_violation(inv, history)),
                 Invariant::Liveness => liveness(history, &ctx.liveness),
+                Invariant::EffectLoss => {
+                    effects::effect_loss(history).map(|f| f.into_violation(inv, history))
+                }
+                Invariant::EffectDuplicates => {
+                    effects::effect_duplicates(history).map(|f| f.into_violation(inv, history))
+                }
+                Invariant::EffectBeforeCommit => {
+                    effects::effect_before_commit(history, ctx.resolution)
+                        .map(|f| f.into_violation(inv, history))
+                }
                 _ => None,
             };
             out.extend(v);
         }
-        let rank = |i: Invariant| Invariant::ALL.iter().position(|x| *x == i);
+        let rank = |i: Invariant| Invariant::every().position(|x| x == i);
         out.sort_by_key(|v| rank(v.invariant));
         out
     }
@@ -433,6 +475,7 @@ fn mentions(e: &Entry, tp: &TopicPartition) -> bool {
     let e = match &e.record {
         Record::Client(e) => e,
         Record::Fault(_) | Record::Healed(_) => return true,
+        Record::Store(s) => return s.cause().is_some_and(|c| &c.tp == tp),
         Record::Broker(b) => {
             return match b {
                 BrokerEvent::Appended { .. } => false,

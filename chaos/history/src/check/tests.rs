@@ -1068,3 +1068,119 @@ fn a_join_in_the_window_that_completes_an_earlier_rebalance_is_not_a_new_one() {
     c.no_rebalance = Some((Instant::from_millis(200), None));
     assert!(check_one(Invariant::NoUnexpectedRebalance, &h, &c).is_none());
 }
+
+/// The store's record of a write for offset `o`.
+fn applied(at: u64, o: i64, once: bool) -> Entry {
+    Entry {
+        at: Instant::from_millis(at),
+        host: "store".into(),
+        record: Record::Store(crate::record::StoreEvent::Applied {
+            cause: Some(crate::record::Cause {
+                tp: tp(),
+                offset: Offset(o),
+            }),
+            key: format!("order-{o}"),
+            once,
+        }),
+    }
+}
+
+/// [`good`] with a processor that writes each record's effect (once)
+/// before it returns.
+fn good_with_effects() -> Vec<Entry> {
+    let mut h = Vec::new();
+    for x in good() {
+        if let Some(Event::ProcessingSucceeded { offset, .. }) = x.event() {
+            h.push(applied(x.at.as_millis(), offset.0, true));
+        }
+        h.push(x);
+    }
+    h
+}
+
+fn is_applied(x: &Entry, o: i64) -> bool {
+    matches!(x.store(), Some(crate::record::StoreEvent::Applied { cause: Some(c), .. }) if c.offset == Offset(o))
+}
+
+#[test]
+fn the_effect_checkers_are_quiet_when_every_effect_is_written_once_before_its_commit() {
+    let found = check(&good_with_effects(), &ctx(), &Invariant::EFFECTS);
+    assert!(found.is_empty(), "{found:?}");
+    // Nor do they fire on the plain good history unless asked.
+    assert!(check(&good(), &ctx(), &Invariant::ALL).is_empty());
+}
+
+#[test]
+fn effect_loss_fires_on_a_processed_record_whose_write_never_arrived() {
+    let mut h = good_with_effects();
+    h.retain(|x| !is_applied(x, 1));
+    let v = fires(Invariant::EffectLoss, &h);
+    assert_eq!(v.offset, Some(1));
+    assert!(
+        v.detail.contains("no write for it ever reached the store"),
+        "{}",
+        v.detail
+    );
+}
+
+#[test]
+fn effect_loss_leaves_dead_lettered_records_alone() {
+    let mut h = good_with_effects();
+    h.retain(|x| !is_applied(x, 1));
+    h.push(e(
+        400,
+        "consumer-1",
+        Event::DeadLettered {
+            tp: tp(),
+            offset: Offset(1),
+            attempts: 3,
+        },
+    ));
+    assert!(check_one(Invariant::EffectLoss, &h, &ctx()).is_none());
+}
+
+#[test]
+fn effect_duplicates_fires_on_a_second_applied_write_for_one_record() {
+    let mut h = good_with_effects();
+    h.push(started(400, "consumer-1", 0, 1));
+    h.push(applied(401, 0, false));
+    let v = fires(Invariant::EffectDuplicates, &h);
+    assert_eq!(v.offset, Some(0));
+    assert!(v.detail.contains("applied twice"), "{}", v.detail);
+    assert!(v.detail.contains("consumer-1"), "{}", v.detail);
+}
+
+#[test]
+fn effect_duplicates_accepts_an_idempotent_write_that_changed_nothing() {
+    let mut h = good_with_effects();
+    h.push(Entry {
+        at: Instant::from_millis(401),
+        host: "store".into(),
+        record: Record::Store(crate::record::StoreEvent::Unchanged {
+            cause: Some(crate::record::Cause {
+                tp: tp(),
+                offset: Offset(0),
+            }),
+            key: "order-0".into(),
+        }),
+    });
+    assert!(check_one(Invariant::EffectDuplicates, &h, &ctx()).is_none());
+}
+
+#[test]
+fn effect_before_commit_fires_on_a_commit_ahead_of_the_write() {
+    let mut h = good_with_effects();
+    h.retain(|x| !is_applied(x, 2));
+    // The buffered write lands after the commit of 3 at 60.
+    h.push(applied(100, 2, true));
+    h.sort_by_key(|x| x.at);
+    let v = fires(Invariant::EffectBeforeCommit, &h);
+    assert_eq!(v.offset, Some(2));
+    assert!(
+        v.detail.contains("only at 100ms") || v.detail.contains("only at"),
+        "{}",
+        v.detail
+    );
+    // The write did arrive, so nothing was lost.
+    assert!(check_one(Invariant::EffectLoss, &h, &ctx()).is_none());
+}
