@@ -122,3 +122,42 @@ fn processor_panics_are_caught_and_lose_nothing() {
         .count();
     assert!(panics > 5, "only {panics} panics caught");
 }
+
+#[test]
+fn a_store_fault_on_a_run_without_a_store_is_refused_not_skipped() {
+    ruckus_chaos::quiet_simulated_panics();
+    let text =
+        format!("{BASE}[[fault]]\nkind = \"store-outage\"\nat = \"1s\"\nduration = \"1s\"\n");
+    let sc = Scenario::parse("sim_tier.toml", &text).unwrap_or_else(|e| panic!("{e}"));
+    // The scenario's scripted processor writes nothing: no store runs.
+    let out = world::run(&sc, 1);
+    let e = out.error.expect("the run fails at the fault");
+    assert!(e.to_string().contains("has no store"), "{e}");
+}
+
+#[test]
+fn a_processor_factory_is_called_at_every_member_start() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use ruckus_chaos::processor::{MemberStart, Scripted};
+    use ruckus_chaos::world::App;
+
+    ruckus_chaos::quiet_simulated_panics();
+    let text = format!(
+        "{BASE}[[fault]]\nkind = \"crash-member\"\nat = \"2s\"\nmember = 1\nrestart_after = \"1s\"\n\
+         [[fault]]\nkind = \"crash-member\"\nat = \"5s\"\nmember = 1\nrestart_after = \"1s\"\n"
+    );
+    let sc = Scenario::parse("sim_tier.toml", &text).unwrap_or_else(|e| panic!("{e}"));
+    let starts = Arc::new(AtomicUsize::new(0));
+    let (counted, scripted) = (starts.clone(), Scripted(sc.processing.behaviour()));
+    let factory = move |m: &MemberStart| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        ruckus_chaos::processor::ProcessorFactory::start(&scripted, m)
+    };
+    let out = world::run_with(&sc, 1, &App::new(factory));
+    assert!(out.error.is_none(), "{:?}", out.error);
+    // Three members at the start, and member 1 twice more.
+    assert_eq!(starts.load(Ordering::SeqCst), 5);
+    assert!(out.violations.is_empty(), "{:?}", out.violations);
+}
