@@ -36,6 +36,19 @@ pub struct MemberStart {
     pub store: StoreClient,
 }
 
+impl MemberStart {
+    /// What member `index` starts with (backends outside this crate build
+    /// it: the real-broker runner).
+    pub fn new(index: usize, seed: u64, store: StoreClient) -> Self {
+        Self {
+            index,
+            host: ruckus_history::fault::member_host(index),
+            seed,
+            store,
+        }
+    }
+}
+
 /// Makes a member's processor each time the member starts.
 pub trait ProcessorFactory: Send + Sync + 'static {
     /// The processor it makes.
@@ -113,5 +126,111 @@ impl<P: MessageProcessor> MessageProcessor for Gated<P> {
 
     fn on_dead_letter(&self, letter: &DeadLetter) {
         self.inner.on_dead_letter(letter);
+    }
+}
+
+/// A processor behind a pointer, whatever its type: what a backend that
+/// cannot be generic over your processor (the real-broker runner) holds.
+pub struct BoxedProcessor(Box<dyn DynProcessor>);
+
+impl std::fmt::Debug for BoxedProcessor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BoxedProcessor(..)")
+    }
+}
+
+type ProcessFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), ProcessingError>> + Send + 'a>>;
+
+trait DynProcessor: Send + Sync + 'static {
+    fn process_boxed<'a>(&'a self, record: &'a Record, ctx: &'a RecordContext)
+        -> ProcessFuture<'a>;
+    fn on_success(&self, record: &Record);
+    fn on_failure(&self, record: &Record, error: &ProcessingError);
+    fn on_dead_letter(&self, letter: &DeadLetter);
+}
+
+impl<P: MessageProcessor> DynProcessor for P {
+    fn process_boxed<'a>(
+        &'a self,
+        record: &'a Record,
+        ctx: &'a RecordContext,
+    ) -> ProcessFuture<'a> {
+        Box::pin(MessageProcessor::process(self, record, ctx))
+    }
+
+    fn on_success(&self, record: &Record) {
+        MessageProcessor::on_success(self, record);
+    }
+
+    fn on_failure(&self, record: &Record, error: &ProcessingError) {
+        MessageProcessor::on_failure(self, record, error);
+    }
+
+    fn on_dead_letter(&self, letter: &DeadLetter) {
+        MessageProcessor::on_dead_letter(self, letter);
+    }
+}
+
+impl BoxedProcessor {
+    /// `p`, boxed.
+    pub fn new<P: MessageProcessor>(p: P) -> Self {
+        Self(Box::new(p))
+    }
+}
+
+impl MessageProcessor for BoxedProcessor {
+    async fn process(&self, record: &Record, ctx: &RecordContext) -> Result<(), ProcessingError> {
+        self.0.process_boxed(record, ctx).await
+    }
+
+    fn on_success(&self, record: &Record) {
+        self.0.on_success(record);
+    }
+
+    fn on_failure(&self, record: &Record, error: &ProcessingError) {
+        self.0.on_failure(record, error);
+    }
+
+    fn on_dead_letter(&self, letter: &DeadLetter) {
+        self.0.on_dead_letter(letter);
+    }
+}
+
+/// A processor factory with its type erased.
+#[derive(Clone)]
+pub struct DynFactory {
+    make: std::sync::Arc<dyn Fn(&MemberStart) -> BoxedProcessor + Send + Sync>,
+    uses_store: bool,
+}
+
+impl std::fmt::Debug for DynFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DynFactory")
+            .field("uses_store", &self.uses_store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DynFactory {
+    /// `factory`, its processors boxed.
+    pub fn new<F: ProcessorFactory>(factory: std::sync::Arc<F>) -> Self {
+        let uses_store = factory.uses_store();
+        Self {
+            make: std::sync::Arc::new(move |m: &MemberStart| BoxedProcessor::new(factory.start(m))),
+            uses_store,
+        }
+    }
+}
+
+impl ProcessorFactory for DynFactory {
+    type Processor = BoxedProcessor;
+
+    fn start(&self, member: &MemberStart) -> BoxedProcessor {
+        (self.make)(member)
+    }
+
+    fn uses_store(&self) -> bool {
+        self.uses_store
     }
 }

@@ -230,14 +230,30 @@ pub fn run_seed_with<F: ProcessorFactory>(
     let start = WallInstant::now();
     // A panic inside the simulation (turmoil's or ours) fails this seed,
     // with its repro line; it never takes the whole run down.
-    let out = match run_caught_with(sc, seed, app) {
+    let effects = sc
+        .expect
+        .invariants()
+        .iter()
+        .any(|i| Invariant::EFFECTS.contains(i));
+    let run = if effects && !app.processor.uses_store() {
+        // Judging effects of a processor that writes none would report
+        // every record lost.
+        Err(format!(
+            "{} judges side effects (effect-*), but its processor writes none: run it with \
+             a processor that writes to the store (ruckus_chaos::suite::Suite)",
+            sc.name
+        ))
+    } else {
+        run_caught_with(sc, seed, app).map_err(|p| p.to_string())
+    };
+    let out = match run {
         Ok(out) => out,
         Err(why) => {
             return SeedResult {
                 seed,
                 passed: false,
                 violations: Vec::new(),
-                error: Some(why.to_string()),
+                error: Some(why),
                 deterministic: None,
                 events: 0,
                 simulated_ms: 0,

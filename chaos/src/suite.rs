@@ -26,16 +26,46 @@
 //! reference consumer, not a broken processor) are left out and listed.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use crate::check::Invariant;
-use crate::processor::ProcessorFactory;
+use crate::check::{Invariant, Violation};
+use crate::processor::{DynFactory, ProcessorFactory};
 use crate::runner::{self, Options, Repro, ScenarioReport};
-use crate::scenario::{Scenario, ScenarioError};
+use crate::scenario::{Backend, Scenario, ScenarioError};
 use crate::world::App;
 use ruckus_sim::producer::{Payload, Payloads};
 
+/// Runs a scenario on a real backend with your processors: implemented by
+/// `ruckus-integration` (`ruckus_integration::RealBrokers`), which this
+/// crate cannot depend on.
+pub trait RealRunner {
+    /// Why `backend` cannot run here, if it cannot (its runs are then
+    /// reported skipped, never passed).
+    fn unavailable(&self, backend: Backend) -> Option<String>;
+
+    /// Runs `sc` once on `backend` with `app`'s processors and payloads,
+    /// and judges it by the scenario's expectation.
+    fn run(&self, sc: &Scenario, backend: Backend, app: &App<DynFactory>) -> RealResult;
+}
+
+/// One scenario's run on a real backend.
+#[derive(Clone, Debug)]
+pub struct RealResult {
+    /// The scenario.
+    pub scenario: String,
+    /// The backend.
+    pub backend: Backend,
+    /// Why it did not run here (never counted as passed).
+    pub skipped: Option<String>,
+    /// Whether the scenario's expectation was met.
+    pub passed: bool,
+    /// What the checkers found.
+    pub violations: Vec<Violation>,
+    /// What a failure shows: why, and the violations.
+    pub explanation: String,
+}
+
 /// Scenario files run with your processor. See the [module](self) docs.
-#[derive(Debug)]
 pub struct Suite<F> {
     app: App<F>,
     sources: Vec<(PathBuf, bool)>,
@@ -43,6 +73,18 @@ pub struct Suite<F> {
     expect: Option<Invariant>,
     seeds: Option<std::ops::Range<u64>>,
     repro: String,
+    real: Option<Box<dyn RealRunner>>,
+}
+
+impl<F> std::fmt::Debug for Suite<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Suite")
+            .field("sources", &self.sources)
+            .field("effects", &self.effects)
+            .field("expect", &self.expect)
+            .field("real", &self.real.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a suite could not run.
@@ -71,24 +113,48 @@ pub enum SuiteError {
 /// What a suite found.
 #[derive(Debug)]
 pub struct SuiteReport {
-    /// One report per scenario run.
+    /// One report per scenario run in the simulation.
     pub scenarios: Vec<ScenarioReport>,
+    /// One result per (scenario, real backend it declares), with
+    /// [`Suite::on_real_brokers`].
+    pub real: Vec<RealResult>,
     /// Known-bad scenarios of a directory that were left out.
     pub left_out: Vec<String>,
 }
 
 impl SuiteReport {
-    /// Whether every scenario passed.
+    /// Whether every scenario passed, in the simulation and on every real
+    /// backend that ran (a skipped one is not a failure, and not a pass:
+    /// see [`SuiteReport::skipped`]).
     pub fn passed(&self) -> bool {
         self.scenarios.iter().all(|r| r.passed)
+            && self.real.iter().all(|r| r.skipped.is_some() || r.passed)
     }
 
-    /// Whether some seed of some scenario broke `inv`.
+    /// Real runs that could not run here, and why.
+    pub fn skipped(&self) -> impl Iterator<Item = &RealResult> {
+        self.real.iter().filter(|r| r.skipped.is_some())
+    }
+
+    /// Whether some seed of some scenario (or some real run) broke `inv`.
     pub fn found(&self, inv: Invariant) -> bool {
+        self.found_in_simulation(inv) || self.found_on(inv).next().is_some()
+    }
+
+    /// Whether some seed of some scenario broke `inv` in the simulation.
+    pub fn found_in_simulation(&self, inv: Invariant) -> bool {
         self.scenarios
             .iter()
             .flat_map(|r| &r.seeds)
             .any(|s| s.violations.iter().any(|v| v.invariant == inv))
+    }
+
+    /// The real backends on which some run broke `inv`.
+    pub fn found_on(&self, inv: Invariant) -> impl Iterator<Item = Backend> + '_ {
+        self.real
+            .iter()
+            .filter(move |r| r.violations.iter().any(|v| v.invariant == inv))
+            .map(|r| r.backend)
     }
 
     /// The failed scenarios, explained (verdict, violations, repro lines).
@@ -96,6 +162,16 @@ impl SuiteReport {
         let mut out = String::new();
         for r in self.scenarios.iter().filter(|r| !r.passed) {
             out.push_str(&r.explain());
+        }
+        for r in self
+            .real
+            .iter()
+            .filter(|r| r.skipped.is_none() && !r.passed)
+        {
+            out.push_str(&format!(
+                "{} on {:?}: {}\n",
+                r.scenario, r.backend, r.explanation
+            ));
         }
         out
     }
@@ -111,7 +187,18 @@ impl<F: ProcessorFactory> Suite<F> {
             expect: None,
             seeds: None,
             repro: "RUCKUS_SCENARIO={scenario} RUCKUS_SEED={seed} cargo test".into(),
+            real: None,
         }
+    }
+
+    /// Also runs each scenario once on every real backend it declares
+    /// (`backends = ["sim", "mock", ...]`) through `runner`
+    /// (`ruckus_integration::RealBrokers`); a backend that cannot run here
+    /// is reported skipped, with why.
+    #[must_use]
+    pub fn on_real_brokers(mut self, runner: impl RealRunner + 'static) -> Self {
+        self.real = Some(Box::new(runner));
+        self
     }
 
     /// Runs this scenario file (a known-bad one too).
@@ -227,8 +314,31 @@ impl<F: ProcessorFactory> Suite<F> {
             };
             reports.push(runner::run_scenario_with(sc, &opts, &self.app));
         }
+        let mut real = Vec::new();
+        if let Some(runner) = &self.real {
+            let app = App {
+                processor: Arc::new(DynFactory::new(self.app.processor.clone())),
+                payloads: self.app.payloads.clone(),
+            };
+            for sc in &scenarios {
+                for backend in sc.backends.iter().copied().filter(|b| *b != Backend::Sim) {
+                    real.push(match runner.unavailable(backend) {
+                        Some(why) => RealResult {
+                            scenario: sc.name.clone(),
+                            backend,
+                            skipped: Some(why),
+                            passed: false,
+                            violations: Vec::new(),
+                            explanation: String::new(),
+                        },
+                        None => runner.run(sc, backend, &app),
+                    });
+                }
+            }
+        }
         Ok(SuiteReport {
             scenarios: reports,
+            real,
             left_out,
         })
     }
@@ -244,6 +354,14 @@ impl<F: ProcessorFactory> Suite<F> {
             Ok(r) => r,
             Err(e) => panic!("ruckus: {e}"),
         };
+        for r in report.skipped() {
+            eprintln!(
+                "ruckus: SKIPPED {} on {:?}: {}",
+                r.scenario,
+                r.backend,
+                r.skipped.as_deref().unwrap_or_default()
+            );
+        }
         if !report.left_out.is_empty() {
             eprintln!(
                 "ruckus: known-bad scenarios left out (they break the reference consumer, not \

@@ -23,6 +23,9 @@ use rdkafka::Message as _;
 use rdkafka::Offset as RdOffset;
 use ruckus_chaos::check::{self, Context, Invariant, Liveness, Order};
 use ruckus_chaos::duration::Dur;
+use ruckus_chaos::processor::{BoxedProcessor, DynFactory, MemberStart, ProcessorFactory};
+use ruckus_chaos::store::{Store, StoreClient};
+use ruckus_chaos::Payloads;
 use ruckus_core::consumer::{
     CommitStrategy, ConsumerConfig, DeadLetterConfig, DlqLimit, ProcessingError, RetryPolicy,
 };
@@ -165,12 +168,16 @@ pub enum Processing {
     /// The simulation's processor with a scenario's behaviour (latency,
     /// failures, poison), seeded per member.
     Behaviour(ruckus_sim::processing::Behaviour),
+    /// Your processors: the factory makes one at every member start, with
+    /// a client of the run's in-process store.
+    Factory(DynFactory),
 }
 
 /// The processor of one member.
 enum Processor {
     Work,
     Sim(SimProcessor),
+    Boxed(BoxedProcessor),
 }
 
 impl MessageProcessor for Processor {
@@ -188,12 +195,31 @@ impl MessageProcessor for Processor {
                 Ok(())
             }
             Processor::Sim(p) => p.process(record, ctx).await,
+            Processor::Boxed(p) => p.process(record, ctx).await,
+        }
+    }
+
+    fn on_success(&self, record: &Record) {
+        if let Processor::Boxed(p) = self {
+            p.on_success(record);
+        }
+    }
+
+    fn on_failure(&self, record: &Record, error: &ProcessingError) {
+        if let Processor::Boxed(p) = self {
+            p.on_failure(record, error);
+        }
+    }
+
+    fn on_dead_letter(&self, letter: &ruckus_core::consumer::DeadLetter) {
+        if let Processor::Boxed(p) = self {
+            p.on_dead_letter(letter);
         }
     }
 }
 
 /// What the producer writes.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Workload {
     /// Messages in total.
     pub messages: usize,
@@ -203,6 +229,9 @@ pub struct Workload {
     pub interval: Duration,
     /// Every `poison_every`-th value ends in `poison` (0: none).
     pub poison_every: usize,
+    /// What each record holds (default: key `key-<i mod 97>`, value
+    /// `message-<i>`, poison as above).
+    pub payloads: Option<Payloads>,
 }
 
 impl Workload {
@@ -213,6 +242,7 @@ impl Workload {
             batch: messages.max(1),
             interval: Duration::ZERO,
             poison_every: 0,
+            payloads: None,
         }
     }
 }
@@ -252,6 +282,8 @@ pub struct Run {
     pub membership: Membership,
     /// What processing does.
     pub processing: Processing,
+    /// The store your processors write to (in process), if they do.
+    pub store: Option<Store>,
     bootstrap: String,
     partitions: i32,
     history: History,
@@ -330,6 +362,7 @@ impl Run {
             names,
             membership: Membership::default(),
             processing: Processing::Work,
+            store: None,
             partitions,
             history: History::default(),
             start: WallInstant::now(),
@@ -446,6 +479,23 @@ impl Run {
         let processor = match &self.processing {
             Processing::Work => Processor::Work,
             Processing::Behaviour(b) => Processor::Sim(SimProcessor::new(b.clone(), i as u64 + 1)),
+            Processing::Factory(f) => {
+                let start = self.start;
+                let history = self.history.clone();
+                let store = self
+                    .store
+                    .get_or_insert_with(|| {
+                        Store::new(Some(history), move || {
+                            Instant::from_millis(start.elapsed().as_millis() as u64)
+                        })
+                    })
+                    .clone();
+                Processor::Boxed(f.start(&MemberStart::new(
+                    i,
+                    i as u64 + 1,
+                    StoreClient::in_process(store),
+                )))
+            }
         };
         let transport = RdKafkaTransport::new(kc).expect("transport");
         // Read as close to Driver::new (which starts its clock) as can be.
@@ -530,10 +580,28 @@ impl Run {
                 .expect("producer");
             let mut waits = Vec::new();
             let poison = workload.poison_every;
+            let payloads = workload.payloads.clone();
+            let payload = |i: usize| -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+                match &payloads {
+                    Some(p) => {
+                        let p = p.payload(i);
+                        (p.key.map(|k| k.to_vec()), p.value.map(|v| v.to_vec()))
+                    }
+                    None => (
+                        Some(format!("key-{}", i % 97).into_bytes()),
+                        Some(value_of(i, poison).into_bytes()),
+                    ),
+                }
+            };
             for i in 0..workload.messages {
-                let key = format!("key-{}", i % 97);
-                let value = value_of(i, poison);
-                let record = FutureRecord::to(&topic).key(&key).payload(&value);
+                let (key, value) = payload(i);
+                let mut record = FutureRecord::<Vec<u8>, Vec<u8>>::to(&topic);
+                if let Some(k) = &key {
+                    record = record.key(k);
+                }
+                if let Some(v) = &value {
+                    record = record.payload(v);
+                }
                 waits.push(producer.send_result(record).expect("queued"));
                 if !workload.interval.is_zero() && (i + 1) % workload.batch.max(1) == 0 {
                     tokio::time::sleep(workload.interval).await;
@@ -547,7 +615,12 @@ impl Run {
                 if let Ok(Ok(d)) = w.await {
                     let at = Instant::from_millis(start.elapsed().as_millis() as u64);
                     if d.offset < 0 {
-                        unknown.push((d.partition, value_of(i, poison), at));
+                        let value = payload(i).1.unwrap_or_default();
+                        unknown.push((
+                            d.partition,
+                            String::from_utf8_lossy(&value).into_owned(),
+                            at,
+                        ));
                         continue;
                     }
                     history.record_at(

@@ -12,7 +12,8 @@
 //!   an external cluster), a wall-clock history, convergence, the verdict of
 //!   `ruckus-chaos`'s checkers.
 //! - [`scenario`]: the integration runner — scenario files on real brokers,
-//!   their faults mapped to real faults.
+//!   their faults mapped to real faults; [`RealBrokers`] runs them with
+//!   your processors for `ruckus_chaos::suite::Suite::on_real_brokers`.
 //!
 //! Tests: `tests/mock_cluster.rs` (hand-written, the default tier) and
 //! `tests/scenarios.rs` (`<backend>::<scenario>` for every real backend a
@@ -25,3 +26,4 @@ pub mod harness;
 pub mod mock;
 pub mod scenario;
 pub use ruckus_rdkafka as transport;
+pub use scenario::RealBrokers;

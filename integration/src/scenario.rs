@@ -42,11 +42,14 @@ use std::time::Duration;
 
 use rdkafka::types::RDKafkaApiKey;
 use ruckus_chaos::check::Liveness;
+use ruckus_chaos::processor::{DynFactory, ProcessorFactory};
 use ruckus_chaos::run::{Failed, Settled};
 use ruckus_chaos::scenario::{
     Backend, BrokerRef, Fault, HostRef, Scenario, DLQ_TOPIC, GROUP, TOPIC,
 };
 use ruckus_chaos::schedule::Unmet;
+use ruckus_chaos::suite::{RealResult, RealRunner};
+use ruckus_chaos::world::App;
 use ruckus_core::model::{ErrorCode, Instant, TopicPartition};
 use ruckus_history::fault::{Api, FaultRecord, Target, Unsupported};
 use ruckus_history::record::{BrokerEvent, History};
@@ -137,6 +140,8 @@ pub struct Real<'a> {
     /// Where each pinned partition's leader is now.
     leaders_now: BTreeMap<i32, i32>,
     run: Option<Run>,
+    /// Whether the members' processors write to an (in-process) store.
+    store: bool,
     /// The workload's producer, until the quiet phase waits for it.
     producer: Option<tokio::task::JoinHandle<()>>,
     /// When the group converged (the quiet phase), and when the quiet
@@ -155,7 +160,13 @@ impl std::fmt::Debug for Real<'_> {
 }
 
 impl<'a> Real<'a> {
-    fn new(sc: &'a Scenario, backend: Backend, durable: bool, run: Option<Run>) -> Self {
+    fn new(
+        sc: &'a Scenario,
+        backend: Backend,
+        durable: bool,
+        store: bool,
+        run: Option<Run>,
+    ) -> Self {
         // A known coordinator on the mock, so a crash of its broker can
         // fail over.
         let pin = (backend == Backend::Mock).then_some(1);
@@ -170,6 +181,7 @@ impl<'a> Real<'a> {
             coordinator_now: pin,
             leaders_now: BTreeMap::new(),
             run,
+            store,
             producer: None,
             settled: None,
         }
@@ -287,6 +299,14 @@ impl<'a> Real<'a> {
         };
         match (f, self.backend) {
             (_, Backend::Sim) => no("the simulation is ruckus-chaos's backend, not a real one"),
+            (
+                Fault::Partition { a, b, .. }
+                | Fault::Hold { a, b, .. }
+                | Fault::Latency { a, b, .. },
+                _,
+            ) if *a == HostRef::Store || *b == HostRef::Store => no(
+                "the real runs' store is in process: there is no link to it to cut, hold or slow",
+            ),
             (Fault::CrashMember { member, .. }, _) => {
                 if let Some(run) = self.run.as_mut() {
                     run.kill_member(*member);
@@ -319,10 +339,26 @@ impl<'a> Real<'a> {
                 "no real equivalent: one client's link cannot be cut, held or made lossy \
                  (every client reaches the broker through the same loopback port)",
             ),
-            (Fault::StoreOutage { .. }, _) => no(
-                "the real-broker runs start no store yet: their members run the scenario's \
-                 scripted processor, which writes nothing",
+            (Fault::StoreOutage { .. }, _) if !self.store => no(
+                "this run has no store: its processor writes no effects (run the scenario \
+                 with a processor that writes to the store)",
             ),
+            (Fault::StoreOutage { .. }, _) => {
+                // The in-process store refuses every call while down; what
+                // it applied is kept.
+                if let Some(store) = self.run.as_ref().and_then(|r| r.store.clone()) {
+                    store.set_up(false);
+                }
+                let up = heal(move |run: &mut Run| {
+                    Box::pin(async move {
+                        if let Some(store) = &run.store {
+                            store.set_up(true);
+                        }
+                        Ok(())
+                    })
+                });
+                Ok((record(vec![Target::Store]).how("in-process store down"), up))
+            }
             (_, Backend::External) => {
                 no("an external cluster is someone else's: only the members' own faults apply")
             }
@@ -576,7 +612,12 @@ fn container(run: &Run) -> Result<&ContainerBroker, ApplyError> {
 /// # Errors
 /// Some fault or setting has no real equivalent on `backend`; each is
 /// named.
-pub async fn plan(sc: &Scenario, backend: Backend, durable: bool) -> Result<Plan, Refused> {
+pub async fn plan(
+    sc: &Scenario,
+    backend: Backend,
+    durable: bool,
+    store: bool,
+) -> Result<Plan, Refused> {
     let mut reasons = Vec::new();
     if sc.nemesis.is_some() {
         reasons.push(
@@ -591,7 +632,7 @@ pub async fn plan(sc: &Scenario, backend: Backend, durable: bool) -> Result<Plan
         ));
     }
     let faults = ruckus_chaos::schedule::scheduled(sc);
-    let mut real = Real::new(sc, backend, durable, None);
+    let mut real = Real::new(sc, backend, durable, store, None);
     let mut script = Vec::new();
     for f in &faults {
         match real.apply(f).await {
@@ -709,7 +750,12 @@ impl<'a> Real<'a> {
     ///
     /// # Errors
     /// The scenario cannot run there, or the broker could not be set up.
-    pub async fn start(sc: &'a Scenario, backend: Backend) -> Result<(Self, Plan), RunError> {
+    pub async fn start(
+        sc: &'a Scenario,
+        backend: Backend,
+        app: Option<&App<DynFactory>>,
+    ) -> Result<(Self, Plan), RunError> {
+        let store = app.is_some_and(|a| a.processor.uses_store());
         let names = Names {
             topic: TOPIC.into(),
             dlq: DLQ_TOPIC.into(),
@@ -719,7 +765,7 @@ impl<'a> Real<'a> {
         // (the simulation included) fails at once.
         let durable =
             backend == Backend::Container && crate::container::durable(&crate::container::image());
-        let plan = plan(sc, backend, durable).await?;
+        let plan = plan(sc, backend, durable, store).await?;
         let (broker, names) = match backend {
             Backend::Mock => {
                 let mock = MockKafka::start(sc.cluster.brokers.max(1) as i32)?;
@@ -752,7 +798,10 @@ impl<'a> Real<'a> {
             heartbeat: g.heartbeat_interval.0,
             static_membership: g.static_membership,
         };
-        run.processing = Processing::Behaviour(sc.processing.behaviour());
+        run.processing = match app {
+            Some(a) => Processing::Factory((*a.processor).clone()),
+            None => Processing::Behaviour(sc.processing.behaviour()),
+        };
         if let Broker::Mock(m) = &run.broker {
             if let Some(id) = plan.pin_coordinator {
                 m.move_coordinator(&run.names.group, id)?;
@@ -785,8 +834,9 @@ impl<'a> Real<'a> {
             batch: sc.workload.batch,
             interval: sc.workload.interval.0,
             poison_every: 0,
+            payloads: app.map(|a| a.payloads.clone()),
         });
-        let mut real = Real::new(sc, backend, durable, Some(run));
+        let mut real = Real::new(sc, backend, durable, store, Some(run));
         real.producer = Some(producer);
         // The live pass starts where the pins put the brokers.
         real.coordinator_now = plan.pin_coordinator;
@@ -898,7 +948,20 @@ impl ruckus_chaos::run::Backend for Real<'_> {
 /// # Errors
 /// The scenario cannot run there, or the broker could not be set up.
 pub async fn run(sc: &Scenario, backend: Backend) -> Result<Outcome, RunError> {
-    let (real, plan) = Real::start(sc, backend).await?;
+    run_with(sc, backend, None).await
+}
+
+/// [`run`] with your processors and payloads (`app`) instead of the
+/// scenario's scripted processor.
+///
+/// # Errors
+/// The scenario cannot run there, or the broker could not be set up.
+pub async fn run_with(
+    sc: &Scenario,
+    backend: Backend,
+    app: Option<&App<DynFactory>>,
+) -> Result<Outcome, RunError> {
+    let (real, plan) = Real::start(sc, backend, app).await?;
     // Real runs draw nothing: the plan refuses a nemesis.
     let out = ruckus_chaos::run::drive(sc, 0, plan.faults.clone(), real).await;
     // A broker that loses acknowledged commits causes redeliveries no
@@ -926,6 +989,63 @@ pub async fn run(sc: &Scenario, backend: Backend) -> Result<Outcome, RunError> {
     })
 }
 
+/// The real brokers as a [`RealRunner`], for
+/// `ruckus_chaos::suite::Suite::on_real_brokers`: each scenario once on each
+/// real backend it declares, with your processors and an in-process store.
+/// It runs its own tokio runtime: call it from a plain `#[test]`, not from
+/// inside a runtime.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RealBrokers;
+
+impl RealRunner for RealBrokers {
+    fn unavailable(&self, backend: Backend) -> Option<String> {
+        unavailable(backend)
+    }
+
+    fn run(&self, sc: &Scenario, backend: Backend, app: &App<DynFactory>) -> RealResult {
+        let result = |passed: bool, violations, explanation: String| RealResult {
+            scenario: sc.name.clone(),
+            backend,
+            skipped: None,
+            passed,
+            violations,
+            explanation,
+        };
+        let rt = match tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => return result(false, Vec::new(), format!("no tokio runtime: {e}")),
+        };
+        match rt.block_on(run_with(sc, backend, Some(app))) {
+            Err(e) => result(false, Vec::new(), e.to_string()),
+            Ok(o) => {
+                let why = match (&o.error, &o.result) {
+                    (Some(e), _) => Some(e.to_string()),
+                    (None, Err(unmet)) => Some(unmet.to_string()),
+                    (None, Ok(())) => None,
+                };
+                let explanation = why.map_or_else(String::new, |w| {
+                    format!(
+                        "{w}\n  (a real run replays no seed: set RUCKUS_DUMP=<file> for its \
+                         whole history)"
+                    )
+                });
+                if !explanation.is_empty() {
+                    o.verdict.dump();
+                }
+                result(
+                    o.error.is_none() && o.result.is_ok(),
+                    o.verdict.violations,
+                    explanation,
+                )
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -941,7 +1061,7 @@ mod tests {
         tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime")
-            .block_on(plan(sc, backend, durable))
+            .block_on(plan(sc, backend, durable, false))
     }
 
     fn script(p: &Plan) -> Vec<(u64, String)> {

@@ -291,6 +291,7 @@ async fn kip848_member_crash_on_the_mock_cluster_loses_nothing() {
         batch: 100,
         interval: Duration::from_millis(100),
         poison_every: 0,
+        payloads: None,
     });
     tokio::time::sleep(Duration::from_millis(1500)).await;
     run.crash_member(1);

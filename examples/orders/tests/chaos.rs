@@ -1,15 +1,39 @@
-//! The order processor under ruckus's bundled scenarios and one of its own,
-//! and each buggy processor caught, with the violation it must break.
+//! The order processor under ruckus's bundled scenarios and two of its own,
+//! in the simulation and on librdkafka's mock cluster where a scenario
+//! declares it, and each buggy processor caught with the violation it must
+//! break.
 
 use ruckus_chaos::check::Invariant;
-use ruckus_chaos::suite::Suite;
+use ruckus_chaos::scenario::Backend;
+use ruckus_chaos::suite::{Suite, SuiteReport};
 use ruckus_example_orders::{buggy, order_payload, Orders};
+use ruckus_integration::RealBrokers;
 
 const BUNDLED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios");
-const OWN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/store_faults.toml");
+const STORE_FAULTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/store_faults.toml");
+const STORE_OUTAGE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/store_outage.toml");
+const CRASH_REDELIVERY: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/scenarios/crash_redelivery.toml"
+);
 
 fn bundled(name: &str) -> String {
     format!("{BUNDLED}/{name}.toml")
+}
+
+/// Asserts a buggy processor was caught breaking `inv` in the simulation
+/// and on the mock cluster (which always runs here).
+fn caught(report: &SuiteReport, inv: Invariant) {
+    assert!(report.passed(), "{}", report.explain());
+    assert!(
+        report.found_in_simulation(inv),
+        "not caught in the simulation"
+    );
+    assert!(
+        report.found_on(inv).any(|b| b == Backend::Mock),
+        "not caught on the mock cluster: {:?}",
+        report.real
+    );
 }
 
 #[test]
@@ -21,50 +45,57 @@ fn orders_survive_member_and_broker_faults() {
         .scenario(bundled("rolling_restart"))
         .payloads(order_payload)
         .judge_effects()
+        .on_real_brokers(RealBrokers)
         .check();
 }
 
 #[test]
-fn orders_survive_store_faults() {
+fn orders_survive_store_faults_and_redelivery() {
     Suite::new(Orders::factory)
-        .scenario(OWN)
+        .scenario(STORE_FAULTS)
+        .scenario(STORE_OUTAGE)
+        .scenario(CRASH_REDELIVERY)
         .payloads(order_payload)
+        .on_real_brokers(RealBrokers)
         .check();
 }
 
 #[test]
 fn a_processor_that_acknowledges_before_its_buffered_write_is_caught() {
-    let suite = Suite::new(buggy::Buffered::factory)
+    let report = Suite::new(buggy::Buffered::factory)
         .scenario(bundled("consumer_crash_loop"))
         .payloads(order_payload)
         .judge_effects()
-        .expect_violation(Invariant::EffectBeforeCommit);
-    let report = suite.run().expect("runs");
-    assert!(report.passed(), "{}", report.explain());
-    assert!(report.found(Invariant::EffectBeforeCommit));
+        .expect_violation(Invariant::EffectBeforeCommit)
+        .on_real_brokers(RealBrokers)
+        .run()
+        .expect("runs");
+    caught(&report, Invariant::EffectBeforeCommit);
 }
 
 #[test]
 fn a_processor_that_swallows_a_store_error_is_caught() {
-    let suite = Suite::new(buggy::Swallowing::factory)
-        .scenario(OWN)
+    let report = Suite::new(buggy::Swallowing::factory)
+        .scenario(STORE_OUTAGE)
         .payloads(order_payload)
-        .expect_violation(Invariant::EffectLoss);
-    let report = suite.run().expect("runs");
-    assert!(report.passed(), "{}", report.explain());
-    assert!(report.found(Invariant::EffectLoss));
+        .expect_violation(Invariant::EffectLoss)
+        .on_real_brokers(RealBrokers)
+        .run()
+        .expect("runs");
+    caught(&report, Invariant::EffectLoss);
 }
 
 #[test]
 fn a_processor_that_writes_twice_on_redelivery_is_caught() {
-    let suite = Suite::new(buggy::DoubleWriting::factory)
-        .scenario(bundled("consumer_crash_loop"))
+    let report = Suite::new(buggy::DoubleWriting::factory)
+        .scenario(CRASH_REDELIVERY)
         .payloads(order_payload)
         .judge_effects()
-        .expect_violation(Invariant::EffectDuplicates);
-    let report = suite.run().expect("runs");
-    assert!(report.passed(), "{}", report.explain());
-    assert!(report.found(Invariant::EffectDuplicates));
+        .expect_violation(Invariant::EffectDuplicates)
+        .on_real_brokers(RealBrokers)
+        .run()
+        .expect("runs");
+    caught(&report, Invariant::EffectDuplicates);
 }
 
 /// The store faults reach the writes: the good processor sees its writes
@@ -75,7 +106,7 @@ fn the_store_faults_reach_the_writes() {
     use ruckus_chaos::world::{run_with, App};
     use ruckus_core::events::Event;
 
-    let sc = Scenario::load(std::path::Path::new(OWN)).expect("valid");
+    let sc = Scenario::load(std::path::Path::new(STORE_FAULTS)).expect("valid");
     let mut app = App::new(Orders::factory);
     app.payloads = ruckus_chaos::Payloads::new(order_payload);
     for seed in sc.seeds.first..sc.seeds.first + sc.seeds.ci {
