@@ -171,6 +171,18 @@ pub enum Processing {
     /// Your processors: the factory makes one at every member start, with
     /// a client of the run's in-process store.
     Factory(DynFactory),
+    /// No reference consumer: each member is a process of this command
+    /// line (a black box; see [`crate::blackbox`]).
+    Process(crate::blackbox::Command),
+}
+
+/// A running member.
+#[derive(Debug)]
+enum Member {
+    /// A reference consumer on a task.
+    Task(JoinHandle<()>, ShutdownHandle),
+    /// A consumer process.
+    Process(crate::blackbox::Process),
 }
 
 /// The processor of one member.
@@ -288,7 +300,7 @@ pub struct Run {
     partitions: i32,
     history: History,
     start: WallInstant,
-    members: Vec<Option<(JoinHandle<()>, ShutdownHandle)>>,
+    members: Vec<Option<Member>>,
     config: ConsumerConfig,
     producer_anomalies: Arc<std::sync::Mutex<Vec<String>>>,
 }
@@ -401,6 +413,11 @@ impl Run {
         Instant::from_millis(self.start.elapsed().as_millis() as u64)
     }
 
+    /// When the run started.
+    pub fn started(&self) -> WallInstant {
+        self.start
+    }
+
     /// Wall-clock time since the run started.
     pub fn elapsed(&self) -> Duration {
         self.start.elapsed()
@@ -421,12 +438,25 @@ impl Run {
     /// waits up to `within` for each; returns those that had not stopped.
     pub async fn stop_all(&mut self, within: Duration) -> Vec<String> {
         let mut unstopped = Vec::new();
-        for (i, m) in self.members.iter_mut().enumerate() {
-            if let Some((task, stop)) = m.take() {
+        let running: Vec<(usize, Member)> = self
+            .members
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, m)| m.take().map(|m| (i, m)))
+            .collect();
+        // Every member is asked first, then each is waited for.
+        for (_, m) in &running {
+            if let Member::Task(_, stop) = m {
                 stop.shutdown();
-                if tokio::time::timeout(within, task).await.is_err() {
-                    unstopped.push(format!("consumer-{i}"));
-                }
+            }
+        }
+        for (i, m) in running {
+            let stopped = match m {
+                Member::Task(task, _) => tokio::time::timeout(within, task).await.is_ok(),
+                Member::Process(p) => p.terminate(within).await,
+            };
+            if !stopped {
+                unstopped.push(format!("consumer-{i}"));
             }
         }
         unstopped
@@ -461,10 +491,29 @@ impl Run {
     /// # Panics
     /// librdkafka rejected the configuration.
     pub fn start_member(&mut self, i: usize) {
-        if let Some(Some((task, _))) = self.members.get_mut(i).map(Option::take) {
-            task.abort();
+        if let Err(e) = self.try_start_member(i) {
+            eprintln!("consumer-{i}: {e}");
         }
+    }
+
+    /// [`Run::start_member`], saying why a member process could not start.
+    ///
+    /// # Errors
+    /// A black box's program could not be started.
+    ///
+    /// # Panics
+    /// librdkafka rejected the configuration.
+    pub fn try_start_member(&mut self, i: usize) -> Result<(), crate::blackbox::BlackBoxError> {
+        self.kill_member(i);
         let host = format!("consumer-{i}");
+        if self.members.len() <= i {
+            self.members.resize_with(i + 1, || None);
+        }
+        if let Processing::Process(cmd) = &self.processing {
+            let p = crate::blackbox::Process::spawn(cmd, &host, &self.bootstrap, &self.names)?;
+            self.members[i] = Some(Member::Process(p));
+            return Ok(());
+        }
         let mut kc = KafkaConfig::new(&self.bootstrap, &self.names.group, &host);
         kc.protocol = self.membership.protocol;
         kc.assignor = self.membership.assignor;
@@ -479,6 +528,7 @@ impl Run {
         let processor = match &self.processing {
             Processing::Work => Processor::Work,
             Processing::Behaviour(b) => Processor::Sim(SimProcessor::new(b.clone(), i as u64 + 1)),
+            Processing::Process(_) => unreachable!("started above"),
             Processing::Factory(f) => {
                 let start = self.start;
                 let history = self.history.clone();
@@ -518,18 +568,47 @@ impl Run {
                 eprintln!("{host}: driver ended: {e}");
             }
         });
-        if self.members.len() <= i {
-            self.members.resize_with(i + 1, || None);
+        self.members[i] = Some(Member::Task(task, stop));
+        Ok(())
+    }
+
+    /// Whether member `i` is a process that has exited, and how.
+    pub fn exited(&mut self, i: usize) -> Option<std::process::ExitStatus> {
+        match self.members.get_mut(i)? {
+            Some(Member::Process(p)) => p.exited(),
+            _ => None,
         }
-        self.members[i] = Some((task, stop));
+    }
+
+    /// Freezes member `i`'s process (SIGSTOP); false if it is not a
+    /// running process.
+    pub fn pause_member(&self, i: usize) -> bool {
+        match self.members.get(i) {
+            Some(Some(Member::Process(p))) => {
+                p.pause();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Thaws member `i`'s process (SIGCONT).
+    pub fn resume_member(&self, i: usize) {
+        if let Some(Some(Member::Process(p))) = self.members.get(i) {
+            p.resume();
+        }
     }
 
     /// Kills member `i`: its task is dropped mid-flight, nothing
     /// committed. Returns whether it was running.
     pub fn kill_member(&mut self, i: usize) -> bool {
         match self.members.get_mut(i).and_then(Option::take) {
-            Some((task, _)) => {
+            Some(Member::Task(task, _)) => {
                 task.abort();
+                true
+            }
+            Some(Member::Process(p)) => {
+                p.kill();
                 true
             }
             None => false,
@@ -554,9 +633,15 @@ impl Run {
     /// Shuts member `i` down gracefully and waits (up to `within`) until it
     /// has left.
     pub async fn stop_member(&mut self, i: usize, within: Duration) {
-        if let Some((task, stop)) = self.members.get_mut(i).and_then(Option::take) {
-            stop.shutdown();
-            let _ = tokio::time::timeout(within, task).await;
+        match self.members.get_mut(i).and_then(Option::take) {
+            Some(Member::Task(task, stop)) => {
+                stop.shutdown();
+                let _ = tokio::time::timeout(within, task).await;
+            }
+            Some(Member::Process(p)) => {
+                p.terminate(within).await;
+            }
+            None => {}
         }
     }
 
@@ -889,14 +974,31 @@ async fn create_topics(
     partitions: i32,
     dlq_partitions: i32,
 ) -> Result<(), SetupError> {
+    create(
+        bootstrap,
+        &[(&names.topic, partitions), (&names.dlq, dlq_partitions)],
+    )
+    .await
+}
+
+/// Creates `topic` with `partitions` partitions on the cluster at
+/// `bootstrap` (an existing one is kept).
+///
+/// # Errors
+/// The cluster refused.
+pub async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<(), SetupError> {
+    create(bootstrap, &[(topic, partitions)]).await
+}
+
+async fn create(bootstrap: &str, wanted: &[(&str, i32)]) -> Result<(), SetupError> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
         .map_err(|e| SetupError(format!("admin client: {e}")))?;
-    let topics = [
-        NewTopic::new(&names.topic, partitions, TopicReplication::Fixed(1)),
-        NewTopic::new(&names.dlq, dlq_partitions, TopicReplication::Fixed(1)),
-    ];
+    let topics: Vec<NewTopic<'_>> = wanted
+        .iter()
+        .map(|(t, p)| NewTopic::new(t, *p, TopicReplication::Fixed(1)))
+        .collect();
     let created = admin
         .create_topics(
             &topics,

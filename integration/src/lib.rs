@@ -20,6 +20,7 @@
 //! file declares; a tier that cannot run here is reported skipped with its
 //! reason).
 
+pub mod blackbox;
 pub mod container;
 mod ffi;
 pub mod harness;

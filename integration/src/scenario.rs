@@ -142,6 +142,10 @@ pub struct Real<'a> {
     run: Option<Run>,
     /// Whether the members' processors write to an (in-process) store.
     store: bool,
+    /// Whether the members are processes (black boxes).
+    black_box: bool,
+    /// A black box's output topic, read as the run goes.
+    output: Option<crate::blackbox::OutputReader>,
     /// The workload's producer, until the quiet phase waits for it.
     producer: Option<tokio::task::JoinHandle<()>>,
     /// When the group converged (the quiet phase), and when the quiet
@@ -182,6 +186,8 @@ impl<'a> Real<'a> {
             leaders_now: BTreeMap::new(),
             run,
             store,
+            black_box: false,
+            output: None,
             producer: None,
             settled: None,
         }
@@ -328,9 +334,23 @@ impl<'a> Real<'a> {
             (Fault::RollingRestart { .. }, _) => {
                 no("a compound fault: the run expands it into graceful stops before applying")
             }
+            (Fault::PauseMember { member, .. }, _) if self.black_box => {
+                // SIGSTOP freezes the whole process, heartbeats included.
+                if let Some(run) = self.run.as_ref() {
+                    run.pause_member(*member);
+                }
+                let m = *member;
+                let thaw = heal(move |run: &mut Run| {
+                    Box::pin(async move {
+                        run.resume_member(m);
+                        Ok(())
+                    })
+                });
+                Ok((record(vec![Target::Member(*member)]).how("SIGSTOP"), thaw))
+            }
             (Fault::PauseMember { .. }, _) => no(
                 "no real equivalent: a member's process cannot be frozen from inside the test \
-                 (its rdkafka threads would keep heartbeating)",
+                 (its rdkafka threads would keep heartbeating); a black box's can",
             ),
             (Fault::ClockJump { .. }, _) => {
                 no("no real equivalent: the members share the host's clock")
@@ -618,6 +638,20 @@ pub async fn plan(
     durable: bool,
     store: bool,
 ) -> Result<Plan, Refused> {
+    plan_for(sc, backend, durable, store, false).await
+}
+
+/// [`plan`] for members that are processes (`black_box`) or not.
+///
+/// # Errors
+/// As [`plan`].
+pub async fn plan_for(
+    sc: &Scenario,
+    backend: Backend,
+    durable: bool,
+    store: bool,
+    black_box: bool,
+) -> Result<Plan, Refused> {
     let mut reasons = Vec::new();
     if sc.nemesis.is_some() {
         reasons.push(
@@ -633,6 +667,7 @@ pub async fn plan(
     }
     let faults = ruckus_chaos::schedule::scheduled(sc);
     let mut real = Real::new(sc, backend, durable, store, None);
+    real.black_box = black_box;
     let mut script = Vec::new();
     for f in &faults {
         match real.apply(f).await {
@@ -728,6 +763,9 @@ pub enum RunError {
     /// The scenario cannot run on the backend.
     #[error(transparent)]
     Refused(#[from] Refused),
+    /// A black box could not start.
+    #[error(transparent)]
+    BlackBox(#[from] crate::blackbox::BlackBoxError),
     /// The mock cluster failed.
     #[error("the mock cluster: {0}")]
     Mock(#[from] crate::mock::MockError),
@@ -753,8 +791,16 @@ impl<'a> Real<'a> {
     pub async fn start(
         sc: &'a Scenario,
         backend: Backend,
-        app: Option<&App<DynFactory>>,
+        consumers: Consumers<'_>,
     ) -> Result<(Self, Plan), RunError> {
+        let app = match consumers {
+            Consumers::Yours(a) => Some(a),
+            _ => None,
+        };
+        let black_box = match consumers {
+            Consumers::BlackBox(c) => Some(c),
+            _ => None,
+        };
         let store = app.is_some_and(|a| a.processor.uses_store());
         let names = Names {
             topic: TOPIC.into(),
@@ -765,7 +811,7 @@ impl<'a> Real<'a> {
         // (the simulation included) fails at once.
         let durable =
             backend == Backend::Container && crate::container::durable(&crate::container::image());
-        let plan = plan(sc, backend, durable, store).await?;
+        let plan = plan_for(sc, backend, durable, store, black_box.is_some()).await?;
         let (broker, names) = match backend {
             Backend::Mock => {
                 let mock = MockKafka::start(sc.cluster.brokers.max(1) as i32)?;
@@ -798,9 +844,28 @@ impl<'a> Real<'a> {
             heartbeat: g.heartbeat_interval.0,
             static_membership: g.static_membership,
         };
-        run.processing = match app {
-            Some(a) => Processing::Factory((*a.processor).clone()),
-            None => Processing::Behaviour(sc.processing.behaviour()),
+        run.processing = match (app, black_box) {
+            (_, Some(c)) => Processing::Process(c.clone()),
+            (Some(a), None) => Processing::Factory((*a.processor).clone()),
+            (None, None) => Processing::Behaviour(sc.processing.behaviour()),
+        };
+        let output = match black_box {
+            Some(_) => {
+                let out = crate::blackbox::output_topic(&run.names);
+                let partitions = sc.cluster.partitions as i32;
+                match &run.broker {
+                    Broker::Mock(m) => m.create_topic(&out, partitions)?,
+                    _ => crate::harness::create_topic(run.bootstrap(), &out, partitions).await?,
+                }
+                Some(crate::blackbox::OutputReader::start(
+                    run.bootstrap(),
+                    &run.names,
+                    partitions,
+                    run.history().clone(),
+                    run.started(),
+                ))
+            }
+            None => None,
         };
         if let Broker::Mock(m) = &run.broker {
             if let Some(id) = plan.pin_coordinator {
@@ -827,7 +892,23 @@ impl<'a> Real<'a> {
             }
         }
         for i in 0..g.members {
-            run.start_member(i);
+            run.try_start_member(i)?;
+        }
+        if let Some(c) = black_box {
+            // A command line that cannot run fails here, not at the end.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            for i in 0..g.members {
+                if let Some(status) = run.exited(i) {
+                    run.stop_all(Duration::from_secs(5)).await;
+                    return Err(RunError::BlackBox(
+                        crate::blackbox::BlackBoxError::ExitedAtOnce {
+                            member: ruckus_history::fault::member_host(i),
+                            program: c.program.clone(),
+                            status,
+                        },
+                    ));
+                }
+            }
         }
         let producer = run.produce(Workload {
             messages: sc.workload.messages,
@@ -838,6 +919,8 @@ impl<'a> Real<'a> {
         });
         let mut real = Real::new(sc, backend, durable, store, Some(run));
         real.producer = Some(producer);
+        real.black_box = black_box.is_some();
+        real.output = output;
         // The live pass starts where the pins put the brokers.
         real.coordinator_now = plan.pin_coordinator;
         real.leaders_now = plan.pin_leaders.iter().copied().collect();
@@ -855,7 +938,17 @@ pub enum RealError {
     /// The workload's producer task failed.
     #[error("the producer: {0}")]
     Producer(#[from] tokio::task::JoinError),
+    /// A black box wrote nothing to its output topic.
+    #[error(
+        "no member wrote a record to RUCKUS_OUTPUT_TOPIC within {0:?} of the workload's end: \
+         does the consumer connect to RUCKUS_BOOTSTRAP, subscribe to RUCKUS_TOPIC in group \
+         RUCKUS_GROUP, and write `<partition>:<offset>` for each record it finishes?"
+    )]
+    Silent(Duration),
 }
+
+/// How long a black box may stay silent after the workload was produced.
+pub const SILENT_WITHIN: Duration = Duration::from_secs(20);
 
 impl ruckus_chaos::run::Backend for Real<'_> {
     type Heal = Heal;
@@ -910,6 +1003,17 @@ impl ruckus_chaos::run::Backend for Real<'_> {
         if let Some(p) = self.producer.take() {
             p.await?;
         }
+        if let Some(out) = &self.output {
+            // A consumer that never connects, or never writes its output,
+            // is told so in bounded time.
+            let deadline = tokio::time::Instant::now() + SILENT_WITHIN;
+            while out.seen() == 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            if out.seen() == 0 {
+                return Err(RealError::Silent(SILENT_WITHIN));
+            }
+        }
         let quiet = self.sc.phases.quiet.0;
         let run = self.live();
         let converged = run.converge(quiet).await;
@@ -925,6 +1029,10 @@ impl ruckus_chaos::run::Backend for Real<'_> {
         let run = self.live();
         let (converged_at, deadline) = settled.unwrap_or((None, run.now()));
         let unstopped = run.stop_all(Duration::from_secs(15)).await;
+        if let Some(mut out) = self.output.take() {
+            out.finish();
+        }
+        let run = self.live();
         Settled {
             liveness: Liveness {
                 deadline,
@@ -961,9 +1069,22 @@ pub async fn run_with(
     backend: Backend,
     app: Option<&App<DynFactory>>,
 ) -> Result<Outcome, RunError> {
-    let (real, plan) = Real::start(sc, backend, app).await?;
+    let consumers = match app {
+        Some(a) => Consumers::Yours(a),
+        None => Consumers::Reference,
+    };
+    let (real, plan) = Real::start(sc, backend, consumers).await?;
     // Real runs draw nothing: the plan refuses a nemesis.
-    let out = ruckus_chaos::run::drive(sc, 0, plan.faults.clone(), real).await;
+    let faults = plan.faults.clone();
+    Ok(outcome(
+        sc,
+        plan,
+        ruckus_chaos::run::drive(sc, 0, faults, real).await,
+    ))
+}
+
+/// Judges a real run's output by `sc`'s expectation.
+fn outcome(sc: &Scenario, plan: Plan, out: ruckus_chaos::run::RunOutput) -> Outcome {
     // A broker that loses acknowledged commits causes redeliveries no
     // consumer can prevent: reported, apart, never counted against it.
     let broker_anomalies: Vec<String> = out
@@ -974,7 +1095,7 @@ pub async fn run_with(
         .chain(out.anomalies.iter().cloned())
         .collect();
     let result = sc.expect.judge(&out.violations, true);
-    Ok(Outcome {
+    Outcome {
         plan,
         verdict: Verdict {
             converged_at: out.context.liveness.converged_at,
@@ -986,7 +1107,48 @@ pub async fn run_with(
         result,
         error: out.error,
         broker_anomalies,
-    })
+    }
+}
+
+/// Who the members are.
+#[derive(Clone, Copy, Debug)]
+pub enum Consumers<'a> {
+    /// The reference consumer with the scenario's scripted processor.
+    Reference,
+    /// The reference consumer with your processors.
+    Yours(&'a App<DynFactory>),
+    /// Processes of a command line (see [`crate::blackbox`]).
+    BlackBox(&'a crate::blackbox::Command),
+}
+
+/// Runs `sc` on `backend` with `command` as its members (black boxes),
+/// judged on what a black box can be judged on
+/// ([`crate::blackbox::JUDGED`]).
+///
+/// # Errors
+/// The scenario cannot run there, the broker could not be set up, or the
+/// command could not start.
+pub async fn run_black_box(
+    sc: &Scenario,
+    backend: Backend,
+    command: &crate::blackbox::Command,
+) -> Result<Outcome, RunError> {
+    let mut sc = sc.clone();
+    let wanted: Vec<_> = sc
+        .expect
+        .invariants()
+        .into_iter()
+        .filter(|i| crate::blackbox::JUDGED.contains(i))
+        .collect();
+    sc.expect.hold = wanted;
+    sc.expect.effects = false;
+    let (real, plan) = Real::start(&sc, backend, Consumers::BlackBox(command)).await?;
+    let faults = plan.faults.clone();
+    Ok(outcome(
+        &sc,
+        plan,
+        ruckus_chaos::run::drive(&sc, 0, faults, real).await,
+    ))
 }
 
 /// The real brokers as a [`RealRunner`], for

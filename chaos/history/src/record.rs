@@ -222,6 +222,23 @@ pub enum BrokerEvent {
         /// The broker.
         broker: u32,
     },
+    /// A real broker's group, polled from outside (DescribeGroups) when it
+    /// changed: its state and its members. Not the coordinator's own
+    /// record: polling misses what happens between two polls.
+    GroupObserved {
+        /// The state, as the broker names it (`Stable`, `PreparingRebalance`, …).
+        state: String,
+        /// Its members: `(member id, client id)`.
+        members: Vec<(String, String)>,
+    },
+    /// A real broker's committed offset of a partition, polled from
+    /// outside when it changed.
+    CommitObserved {
+        /// The partition.
+        tp: TopicPartition,
+        /// The committed offset.
+        offset: Offset,
+    },
 }
 
 impl BrokerEvent {

@@ -84,6 +84,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run a consumer you already have, any language, as black-box member
+    /// processes against a real broker: `ruckus blackbox [--backend mock]
+    /// SCENARIO -- COMMAND [ARGS...]`. Runs the `ruckus-blackbox` program of
+    /// ruckus-integration (beside this one), which holds the brokers.
+    #[command(disable_help_flag = true)]
+    Blackbox {
+        /// Its arguments, as `ruckus-blackbox` takes them.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -174,10 +184,34 @@ fn main() -> ExitCode {
             Err(code) => code,
         },
         Command::Check { paths, json } => check_files(&paths, json),
+        Command::Blackbox { args } => blackbox(&args),
         Command::List { paths, json } => match load_all(&paths) {
             Ok(scs) => list(&scs, json),
             Err(code) => code,
         },
+    }
+}
+
+/// Hands `args` to `ruckus-blackbox`, found beside this program (cargo
+/// builds both into the same directory).
+fn blackbox(args: &[String]) -> ExitCode {
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("ruckus-blackbox")));
+    let Some(program) = beside.filter(|p| p.exists()) else {
+        eprintln!(
+            "ruckus blackbox: `ruckus-blackbox` is not built beside this program; build it with \
+             `cargo build -p ruckus-integration --bin ruckus-blackbox` (the same profile), or run \
+             `cargo run -p ruckus-integration --bin ruckus-blackbox -- ...`"
+        );
+        return ExitCode::from(2);
+    };
+    match std::process::Command::new(&program).args(args).status() {
+        Ok(s) => ExitCode::from(s.code().map_or(2, |c| u8::try_from(c).unwrap_or(2))),
+        Err(e) => {
+            eprintln!("ruckus blackbox: {}: {e}", program.display());
+            ExitCode::from(2)
+        }
     }
 }
 

@@ -38,11 +38,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::env::var("RUCKUS_KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".into());
     let mut config = ConsumerConfig::new(group.as_str(), vec![Topic::new(topic.clone())]);
     config.dead_letter = Some(DeadLetterConfig::new(Topic::new(format!("{topic}.dlq"))));
-    let transport = RdKafkaTransport::new(KafkaConfig::new(&bootstrap, &group, "orders-service"))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        // rdkafka's clients want the runtime they run on.
+        let transport =
+            RdKafkaTransport::new(KafkaConfig::new(&bootstrap, &group, "orders-service"))?;
         let driver = Driver::new(
             config,
             transport,

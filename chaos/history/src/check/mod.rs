@@ -480,7 +480,8 @@ fn mentions(e: &Entry, tp: &TopicPartition) -> bool {
             return match b {
                 BrokerEvent::Appended { .. } => false,
                 BrokerEvent::CommitHandled { offsets, .. } => offsets.iter().any(|(t, _)| t == tp),
-                BrokerEvent::LeaderMoved { tp: t, .. } => t == tp,
+                BrokerEvent::LeaderMoved { tp: t, .. }
+                | BrokerEvent::CommitObserved { tp: t, .. } => t == tp,
                 _ => true,
             }
         }
