@@ -5,7 +5,7 @@
 
 use std::io::{IsTerminal, Write};
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant as WallInstant;
 
@@ -34,6 +34,55 @@ pub struct Options {
     pub vary_config: bool,
     /// How a failing seed is reproduced.
     pub repro: Repro,
+    /// Run only this deterministic slice of `seeds` (one shard of a sweep
+    /// spread over machines; [`merge`] puts the shards' reports together).
+    pub shard: Option<Shard>,
+}
+
+/// Shard `index` (1-based) of `count`: the seeds whose position in the
+/// seed range, modulo `count`, is `index - 1`. Every seed of a range is in
+/// exactly one shard of `count`, whatever the range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Shard {
+    /// Which shard, from 1.
+    pub index: u64,
+    /// How many.
+    pub count: u64,
+}
+
+impl Shard {
+    /// `K/N`, with 1 <= K <= N.
+    ///
+    /// # Errors
+    /// Not of that form.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let (k, n) = s
+            .split_once('/')
+            .ok_or_else(|| format!("`{s}`: expected K/N, such as 2/8"))?;
+        let (index, count): (u64, u64) = (
+            k.trim()
+                .parse()
+                .map_err(|_| format!("`{k}` is not a number"))?,
+            n.trim()
+                .parse()
+                .map_err(|_| format!("`{n}` is not a number"))?,
+        );
+        if count == 0 || index == 0 || index > count {
+            return Err(format!("`{s}`: K must be between 1 and N"));
+        }
+        Ok(Self { index, count })
+    }
+
+    /// Whether the seed at `position` in its range is in this shard.
+    pub fn holds(self, position: u64) -> bool {
+        position % self.count == self.index - 1
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
 }
 
 /// The command a report gives to reproduce a seed.
@@ -58,12 +107,13 @@ impl Options {
             progress: true,
             vary_config: false,
             repro: Repro::Bundled,
+            shard: None,
         }
     }
 }
 
 /// One seed's outcome.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct SeedResult {
     /// The seed.
     pub seed: u64,
@@ -100,7 +150,7 @@ impl SeedResult {
 }
 
 /// A scenario's outcome over its seeds.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct ScenarioReport {
     /// The scenario's name.
     pub scenario: String,
@@ -108,6 +158,12 @@ pub struct ScenarioReport {
     pub path: String,
     /// For a known-bad scenario, the violation it must find.
     pub expected_violation: Option<Invariant>,
+    /// For a known-bad scenario: it must find it in every seed.
+    #[serde(default)]
+    pub in_every_seed: bool,
+    /// The shard these seeds are (none: every seed of the range).
+    #[serde(default)]
+    pub shard: Option<Shard>,
     /// Whether the scenario passed.
     pub passed: bool,
     /// Why not, in a line.
@@ -118,6 +174,16 @@ pub struct ScenarioReport {
     pub seeds_failed: usize,
     /// Wall milliseconds for the whole sweep.
     pub wall_ms: u64,
+    /// Simulated milliseconds, all seeds together.
+    #[serde(default)]
+    pub simulated_ms: u64,
+    /// Simulated seconds per wall second of one core (the seeds' simulated
+    /// time over the wall time each took on its thread).
+    #[serde(default)]
+    pub sim_per_wall: f64,
+    /// Seeds per minute per core (each seed runs on one thread).
+    #[serde(default)]
+    pub seeds_per_min_per_core: f64,
     /// Per seed, in seed order.
     pub seeds: Vec<SeedResult>,
 }
@@ -325,12 +391,17 @@ pub fn run_scenario_with<F: ProcessorFactory>(
     app: &App<F>,
 ) -> ScenarioReport {
     let start = WallInstant::now();
-    let next = AtomicU64::new(opts.seeds.start);
+    let list: Vec<u64> = opts
+        .seeds
+        .clone()
+        .filter(|s| opts.shard.map_or(true, |sh| sh.holds(s - opts.seeds.start)))
+        .collect();
+    let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
     let failed = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let results = Mutex::new(Vec::new());
-    let total = opts.seeds.end.saturating_sub(opts.seeds.start) as usize;
+    let total = list.len();
     let show = opts.progress && std::io::stderr().is_terminal();
     let threads = opts.threads.clamp(1, total.max(1));
     std::thread::scope(|s| {
@@ -339,10 +410,9 @@ pub fn run_scenario_with<F: ProcessorFactory>(
                 if stop.load(Ordering::SeqCst) {
                     return;
                 }
-                let seed = next.fetch_add(1, Ordering::SeqCst);
-                if seed >= opts.seeds.end {
+                let Some(&seed) = list.get(next.fetch_add(1, Ordering::SeqCst)) else {
                     return;
-                }
+                };
                 let r = run_seed_with(sc, seed, opts, app);
                 if r.needs_attention(sc.expect.violation) {
                     failed.fetch_add(1, Ordering::SeqCst);
@@ -368,10 +438,42 @@ pub fn run_scenario_with<F: ProcessorFactory>(
     if show {
         let _ = writeln!(std::io::stderr());
     }
-    let mut seeds = results.into_inner().expect("results");
+    let seeds = results.into_inner().expect("results");
+    let mut r = judge_seeds(sc, seeds, start.elapsed().as_millis() as u64);
+    r.shard = opts.shard;
+    r
+}
+
+/// A scenario's report from its seeds' results (in any order): the
+/// verdict, the counts and the speed figures.
+pub fn judge_seeds(sc: &Scenario, seeds: Vec<SeedResult>, wall_ms: u64) -> ScenarioReport {
+    judge(
+        ScenarioReport {
+            scenario: sc.name.clone(),
+            path: sc.path.display().to_string(),
+            expected_violation: sc.expect.violation,
+            in_every_seed: sc.expect.in_every_seed,
+            shard: None,
+            passed: false,
+            verdict: String::new(),
+            seeds_run: 0,
+            seeds_failed: 0,
+            wall_ms,
+            simulated_ms: 0,
+            sim_per_wall: 0.0,
+            seeds_per_min_per_core: 0.0,
+            seeds: Vec::new(),
+        },
+        seeds,
+    )
+}
+
+/// `shell` (a report's identity: scenario, path, expectation, wall time)
+/// judged on `seeds`.
+fn judge(shell: ScenarioReport, mut seeds: Vec<SeedResult>) -> ScenarioReport {
     seeds.sort_by_key(|r| r.seed);
     let seeds_run = seeds.len();
-    let (passed, verdict, seeds_failed) = match sc.expect.violation {
+    let (passed, verdict, seeds_failed) = match shell.expected_violation {
         None => {
             let bad = seeds.iter().filter(|s| !s.passed).count();
             let verdict = if bad == 0 {
@@ -405,7 +507,7 @@ pub fn run_scenario_with<F: ProcessorFactory>(
                 .filter(|s| s.error.is_some() || s.deterministic == Some(false))
                 .count();
             let ok = broken == 0
-                && if sc.expect.in_every_seed {
+                && if shell.in_every_seed {
                     found == seeds_run
                 } else {
                     found > 0
@@ -421,17 +523,102 @@ pub fn run_scenario_with<F: ProcessorFactory>(
             (ok, verdict, seeds_run - found)
         }
     };
+    let simulated_ms: u64 = seeds.iter().map(|s| s.simulated_ms).sum();
+    // Each seed's wall time is its own thread's: with the determinism
+    // check a seed ran twice, so its simulated time counts twice.
+    let runs_per_seed = |s: &SeedResult| if s.deterministic.is_some() { 2 } else { 1 };
+    let sim_run_ms: u64 = seeds
+        .iter()
+        .map(|s| s.simulated_ms * runs_per_seed(s))
+        .sum();
+    let core_ms: u64 = seeds.iter().map(|s| s.wall_ms).sum();
+    let (sim_per_wall, seeds_per_min_per_core) = if core_ms > 0 {
+        (
+            sim_run_ms as f64 / core_ms as f64,
+            seeds_run as f64 * 60_000.0 / core_ms as f64,
+        )
+    } else {
+        (0.0, 0.0)
+    };
     ScenarioReport {
-        scenario: sc.name.clone(),
-        path: sc.path.display().to_string(),
-        expected_violation: sc.expect.violation,
         passed,
         verdict,
         seeds_run,
         seeds_failed,
-        wall_ms: start.elapsed().as_millis() as u64,
+        simulated_ms,
+        sim_per_wall,
+        seeds_per_min_per_core,
         seeds,
+        ..shell
     }
+}
+
+/// Why shard reports cannot be merged.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MergeError {
+    /// Two reports ran the same seed of a scenario.
+    #[error("{scenario}: seed {seed} is in two reports (overlapping shards?)")]
+    Overlap {
+        /// The scenario.
+        scenario: String,
+        /// The seed.
+        seed: u64,
+    },
+    /// Two reports disagree on what a scenario expects.
+    #[error("{scenario}: the reports disagree on its expectation (different files?)")]
+    Mismatch {
+        /// The scenario.
+        scenario: String,
+    },
+}
+
+/// Puts shard reports together: per scenario (by file), every shard's
+/// seeds, judged again as one sweep of them all would judge them. The
+/// wall time is the longest shard's (shards run side by side).
+///
+/// # Errors
+/// Two shards ran the same seed, or disagree on a scenario's expectation.
+pub fn merge(
+    shards: impl IntoIterator<Item = ScenarioReport>,
+) -> Result<Vec<ScenarioReport>, MergeError> {
+    let mut by_path: Vec<(ScenarioReport, Vec<SeedResult>)> = Vec::new();
+    for r in shards {
+        let seeds = r.seeds.clone();
+        match by_path.iter_mut().find(|(m, _)| m.path == r.path) {
+            Some((m, all)) => {
+                if m.expected_violation != r.expected_violation
+                    || m.in_every_seed != r.in_every_seed
+                {
+                    return Err(MergeError::Mismatch {
+                        scenario: r.scenario,
+                    });
+                }
+                for s in seeds {
+                    if all.iter().any(|x| x.seed == s.seed) {
+                        return Err(MergeError::Overlap {
+                            scenario: r.scenario,
+                            seed: s.seed,
+                        });
+                    }
+                    all.push(s);
+                }
+                m.wall_ms = m.wall_ms.max(r.wall_ms);
+            }
+            None => {
+                let shell = ScenarioReport {
+                    shard: None,
+                    seeds: Vec::new(),
+                    ..r
+                };
+                by_path.push((shell, seeds));
+            }
+        }
+    }
+    Ok(by_path
+        .into_iter()
+        .map(|(shell, seeds)| judge(shell, seeds))
+        .collect())
 }
 
 /// Every `*.toml` file under `dir`, sorted by name.

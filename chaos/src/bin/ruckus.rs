@@ -84,6 +84,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Merge shard reports (`sweep --shard K/N --report …`) into one
+    /// report, judged as one sweep over all their seeds.
+    Merge {
+        /// The shards' JSON reports.
+        #[arg(required = true)]
+        reports: Vec<PathBuf>,
+        /// Where to write the merged report.
+        #[arg(long, default_value = "target/ruckus/report.json")]
+        report: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run a consumer you already have, any language, as black-box member
     /// processes against a real broker: `ruckus blackbox [--backend mock]
     /// SCENARIO -- COMMAND [ARGS...]`. Runs the `ruckus-blackbox` program of
@@ -128,6 +141,11 @@ struct Common {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// Run only shard K of N of each scenario's seeds (`2/8`): a
+    /// deterministic slice; `ruckus merge` puts the shards' reports
+    /// together.
+    #[arg(long, value_parser = runner::Shard::parse)]
+    shard: Option<runner::Shard>,
 }
 
 fn parse_range(s: &str) -> Result<Range<u64>, String> {
@@ -185,6 +203,11 @@ fn main() -> ExitCode {
         },
         Command::Check { paths, json } => check_files(&paths, json),
         Command::Blackbox { args } => blackbox(&args),
+        Command::Merge {
+            reports,
+            report,
+            json,
+        } => merge(&reports, &report, json),
         Command::List { paths, json } => match load_all(&paths) {
             Ok(scs) => list(&scs, json),
             Err(code) => code,
@@ -287,12 +310,18 @@ fn sweep(
         opts.determinism = common.determinism;
         opts.vary_config = common.vary_config;
         opts.progress = !common.json;
+        opts.shard = common.shard;
         let r = runner::run_scenario(sc, &opts);
         if !common.json {
             print_failures(&r);
         }
         reports.push(r);
     }
+    finish(&reports, report, common.json)
+}
+
+/// Writes the report, prints it, and exits by the verdicts.
+fn finish(reports: &[ScenarioReport], report: Option<&Path>, as_json: bool) -> ExitCode {
     let json = serde_json::to_string_pretty(&reports).expect("reports serialize");
     if let Some(path) = report {
         if let Some(dir) = path.parent() {
@@ -303,10 +332,10 @@ fn sweep(
             return ExitCode::from(2);
         }
     }
-    if common.json {
+    if as_json {
         println!("{json}");
     } else {
-        print_table(&reports);
+        print_table(reports);
         if let Some(path) = report {
             println!("report: {}", path.display());
         }
@@ -315,6 +344,45 @@ fn sweep(
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+fn merge(paths: &[PathBuf], report: &Path, json: bool) -> ExitCode {
+    let mut all = Vec::new();
+    for p in paths {
+        let text = match std::fs::read_to_string(p) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: {}: {e}", p.display());
+                return ExitCode::from(2);
+            }
+        };
+        match serde_json::from_str::<Vec<ScenarioReport>>(&text) {
+            Ok(rs) => all.extend(rs),
+            Err(e) => {
+                eprintln!(
+                    "error: {}:{}:{}: not a ruckus sweep report: {e}",
+                    p.display(),
+                    e.line(),
+                    e.column()
+                );
+                return ExitCode::from(2);
+            }
+        }
+    }
+    match runner::merge(all) {
+        Ok(merged) => {
+            if !json {
+                for r in &merged {
+                    print_failures(r);
+                }
+            }
+            finish(&merged, Some(report), json)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 
@@ -350,8 +418,8 @@ fn print_table(reports: &[ScenarioReport]) {
         .unwrap_or(8)
         .max(8);
     println!(
-        "{:<w$}  {:>6}  {:>6}  {:>9}  {:>8}  verdict",
-        "scenario", "seeds", "failed", "wall", "seeds/min"
+        "{:<w$}  {:>6}  {:>6}  {:>9}  {:>9}  {:>13}  {:>8}  verdict",
+        "scenario", "seeds", "failed", "wall", "seeds/min", "seeds/min/core", "sim/wall"
     );
     for r in reports {
         let per_min = if r.wall_ms > 0 {
@@ -360,12 +428,14 @@ fn print_table(reports: &[ScenarioReport]) {
             0.0
         };
         println!(
-            "{:<w$}  {:>6}  {:>6}  {:>8.1}s  {:>8.0}  {} {}",
+            "{:<w$}  {:>6}  {:>6}  {:>8.1}s  {:>9.0}  {:>13.0}  {:>7.0}x  {} {}",
             r.scenario,
             r.seeds_run,
             r.seeds_failed,
             r.wall_ms as f64 / 1000.0,
             per_min,
+            r.seeds_per_min_per_core,
+            r.sim_per_wall,
             if r.passed { "PASS" } else { "FAIL" },
             r.verdict
         );

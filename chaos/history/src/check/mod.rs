@@ -176,7 +176,7 @@ impl fmt::Display for Invariant {
 }
 
 /// A broken invariant: which, when, where, and the history that shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Violation {
     /// Which invariant.
     pub invariant: Invariant,
