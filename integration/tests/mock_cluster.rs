@@ -765,3 +765,148 @@ async fn a_pause_outlives_a_reassignment_until_the_engine_resumes() {
         "only the resumed partition: the other one is still paused"
     );
 }
+
+/// A dead letter is the record it claims to be: a null key stays null, a
+/// tombstone stays a tombstone, the value and key bytes are the original's,
+/// and the headers say where it came from — read back from the dead-letter
+/// topic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_is_read_back_as_the_record_it_was() {
+    use std::sync::Arc;
+
+    use rdkafka::config::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::{Headers, Message};
+    use rdkafka::topic_partition_list::TopicPartitionList;
+    use rdkafka::Offset as RdOffset;
+    use ruckus_chaos::processor::{DynFactory, MemberStart};
+    use ruckus_chaos::{Payload, Payloads};
+    use ruckus_core::consumer::ProcessingError;
+    use ruckus_core::driver::{MessageProcessor, RecordContext};
+
+    /// Refuses every record: each is dead-lettered at once.
+    struct Refuse;
+    impl MessageProcessor for Refuse {
+        async fn process(
+            &self,
+            _: &ruckus_core::model::Record,
+            _: &RecordContext,
+        ) -> Result<(), ProcessingError> {
+            Err(ProcessingError::permanent("refused"))
+        }
+    }
+
+    const N: usize = 20;
+    let mut run = Run::new(1, consumer_config());
+    run.processing = Processing::Factory(DynFactory::new(Arc::new(|_: &MemberStart| Refuse)));
+    run.start_member(0);
+    // Even records: a null key; odd ones: a tombstone.
+    let payload = |i: usize| {
+        if i % 2 == 0 {
+            Payload {
+                key: None,
+                value: Some(format!("value-{i}").into()),
+            }
+        } else {
+            Payload {
+                key: Some(format!("key-{i}").into()),
+                value: None,
+            }
+        }
+    };
+    run.produce(Workload {
+        payloads: Some(Payloads::new(payload)),
+        ..Workload::burst(N)
+    })
+    .await
+    .expect("produced");
+    // Every record dead-lettered (the acknowledgement is in the history).
+    let lettered = |run: &Run| {
+        count(&run.history().entries(), |e| {
+            matches!(e, Event::DeadLettered { .. })
+        })
+    };
+    for _ in 0..300 {
+        if lettered(&run) >= N {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(lettered(&run), N, "not every record was dead-lettered");
+
+    // Read the dead-letter topic back, whole.
+    let (bootstrap, dlq) = (run.bootstrap().to_owned(), run.names.dlq.clone());
+    let letters = tokio::task::spawn_blocking(move || {
+        let reader: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", "dlq-reader")
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("reader");
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..2 {
+            tpl.add_partition_offset(&dlq, p, RdOffset::Beginning)
+                .expect("partition");
+        }
+        reader.assign(&tpl).expect("assigned");
+        let mut out = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while out.len() < N && std::time::Instant::now() < deadline {
+            if let Some(Ok(m)) = reader.poll(Duration::from_millis(100)) {
+                let offset = m
+                    .headers()
+                    .and_then(|hs| {
+                        hs.iter()
+                            .find(|h| h.key == "kafka_dlt-original-offset")
+                            .and_then(|h| h.value)
+                            .and_then(|v| <[u8; 8]>::try_from(v).ok())
+                    })
+                    .map(i64::from_be_bytes)
+                    .expect("the original offset header");
+                out.push((
+                    offset,
+                    m.key().map(<[u8]>::to_vec),
+                    m.payload().map(<[u8]>::to_vec),
+                ));
+            }
+        }
+        out
+    })
+    .await
+    .expect("read");
+    assert_eq!(letters.len(), N, "dead letters read back: {letters:?}");
+    let mut seen = Vec::new();
+    for (offset, key, value) in letters {
+        // Each dead letter is its original: the record's one present part,
+        // byte for byte, and the other still absent.
+        let text = |b: &[u8]| String::from_utf8(b.to_vec()).expect("text");
+        let i: usize = match (key.as_deref(), value.as_deref()) {
+            (None, Some(v)) => text(v)
+                .strip_prefix("value-")
+                .expect("value-i")
+                .parse()
+                .expect("i"),
+            (Some(k), None) => text(k)
+                .strip_prefix("key-")
+                .expect("key-i")
+                .parse()
+                .expect("i"),
+            other => panic!("dead letter of offset {offset}: key and value {other:?}"),
+        };
+        assert_eq!(
+            payload(i).key.map(|k| k.to_vec()),
+            key,
+            "record {i}: the key"
+        );
+        assert_eq!(
+            payload(i).value.map(|v| v.to_vec()),
+            value,
+            "record {i}: the value"
+        );
+        seen.push(i);
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, (0..N).collect::<Vec<_>>());
+    let (h, v) = run.finish("dead letters", Duration::from_secs(30)).await;
+    assert_holds("dead letters", &h, &v);
+}

@@ -1057,12 +1057,15 @@ impl Transport for RdKafkaTransport {
                 value: h.value.as_deref(),
             });
         }
-        let key = letter.key.as_deref().unwrap_or_default();
-        let value = letter.value.as_deref().unwrap_or_default();
-        let record = FutureRecord::to(topic.as_str())
-            .key(key)
-            .payload(value)
-            .headers(headers);
+        // A null key stays null and a tombstone stays a tombstone: the dead
+        // letter is the record it claims to be.
+        let mut record = FutureRecord::<[u8], [u8]>::to(topic.as_str()).headers(headers);
+        if let Some(k) = letter.key.as_deref() {
+            record = record.key(k);
+        }
+        if let Some(v) = letter.value.as_deref() {
+            record = record.payload(v);
+        }
         match self.producer.send_result(record) {
             Ok(delivery) => match delivery.await {
                 Ok(Ok(_)) => Ok(()),
