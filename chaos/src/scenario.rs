@@ -264,6 +264,20 @@ pub struct GroupSpec {
     pub request_timeout: Dur,
     /// A known-bad consumer variant instead of the reference consumer.
     pub known_bad: Option<KnownBadSpec>,
+    /// The group protocol: `classic` (JoinGroup/SyncGroup, the default) or
+    /// `consumer` (KIP-848, the broker assigns; real brokers only).
+    pub protocol: ProtocolSpec,
+}
+
+/// The group protocol.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProtocolSpec {
+    /// The classic protocol (JoinGroup/SyncGroup, client-side assignors).
+    #[default]
+    Classic,
+    /// KIP-848 (`group.protocol=consumer`): the broker assigns.
+    Consumer,
 }
 
 impl Default for GroupSpec {
@@ -287,6 +301,7 @@ impl Default for GroupSpec {
             revoke_timeout: Dur::secs(10),
             request_timeout: Dur::secs(2),
             known_bad: None,
+            protocol: ProtocolSpec::Classic,
         }
     }
 }
@@ -621,6 +636,13 @@ impl Scenario {
         Ok(s)
     }
 
+    /// Whether the simulation runs this scenario (its `backends` name
+    /// `sim`); one that runs on real brokers only is skipped there, and
+    /// says so.
+    pub fn runs_in_simulation(&self) -> bool {
+        self.backends.contains(&Backend::Sim)
+    }
+
     /// Semantic checks; the error names the key (for its location) and the
     /// problem.
     fn validate(&self) -> Result<(), (Located, String)> {
@@ -641,6 +663,15 @@ impl Scenario {
         }
         if g.members == 0 {
             return Err((key("members"), "`group.members` must be at least 1".into()));
+        }
+        if g.protocol == ProtocolSpec::Consumer && self.backends.contains(&Backend::Sim) {
+            return Err((
+                key("protocol"),
+                "`group.protocol = \"consumer\"` (KIP-848) runs on real brokers only: the \
+                 simulation's coordinator speaks the classic protocol; drop \"sim\" from \
+                 `backends`"
+                    .into(),
+            ));
         }
         if assign::by_name(&g.assignor).is_none() {
             return Err((

@@ -301,7 +301,7 @@ impl<F: ProcessorFactory> Suite<F> {
     pub fn run(&self) -> Result<SuiteReport, SuiteError> {
         let (scenarios, left_out) = self.load()?;
         let mut reports = Vec::new();
-        for sc in &scenarios {
+        for sc in scenarios.iter().filter(|sc| sc.runs_in_simulation()) {
             let seeds = match &self.seeds {
                 Some(s) if std::env::var_os("RUCKUS_SEED").is_none() => s.clone(),
                 _ => runner::ci_seeds(sc)?,

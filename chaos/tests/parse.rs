@@ -157,3 +157,16 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn kip848_in_the_simulation_is_refused_at_its_key() {
+    let e = err("description = \"x\"\n[group]\nmembers = 3\nprotocol = \"consumer\"\n");
+    assert_eq!(e.line, 4, "{e}");
+    assert!(e.message.contains("real brokers only"), "{e}");
+    let sc = Scenario::parse(
+        "ok.toml",
+        "description = \"x\"\nbackends = [\"mock\"]\n[group]\nprotocol = \"consumer\"\n",
+    )
+    .expect("a real-brokers-only file");
+    assert!(!sc.runs_in_simulation());
+}

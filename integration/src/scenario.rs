@@ -45,7 +45,7 @@ use ruckus_chaos::check::Liveness;
 use ruckus_chaos::processor::{DynFactory, ProcessorFactory};
 use ruckus_chaos::run::{Failed, Settled};
 use ruckus_chaos::scenario::{
-    Backend, BrokerRef, Fault, HostRef, Scenario, DLQ_TOPIC, GROUP, TOPIC,
+    Backend, BrokerRef, Fault, HostRef, ProtocolSpec, Scenario, DLQ_TOPIC, GROUP, TOPIC,
 };
 use ruckus_chaos::schedule::Unmet;
 use ruckus_chaos::suite::{RealResult, RealRunner};
@@ -838,7 +838,10 @@ impl<'a> Real<'a> {
         )
         .await?;
         run.membership = Membership {
-            protocol: GroupProtocol::Classic,
+            protocol: match g.protocol {
+                ProtocolSpec::Classic => GroupProtocol::Classic,
+                ProtocolSpec::Consumer => GroupProtocol::Consumer,
+            },
             assignor: Assignor::from_name(&g.assignor).unwrap_or(Assignor::CooperativeSticky),
             session: g.session_timeout.0,
             heartbeat: g.heartbeat_interval.0,

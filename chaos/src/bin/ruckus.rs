@@ -302,6 +302,13 @@ fn sweep(
 ) -> ExitCode {
     let mut reports: Vec<ScenarioReport> = Vec::new();
     for sc in scs {
+        if !sc.runs_in_simulation() {
+            eprintln!(
+                "skipped {}: it runs on real brokers only (its `backends` omit \"sim\")",
+                sc.name
+            );
+            continue;
+        }
         let mut opts = Options::new(seed_range(sc, seeds, is_sweep));
         if let Some(t) = common.threads {
             opts.threads = t;
