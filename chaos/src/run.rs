@@ -176,6 +176,78 @@ pub struct RunOutput {
     pub error: Option<Failed>,
     /// Broker faults no consumer can prevent, reported apart.
     pub anomalies: Vec<String>,
+    /// Whether each fault on a member reached what it is about: how many
+    /// partitions the member owned when it landed (`None`: the history
+    /// shows no ownership at all, as a black box's does).
+    pub reach: Option<Vec<Reach>>,
+}
+
+/// A fault on a member, and what it found there.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Reach {
+    /// When it landed.
+    pub at_ms: u64,
+    /// Its kind.
+    pub kind: String,
+    /// The member.
+    pub member: usize,
+    /// Partitions the member owned then (0: the fault hit an idle member,
+    /// which proves little about the consumer).
+    pub owned: usize,
+}
+
+/// For every fault applied to a member, the partitions the member owned
+/// when it landed, from the history's assignments, revocations, losses and
+/// stops (`None` if the history records no assignment at all).
+pub fn reach(history: &[Entry]) -> Option<Vec<Reach>> {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use ruckus_core::events::Event;
+    use ruckus_history::fault::Target;
+
+    let mut owned: BTreeMap<&str, BTreeSet<&ruckus_core::model::TopicPartition>> = BTreeMap::new();
+    let mut any = false;
+    let mut out = Vec::new();
+    for e in history {
+        match &e.record {
+            Record::Client(Event::Assigned { partitions, .. }) => {
+                any = true;
+                owned
+                    .entry(e.host.as_str())
+                    .or_default()
+                    .extend(partitions.iter().map(|(tp, _)| tp));
+            }
+            Record::Client(Event::Revoked { partitions, .. } | Event::Lost { partitions }) => {
+                if let Some(o) = owned.get_mut(e.host.as_str()) {
+                    for tp in partitions {
+                        o.remove(tp);
+                    }
+                }
+            }
+            Record::Client(Event::Stopped { .. }) => {
+                owned.remove(e.host.as_str());
+            }
+            Record::Fault(f) => {
+                for t in &f.targets {
+                    if let Target::Member(m) = t {
+                        let host = ruckus_history::fault::member_host(*m);
+                        out.push(Reach {
+                            at_ms: e.at.as_millis(),
+                            kind: f.fault.kind().to_owned(),
+                            member: *m,
+                            owned: owned.get(host.as_str()).map_or(0, BTreeSet::len),
+                        });
+                    }
+                }
+                // A crash ends what the member owned.
+                if let Some(m) = f.ends_member(false) {
+                    owned.remove(ruckus_history::fault::member_host(m).as_str());
+                }
+            }
+            _ => {}
+        }
+    }
+    any.then_some(out)
 }
 
 /// Runs `sc` with `seed` on `backend`, applying `plan` (see [`plan`]), and
@@ -275,6 +347,7 @@ pub async fn drive<B: Backend>(
         checks.observe(e);
     }
     let violations = checks.finish(&entries, &context);
+    let reach = reach(&entries);
     RunOutput {
         seed,
         history: entries,
@@ -284,6 +357,7 @@ pub async fn drive<B: Backend>(
         final_stop_at: settled.final_stop_at,
         error,
         anomalies: settled.anomalies,
+        reach,
     }
 }
 
@@ -304,5 +378,93 @@ pub fn block_on<F: Future>(f: F) -> F::Output {
     match f.as_mut().poll(&mut cx) {
         Poll::Ready(out) => out,
         Poll::Pending => panic!("a backend that keeps its own time waited on the wall clock"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ruckus_core::events::Event;
+    use ruckus_core::model::{Generation, Offset, TopicPartition};
+    use ruckus_history::duration::Dur;
+    use ruckus_history::fault::Target;
+
+    use super::*;
+
+    fn at(ms: u64) -> Instant {
+        Instant::from_millis(ms)
+    }
+
+    fn fault(ms: u64, f: Fault, member: usize) -> Entry {
+        Entry {
+            at: at(ms),
+            host: "nemesis".into(),
+            record: Record::Fault(FaultRecord::new(f, vec![Target::Member(member)])),
+        }
+    }
+
+    #[test]
+    fn reach_counts_what_a_member_owned_when_its_fault_landed() {
+        let tp = |p| TopicPartition::new("orders", p);
+        let h = vec![
+            Entry::client(
+                at(10),
+                "consumer-1",
+                Event::Assigned {
+                    partitions: vec![(tp(0), Offset(0)), (tp(1), Offset(0))],
+                    generation: Generation(1),
+                },
+            ),
+            fault(
+                20,
+                Fault::PauseMember {
+                    at: Dur(std::time::Duration::from_millis(20)),
+                    member: 1,
+                    duration: Dur(std::time::Duration::from_secs(1)),
+                },
+                1,
+            ),
+            Entry::client(
+                at(30),
+                "consumer-1",
+                Event::Revoked {
+                    partitions: vec![tp(0)],
+                    generation: Generation(1),
+                },
+            ),
+            fault(
+                40,
+                Fault::CrashMember {
+                    at: Dur(std::time::Duration::from_millis(40)),
+                    member: 1,
+                    restart_after: None,
+                },
+                1,
+            ),
+            // The crash ended what it owned; and member 2 never owned any.
+            fault(
+                50,
+                Fault::CrashMember {
+                    at: Dur(std::time::Duration::from_millis(50)),
+                    member: 1,
+                    restart_after: None,
+                },
+                1,
+            ),
+            fault(
+                60,
+                Fault::StopMember {
+                    at: Dur(std::time::Duration::from_millis(60)),
+                    member: 2,
+                    restart_after: None,
+                },
+                2,
+            ),
+        ];
+        let r = reach(&h).expect("the history has assignments");
+        let owned: Vec<(u64, usize, usize)> =
+            r.iter().map(|x| (x.at_ms, x.member, x.owned)).collect();
+        assert_eq!(owned, vec![(20, 1, 2), (40, 1, 1), (50, 1, 0), (60, 2, 0)]);
+        // A history with no ownership in it (a black box's) says nothing.
+        assert_eq!(reach(&h[1..2]), None);
     }
 }

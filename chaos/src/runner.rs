@@ -136,6 +136,10 @@ pub struct SeedResult {
     pub repro: String,
     /// With the configuration swarm: the group configuration this seed drew.
     pub config: Option<String>,
+    /// Faults applied to a member, and how many of them landed on a member
+    /// that owned partitions (a fault on an idle member proves little).
+    #[serde(default)]
+    pub member_faults: (usize, usize),
 }
 
 impl SeedResult {
@@ -184,6 +188,11 @@ pub struct ScenarioReport {
     /// Seeds per minute per core (each seed runs on one thread).
     #[serde(default)]
     pub seeds_per_min_per_core: f64,
+    /// Faults applied to members over all seeds, and how many landed on a
+    /// member that owned partitions: whether the scenario reached what it
+    /// is about.
+    #[serde(default)]
+    pub member_faults: (usize, usize),
     /// Per seed, in seed order.
     pub seeds: Vec<SeedResult>,
 }
@@ -326,12 +335,16 @@ pub fn run_seed_with<F: ProcessorFactory>(
                 wall_ms: start.elapsed().as_millis() as u64,
                 repro: repro_line,
                 config,
+                member_faults: (0, 0),
             }
         }
     };
     let deterministic = determinism
         .then(|| run_caught_with(sc, seed, app).is_ok_and(|again| again.history == out.history));
     let violations = out.violations.clone();
+    let member_faults = out.reach.as_ref().map_or((0, 0), |r| {
+        (r.len(), r.iter().filter(|x| x.owned > 0).count())
+    });
     let passed = out.error.is_none()
         && deterministic != Some(false)
         && sc.expect.judge(&violations, false).is_ok();
@@ -346,6 +359,7 @@ pub fn run_seed_with<F: ProcessorFactory>(
         wall_ms: start.elapsed().as_millis() as u64,
         repro: repro_line,
         config,
+        member_faults,
     }
 }
 
@@ -462,6 +476,7 @@ pub fn judge_seeds(sc: &Scenario, seeds: Vec<SeedResult>, wall_ms: u64) -> Scena
             simulated_ms: 0,
             sim_per_wall: 0.0,
             seeds_per_min_per_core: 0.0,
+            member_faults: (0, 0),
             seeds: Vec::new(),
         },
         seeds,
@@ -540,11 +555,15 @@ fn judge(shell: ScenarioReport, mut seeds: Vec<SeedResult>) -> ScenarioReport {
     } else {
         (0.0, 0.0)
     };
+    let member_faults = seeds.iter().fold((0, 0), |(a, b), s| {
+        (a + s.member_faults.0, b + s.member_faults.1)
+    });
     ScenarioReport {
         passed,
         verdict,
         seeds_run,
         seeds_failed,
+        member_faults,
         simulated_ms,
         sim_per_wall,
         seeds_per_min_per_core,

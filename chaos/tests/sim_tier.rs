@@ -161,3 +161,21 @@ fn a_processor_factory_is_called_at_every_member_start() {
     assert_eq!(starts.load(Ordering::SeqCst), 5);
     assert!(out.violations.is_empty(), "{:?}", out.violations);
 }
+
+/// The bundled crash loop reaches what it is about: every crash lands on a
+/// member that owns partitions.
+#[test]
+fn the_crash_loop_crashes_members_that_own_partitions() {
+    ruckus_chaos::quiet_simulated_panics();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios/consumer_crash_loop.toml");
+    let sc = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let out = world::run(&sc, 1);
+    let reach = out.reach.expect("the simulation records ownership");
+    let crashes: Vec<_> = reach.iter().filter(|r| r.kind == "crash-member").collect();
+    assert_eq!(crashes.len(), 4, "{reach:?}");
+    assert!(
+        crashes.iter().all(|r| r.owned > 0),
+        "a crash landed on an idle member: {reach:?}"
+    );
+}

@@ -425,8 +425,15 @@ fn print_table(reports: &[ScenarioReport]) {
         .unwrap_or(8)
         .max(8);
     println!(
-        "{:<w$}  {:>6}  {:>6}  {:>9}  {:>9}  {:>13}  {:>8}  verdict",
-        "scenario", "seeds", "failed", "wall", "seeds/min", "seeds/min/core", "sim/wall"
+        "{:<w$}  {:>6}  {:>6}  {:>9}  {:>9}  {:>13}  {:>8}  {:>11}  verdict",
+        "scenario",
+        "seeds",
+        "failed",
+        "wall",
+        "seeds/min",
+        "seeds/min/core",
+        "sim/wall",
+        "on owners"
     );
     for r in reports {
         let per_min = if r.wall_ms > 0 {
@@ -434,8 +441,13 @@ fn print_table(reports: &[ScenarioReport]) {
         } else {
             0.0
         };
+        // Faults on members that owned partitions, of all faults on members.
+        let reach = match r.member_faults {
+            (0, _) => "-".to_owned(),
+            (all, on) => format!("{on}/{all}"),
+        };
         println!(
-            "{:<w$}  {:>6}  {:>6}  {:>8.1}s  {:>9.0}  {:>13.0}  {:>7.0}x  {} {}",
+            "{:<w$}  {:>6}  {:>6}  {:>8.1}s  {:>9.0}  {:>13.0}  {:>7.0}x  {:>11}  {} {}",
             r.scenario,
             r.seeds_run,
             r.seeds_failed,
@@ -443,6 +455,7 @@ fn print_table(reports: &[ScenarioReport]) {
             per_min,
             r.seeds_per_min_per_core,
             r.sim_per_wall,
+            reach,
             if r.passed { "PASS" } else { "FAIL" },
             r.verdict
         );
