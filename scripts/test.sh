@@ -6,6 +6,7 @@
 #   ruckus-tansu:local is built (scripts/build-tansu-image.sh); a failed build
 #   fails the run. Without an engine the container tier reports itself
 #   SKIPPED with the reason, never passed.
+# - The black-box tier's Python client (confluent-kafka) is pip-installed.
 # - Then rustfmt and clippy (-D warnings), the crate cut (a service on the
 #   rdkafka transport compiles no part of the harness), every test of the
 #   workspace (nextest), and the doctests.
@@ -18,6 +19,14 @@ if [ -z "${RUCKUS_CONTAINER_IMAGE:-}" ]; then
   else
     echo "test.sh: no Docker engine reachable: the container tier will be reported SKIPPED" >&2
   fi
+fi
+
+# The black-box tier's Python consumers need confluent-kafka (from PyPI; its
+# wheels carry librdkafka). Without it those tests report themselves SKIPPED,
+# never passed.
+if command -v python3 >/dev/null 2>&1; then
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore confluent-kafka \
+    || echo "test.sh: could not install confluent-kafka: the Python black-box consumers will be SKIPPED" >&2
 fi
 
 # House rules first: formatting and lints (warnings are errors).
