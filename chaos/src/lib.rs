@@ -16,6 +16,7 @@ pub mod run;
 pub mod runner;
 pub mod scenario;
 pub mod schedule;
+pub mod shrink;
 pub mod suite;
 pub mod swarm;
 pub mod world;

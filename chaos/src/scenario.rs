@@ -37,7 +37,7 @@ pub const DLQ_TOPIC: &str = "orders.dlq";
 pub const GROUP: &str = "ruckus";
 
 /// A scenario file, parsed and validated.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     /// The file's stem (`broker_crash` for `scenarios/broker_crash.toml`).
@@ -65,7 +65,7 @@ pub struct Scenario {
     #[serde(default)]
     pub processing: ProcessingSpec,
     /// Faults at fixed times (`[[fault]]` tables).
-    #[serde(default, rename = "fault")]
+    #[serde(default, rename = "fault", serialize_with = "faults_as_tables")]
     pub faults: Vec<Spanned<Fault>>,
     /// Randomized faults drawn from the seed.
     #[serde(default)]
@@ -79,6 +79,13 @@ pub struct Scenario {
     /// What must (or, for a known-bad consumer, must not) hold.
     #[serde(default)]
     pub expect: Expect,
+}
+
+fn faults_as_tables<S: serde::Serializer>(
+    faults: &[Spanned<Fault>],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_seq(faults.iter().map(Spanned::get_ref))
 }
 
 fn default_backends() -> Vec<Backend> {
@@ -101,7 +108,7 @@ pub enum Backend {
 }
 
 /// The simulated cluster.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterSpec {
     /// Broker hosts.
@@ -123,7 +130,7 @@ impl Default for ClusterSpec {
 }
 
 /// What the producer writes.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WorkloadSpec {
     /// Messages in total.
@@ -145,7 +152,7 @@ impl Default for WorkloadSpec {
 }
 
 /// When the consumer commits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CommitSpec {
     /// After every record.
@@ -159,7 +166,7 @@ pub enum CommitSpec {
 }
 
 /// A known-bad consumer variant (see `ruckus_core::consumer::KnownBad`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum KnownBadSpec {
     /// Commit past a record whose dead-letter write failed.
@@ -171,7 +178,7 @@ pub enum KnownBadSpec {
 }
 
 /// Processing order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum OrderingSpec {
     /// One record at a time per partition.
@@ -181,7 +188,7 @@ pub enum OrderingSpec {
 }
 
 /// Retries of failed processing.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetrySpec {
     /// Attempts in total, the first included.
@@ -222,7 +229,7 @@ impl RetrySpec {
 }
 
 /// The consumer group.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GroupSpec {
     /// Members running from the start (`consumer-0` …).
@@ -270,7 +277,7 @@ pub struct GroupSpec {
 }
 
 /// The group protocol.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ProtocolSpec {
     /// The classic protocol (JoinGroup/SyncGroup, client-side assignors).
@@ -368,7 +375,7 @@ impl GroupSpec {
 }
 
 /// How processing behaves.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProcessingSpec {
     /// Time to process one record.
@@ -440,7 +447,7 @@ pub enum NemesisKind {
 
 /// A randomized nemesis: faults at random times during the fault phase,
 /// every choice drawn from the seed.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NemesisSpec {
     /// The kinds it may use.
@@ -470,7 +477,7 @@ fn default_true() -> bool {
 }
 
 /// The phases of a run.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Phases {
     /// End of the fault phase: the nemesis draws faults before it.
@@ -491,7 +498,7 @@ impl Default for Phases {
 }
 
 /// Seeds to run.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SeedSpec {
     /// The first seed.
@@ -513,7 +520,7 @@ impl Default for SeedSpec {
 }
 
 /// The expected outcome.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Expect {
     /// Invariants checked (all, if empty).
@@ -634,6 +641,17 @@ impl Scenario {
         s.validate()
             .map_err(|(key, message)| at(locate(text, key), message))?;
         Ok(s)
+    }
+
+    /// The scenario as a file: every table written out in full (defaults
+    /// included), faults as `[[fault]]` tables in time order. What
+    /// [`Scenario::parse`] reads back is the same scenario; the shrinker
+    /// writes its reductions this way.
+    ///
+    /// # Errors
+    /// A value TOML cannot hold (a non-finite rate).
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string(self)
     }
 
     /// Whether the simulation runs this scenario (its `backends` name

@@ -170,3 +170,26 @@ fn kip848_in_the_simulation_is_refused_at_its_key() {
     .expect("a real-brokers-only file");
     assert!(!sc.runs_in_simulation());
 }
+
+#[test]
+fn every_bundled_scenario_survives_the_trip_through_its_file_form() {
+    // The shrinker writes scenarios with `to_toml`: what it writes must
+    // read back as the same scenario (same file form, same faults, same
+    // nemesis draws).
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    for path in ruckus_chaos::runner::discover(&dir).expect("readable") {
+        let sc = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let path = path.display().to_string();
+        let text = sc.to_toml().unwrap_or_else(|e| panic!("{path}: {e}"));
+        let back = Scenario::parse(&path, &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(back.to_toml().expect("writes"), text, "{path}");
+        for seed in [1, 7] {
+            assert_eq!(
+                ruckus_chaos::run::plan(&back, seed),
+                ruckus_chaos::run::plan(&sc, seed),
+                "{path} seed {seed}"
+            );
+        }
+        assert_eq!(back.expect.invariants(), sc.expect.invariants(), "{path}");
+    }
+}

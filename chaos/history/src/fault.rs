@@ -14,13 +14,13 @@ use std::fmt;
 use std::time::Duration;
 
 use ruckus_core::model::ErrorCode;
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::duration::Dur;
 
 /// A Kafka API, for error injection; scenario files name it in kebab
 /// case (`offset-commit`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum Api {
@@ -70,6 +70,24 @@ impl<'de> Deserialize<'de> for BrokerRef {
     }
 }
 
+impl fmt::Display for BrokerRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BrokerRef::Id(n) => write!(f, "broker-{n}"),
+            BrokerRef::Coordinator => write!(f, "coordinator"),
+            BrokerRef::LeaderOf(p) => write!(f, "leader-of-{p}"),
+        }
+    }
+}
+
+/// Written as scenario files name it (`broker-1`, `coordinator`,
+/// `leader-of-3`).
+impl Serialize for BrokerRef {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 fn parse_broker(s: &str) -> Result<BrokerRef, String> {
     if s == "coordinator" {
         return Ok(BrokerRef::Coordinator);
@@ -99,6 +117,24 @@ pub enum HostRef {
     Producer,
     /// The store a processor writes its effects to.
     Store,
+}
+
+impl fmt::Display for HostRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostRef::Consumer(n) => write!(f, "consumer-{n}"),
+            HostRef::Broker(b) => write!(f, "{b}"),
+            HostRef::Producer => write!(f, "producer"),
+            HostRef::Store => write!(f, "store"),
+        }
+    }
+}
+
+/// Written as scenario files name it.
+impl Serialize for HostRef {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 impl<'de> Deserialize<'de> for HostRef {
@@ -143,6 +179,17 @@ const ERROR_NAMES: &[(&str, i16)] = &[
     ("KAFKA_STORAGE_ERROR", 56),
 ];
 
+/// Written by name where it has one, by number otherwise.
+impl Serialize for ErrorName {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let code = self.0.code();
+        match ERROR_NAMES.iter().find(|(_, c)| *c == code) {
+            Some((name, _)) => s.serialize_str(name),
+            None => s.serialize_i16(code),
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for ErrorName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
@@ -169,7 +216,7 @@ impl<'de> Deserialize<'de> for ErrorName {
 }
 
 /// A scheduled fault (`[[fault]]`), chosen by `kind`.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Fault {
     /// Kill a member (its memory is gone); restart it after a while, or

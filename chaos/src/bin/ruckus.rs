@@ -12,6 +12,7 @@ use ruckus_chaos::check::render;
 use ruckus_chaos::nemesis;
 use ruckus_chaos::runner::{self, Options, ScenarioReport};
 use ruckus_chaos::scenario::{Scenario, ScenarioError};
+use ruckus_chaos::shrink;
 use ruckus_core::events::Event;
 use ruckus_history::record::{BrokerEvent, Record};
 
@@ -63,6 +64,27 @@ enum Command {
         /// Print JSON instead of a timeline.
         #[arg(long)]
         json: bool,
+        /// The seed also draws the group's configuration (as `sweep
+        /// --vary-config` did).
+        #[arg(long)]
+        vary_config: bool,
+    },
+    /// Shrink a failing seed: a small scenario file that fails the same way
+    /// on that seed (same invariant broken, nothing else broken), written
+    /// to --out.
+    Shrink {
+        /// The scenario file.
+        file: PathBuf,
+        /// The failing seed.
+        #[arg(long)]
+        seed: u64,
+        /// Wall time it may take (`90s`, `5m`).
+        #[arg(long, default_value = "120s", value_parser = parse_duration)]
+        budget: std::time::Duration,
+        /// Where to write the shrunk scenario (default:
+        /// target/ruckus/shrunk/<scenario>-seed<N>.toml).
+        #[arg(long)]
+        out: Option<PathBuf>,
         /// The seed also draws the group's configuration (as `sweep
         /// --vary-config` did).
         #[arg(long)]
@@ -141,11 +163,21 @@ struct Common {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// Do not shrink the first failing seed of each scenario.
+    #[arg(long)]
+    no_shrink: bool,
+    /// Wall time the shrink of a failing seed may take.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    shrink_budget: std::time::Duration,
     /// Run only shard K of N of each scenario's seeds (`2/8`): a
     /// deterministic slice; `ruckus merge` puts the shards' reports
     /// together.
     #[arg(long, value_parser = runner::Shard::parse)]
     shard: Option<runner::Shard>,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    ruckus_chaos::duration::parse(s).map_err(|e| e.to_string())
 }
 
 fn parse_range(s: &str) -> Result<Range<u64>, String> {
@@ -199,6 +231,31 @@ fn main() -> ExitCode {
                 replay(&varied, seed, all, json)
             }
             Ok(scs) => replay(&scs[0], seed, all, json),
+            Err(code) => code,
+        },
+        Command::Shrink {
+            file,
+            seed,
+            budget,
+            out,
+            vary_config,
+        } => match load_all(&[file]) {
+            Ok(scs) => {
+                let sc = if vary_config {
+                    ruckus_chaos::swarm::vary(&scs[0], seed)
+                } else {
+                    scs[0].clone()
+                };
+                let opts = shrink::Options {
+                    budget,
+                    progress: true,
+                    ..shrink::Options::default()
+                };
+                match shrink_one(&sc, seed, &opts, out.as_deref()) {
+                    Ok(_) => ExitCode::SUCCESS,
+                    Err(code) => code,
+                }
+            }
             Err(code) => code,
         },
         Command::Check { paths, json } => check_files(&paths, json),
@@ -322,9 +379,67 @@ fn sweep(
         if !common.json {
             print_failures(&r);
         }
+        if !common.no_shrink {
+            // The first failing seed that broke an invariant (a known-bad
+            // scenario's seeds fail by finding nothing: nothing to shrink).
+            if let Some(s) = r.failures().find(|s| !s.violations.is_empty()) {
+                let seed = s.seed;
+                let varied;
+                let target = if common.vary_config {
+                    varied = ruckus_chaos::swarm::vary(sc, seed);
+                    &varied
+                } else {
+                    sc
+                };
+                let opts = shrink::Options {
+                    budget: common.shrink_budget,
+                    progress: !common.json,
+                    ..shrink::Options::default()
+                };
+                // Its errors are printed; the sweep's verdict stands.
+                let _ = shrink_one(target, seed, &opts, None);
+            }
+        }
         reports.push(r);
     }
     finish(&reports, report, common.json)
+}
+
+/// Shrinks `seed` of `sc`, writes the small scenario and says what was
+/// reduced; the path written.
+fn shrink_one(
+    sc: &Scenario,
+    seed: u64,
+    opts: &shrink::Options,
+    out: Option<&Path>,
+) -> Result<PathBuf, ExitCode> {
+    let run = |c: &Scenario, s: u64| runner::run_caught(c, s).map_err(|p| p.to_string());
+    let shrunk = shrink::shrink(sc, seed, opts, run).map_err(|e| {
+        eprintln!("ruckus shrink: {e}");
+        ExitCode::from(2)
+    })?;
+    let path = out.map_or_else(
+        || PathBuf::from(format!("target/ruckus/shrunk/{}-seed{seed}.toml", sc.name)),
+        Path::to_path_buf,
+    );
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let header = format!(
+        "# {shrunk}\n# check it: ruckus check {p}\n# replay it: ruckus replay {p} --seed {seed}\n",
+        p = path.display()
+    );
+    if let Err(e) = std::fs::write(&path, header + &shrunk.text) {
+        eprintln!("ruckus shrink: cannot write {}: {e}", path.display());
+        return Err(ExitCode::from(2));
+    }
+    println!("shrunk {shrunk}");
+    println!("  written to {}", path.display());
+    println!(
+        "  replay it: cargo run -p ruckus-chaos --bin ruckus -- replay {} --seed {seed}",
+        path.display()
+    );
+    Ok(path)
 }
 
 /// Writes the report, prints it, and exits by the verdicts.
