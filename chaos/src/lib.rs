@@ -10,6 +10,7 @@
 pub use ruckus_history::{check, duration};
 pub use ruckus_sim::producer::{Payload, Payloads};
 pub use ruckus_sim::store;
+pub mod explain;
 pub mod nemesis;
 pub mod processor;
 pub mod run;

@@ -600,6 +600,10 @@ fn replay(sc: &Scenario, seed: u64, all: bool, json: bool) -> ExitCode {
             "seed": seed,
             "error": out.error.as_ref().map(ToString::to_string),
             "violations": violations,
+            "explanations": violations
+                .iter()
+                .map(|v| ruckus_chaos::explain::explain(&out.history, v))
+                .collect::<Vec<_>>(),
             "history": lines,
         });
         println!("{}", serde_json::to_string_pretty(&v).expect("json"));
@@ -645,6 +649,10 @@ fn replay(sc: &Scenario, seed: u64, all: bool, json: bool) -> ExitCode {
         }
         for v in &violations {
             print!("# VIOLATION {v}");
+            println!("# how it happened:");
+            for line in ruckus_chaos::explain::explain(&out.history, v) {
+                println!("#   {line}");
+            }
         }
         if violations.is_empty() {
             println!("# every invariant holds");
