@@ -7,6 +7,7 @@
 #   fails the run. Without an engine the container tier reports itself
 #   SKIPPED with the reason, never passed.
 # - The black-box tier's Python client (confluent-kafka) is pip-installed.
+# - Headless Chromium (apt) for the test that opens a run's picture.
 # - Then rustfmt and clippy (-D warnings), the crate cut (a service on the
 #   rdkafka transport compiles no part of the harness), every test of the
 #   workspace (nextest), and the doctests.
@@ -27,6 +28,17 @@ fi
 if command -v python3 >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore confluent-kafka \
     || echo "test.sh: could not install confluent-kafka: the Python black-box consumers will be SKIPPED" >&2
+fi
+
+# The picture test loads a run's HTML page in headless Chromium (Debian's
+# package). Without a browser that test reports itself IGNORED, never passed.
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+      || echo "test.sh: could not install chromium: the browser test will be IGNORED" >&2
+  else
+    echo "test.sh: no chromium and no way to install it here: the browser test will be IGNORED" >&2
+  fi
 fi
 
 # House rules first: formatting and lints (warnings are errors).

@@ -12,6 +12,7 @@ pub use ruckus_sim::producer::{Payload, Payloads};
 pub use ruckus_sim::store;
 pub mod explain;
 pub mod nemesis;
+pub mod picture;
 pub mod processor;
 pub mod run;
 pub mod runner;

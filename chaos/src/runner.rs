@@ -224,6 +224,14 @@ impl ScenarioReport {
                 }
             }
             msg.push_str(&format!("  reproduce with: {}\n", s.repro));
+            if !s.violations.is_empty() {
+                msg.push_str(&format!(
+                    "  shrink and draw it: cargo run -p ruckus-chaos --bin ruckus -- shrink {path} \
+                     --seed {seed}; ... replay {path} --seed {seed} --html seed{seed}.html\n",
+                    path = self.path,
+                    seed = s.seed
+                ));
+            }
         }
         if self.expected_violation.is_some() && !self.passed {
             msg.push_str(&format!(

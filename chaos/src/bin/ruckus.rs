@@ -68,6 +68,11 @@ enum Command {
         /// --vary-config` did).
         #[arg(long)]
         vary_config: bool,
+        /// Also write a picture of the run: one self-contained HTML page
+        /// (member lanes, faults, commits, lag, the violation and how it
+        /// happened).
+        #[arg(long)]
+        html: Option<PathBuf>,
     },
     /// Shrink a failing seed: a small scenario file that fails the same way
     /// on that seed (same invariant broken, nothing else broken), written
@@ -219,6 +224,7 @@ fn main() -> ExitCode {
             all,
             json,
             vary_config,
+            html,
         } => match load_all(&[file]) {
             Ok(scs) if vary_config => {
                 let varied = ruckus_chaos::swarm::vary(&scs[0], seed);
@@ -228,9 +234,9 @@ fn main() -> ExitCode {
                         ruckus_chaos::swarm::describe(&varied.group)
                     );
                 }
-                replay(&varied, seed, all, json)
+                replay(&varied, seed, all, json, html.as_deref(), true)
             }
-            Ok(scs) => replay(&scs[0], seed, all, json),
+            Ok(scs) => replay(&scs[0], seed, all, json, html.as_deref(), false),
             Err(code) => code,
         },
         Command::Shrink {
@@ -358,6 +364,7 @@ fn sweep(
     report: Option<&Path>,
 ) -> ExitCode {
     let mut reports: Vec<ScenarioReport> = Vec::new();
+    let mut pages = std::collections::BTreeMap::new();
     for sc in scs {
         if !sc.runs_in_simulation() {
             eprintln!(
@@ -396,13 +403,83 @@ fn sweep(
                     progress: !common.json,
                     ..shrink::Options::default()
                 };
-                // Its errors are printed; the sweep's verdict stands.
-                let _ = shrink_one(target, seed, &opts, None);
+                // Beside the report (`run`: under target/ruckus). Its
+                // errors are printed; the sweep's verdict stands.
+                let out = report.map(|r| {
+                    r.parent()
+                        .unwrap_or(Path::new("."))
+                        .join("shrunk")
+                        .join(format!("{}-seed{seed}.toml", sc.name))
+                });
+                let _ = shrink_one(target, seed, &opts, out.as_deref());
             }
+        }
+        if let Some(report) = report {
+            pages.insert(r.scenario.clone(), draw_seeds(sc, &r, common, report));
         }
         reports.push(r);
     }
+    if let Some(report) = report {
+        let path = report.with_extension("html");
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        match std::fs::write(&path, ruckus_chaos::picture::summary_html(&reports, &pages)) {
+            Ok(()) if !common.json => println!("summary page: {}", path.display()),
+            Ok(()) => {}
+            Err(e) => eprintln!("error: cannot write {}: {e}", path.display()),
+        }
+    }
     finish(&reports, report, common.json)
+}
+
+/// The pictures a sweep draws for a scenario, beside its report: every
+/// failing seed's (rerun: the run is deterministic), and for a known-bad
+/// scenario the first seed that caught its bug. Their links, relative to
+/// the report.
+fn draw_seeds(
+    sc: &Scenario,
+    r: &ScenarioReport,
+    common: &Common,
+    report: &Path,
+) -> Vec<(u64, String)> {
+    let mut seeds: Vec<u64> = r
+        .failures()
+        .filter(|s| s.error.is_none() || !s.violations.is_empty())
+        .map(|s| s.seed)
+        .collect();
+    if let Some(x) = r.expected_violation {
+        if let Some(s) = r
+            .seeds
+            .iter()
+            .filter(|s| s.violations.iter().any(|v| v.invariant == x))
+            .min_by_key(|s| s.seed)
+        {
+            seeds.push(s.seed);
+        }
+    }
+    seeds.sort_unstable();
+    seeds.dedup();
+    let dir = report.parent().unwrap_or(Path::new(".")).join("pages");
+    let mut links = Vec::new();
+    for seed in seeds {
+        let varied;
+        let target = if common.vary_config {
+            varied = ruckus_chaos::swarm::vary(sc, seed);
+            &varied
+        } else {
+            sc
+        };
+        let Ok(out) = runner::run_caught(target, seed) else {
+            continue;
+        };
+        let name = format!("{}-seed{seed}.html", sc.name);
+        match write_picture(target, seed, &out, common.vary_config, &dir.join(&name)) {
+            Ok(()) => links.push((seed, format!("pages/{name}"))),
+            Err(e) => eprintln!("error: {e}"),
+        }
+    }
+    links
 }
 
 /// Shrinks `seed` of `sc`, writes the small scenario and says what was
@@ -584,7 +661,37 @@ fn print_table(reports: &[ScenarioReport]) {
     );
 }
 
-fn replay(sc: &Scenario, seed: u64, all: bool, json: bool) -> ExitCode {
+/// Draws a run of `sc` with `seed` into `path`.
+fn write_picture(
+    sc: &Scenario,
+    seed: u64,
+    out: &ruckus_chaos::run::RunOutput,
+    vary_config: bool,
+    path: &Path,
+) -> Result<(), String> {
+    let picture = ruckus_chaos::picture::Picture::new(
+        &sc.name,
+        &sc.description,
+        seed,
+        &out.history,
+        &out.violations,
+        runner::repro(sc, seed, vary_config),
+    );
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    std::fs::write(path, ruckus_chaos::picture::html(&picture))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+fn replay(
+    sc: &Scenario,
+    seed: u64,
+    all: bool,
+    json: bool,
+    html: Option<&Path>,
+    vary_config: bool,
+) -> ExitCode {
     let out = match ruckus_chaos::runner::run_caught(sc, seed) {
         Ok(out) => out,
         Err(why) => {
@@ -592,6 +699,13 @@ fn replay(sc: &Scenario, seed: u64, all: bool, json: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(path) = html {
+        if let Err(e) = write_picture(sc, seed, &out, vary_config, path) {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+        eprintln!("picture: {}", path.display());
+    }
     let violations = out.violations.clone();
     if json {
         let lines: Vec<String> = out.history.iter().map(render).collect();
