@@ -310,12 +310,7 @@ where
 
     // The nemesis's draws become scheduled faults; without a nemesis the
     // scenario's own faults, expanded (a rolling restart into its stops).
-    let mut cur = sc.clone();
-    cur.faults = run::plan(sc, seed).into_iter().map(plain).collect();
-    cur.nemesis = None;
-    cur.seeds.first = seed;
-    cur.seeds.ci = 1;
-    cur.seeds.sweep = 1;
+    let mut cur = explicit(sc, seed);
     let explicit = s
         .attempt(&cur)
         .map_err(|e| unwritable(e.to_string()))?
@@ -336,21 +331,22 @@ where
             changed |= s.remove_faults(&mut cur);
             changed |= s.shorten_faults(&mut cur);
         }
-        changed |= s.reduce(&mut cur, "messages", |c| {
-            let m = c.workload.messages;
-            (m > 1).then(|| c.workload.messages = m / 2)
+        // The smallest of a geometric ladder below the current count that
+        // still fails (a failure is not monotone in the messages: halving
+        // alone stops at the first count that happens to pass), then steps
+        // of a quarter.
+        let messages = cur.workload.messages;
+        changed |= s.smallest(&mut cur, "messages", messages, |c, m| {
+            c.workload.messages = m;
         });
         changed |= s.reduce(&mut cur, "messages", |c| {
             let m = c.workload.messages;
             (m > 3).then(|| c.workload.messages = m - m / 4)
         });
-        changed |= s.reduce(&mut cur, "partitions", |c| {
-            let p = c.cluster.partitions;
-            (p > 1).then(|| {
-                c.cluster.partitions = p / 2;
-                c.cluster.dead_letter_partitions =
-                    c.cluster.dead_letter_partitions.min(p / 2).max(1);
-            })
+        let partitions = cur.cluster.partitions as usize;
+        changed |= s.smallest(&mut cur, "partitions", partitions, |c, p| {
+            c.cluster.partitions = p as u32;
+            c.cluster.dead_letter_partitions = c.cluster.dead_letter_partitions.min(p as u32);
         });
         changed |= s.reduce(&mut cur, "late members", |c| {
             let l = c.group.late_members;
@@ -411,6 +407,32 @@ where
         wall: start.elapsed(),
         budget_spent,
     })
+}
+
+/// `sc` as run with `seed`, made explicit: every fault of the run (the
+/// nemesis's draws for that seed included) a scheduled fault, no nemesis,
+/// and the one seed as its seeds. It runs the same history on that seed.
+pub fn explicit(sc: &Scenario, seed: u64) -> Scenario {
+    let mut cur = sc.clone();
+    let plan = run::plan(sc, seed);
+    if sc.nemesis.is_some() {
+        // With a nemesis the liveness deadline counts from the end of the
+        // fault phase even when its last draw heals earlier; without one,
+        // from the last heal. The quiet phase keeps the deadline where it
+        // was.
+        let end = plan
+            .iter()
+            .map(|f| f.at() + f.heal_after().unwrap_or_default())
+            .max()
+            .unwrap_or_default();
+        cur.phases.quiet = Dur(sc.phases.quiet.0 + sc.phases.faults.0.saturating_sub(end));
+    }
+    cur.faults = plan.into_iter().map(plain).collect();
+    cur.nemesis = None;
+    cur.seeds.first = seed;
+    cur.seeds.ci = 1;
+    cur.seeds.sweep = 1;
+    cur
 }
 
 fn summarize(b: &Size, a: &Size) -> String {
@@ -630,6 +652,36 @@ where
             self.note("faults shortened", cur);
         }
         changed
+    }
+
+    /// Sets a count (by `set`) to the smallest value of a geometric ladder
+    /// below `now` (1, 2, 3, 4, 6, 9, …) with which the run still fails.
+    fn smallest(
+        &mut self,
+        cur: &mut Scenario,
+        what: &str,
+        now: usize,
+        set: impl Fn(&mut Scenario, usize),
+    ) -> bool {
+        let mut ladder = Vec::new();
+        let mut v = 1usize;
+        while v < now {
+            ladder.push(v);
+            v = (v + v / 2).max(v + 1);
+        }
+        for v in ladder {
+            if self.budget_spent {
+                return false;
+            }
+            let mut c = cur.clone();
+            set(&mut c, v);
+            if let Some(k) = self.keep(&c) {
+                *cur = k;
+                self.note(&format!("{what} reduced"), cur);
+                return true;
+            }
+        }
+        false
     }
 
     /// Applies `step` again and again while the run still fails.

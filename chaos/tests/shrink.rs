@@ -126,3 +126,21 @@ fn a_known_bad_seed_that_finds_nothing_is_refused() {
         "{e}"
     );
 }
+
+#[test]
+fn the_nemesis_made_explicit_runs_the_same_history() {
+    // The shrinker's first step: the nemesis's draws become scheduled
+    // faults. Same seed, same history, byte for byte.
+    let sc = load("nemesis_mix");
+    for seed in [3, 4] {
+        let explicit = shrink::explicit(&sc, seed);
+        assert!(explicit.nemesis.is_none());
+        assert!(!explicit.faults.is_empty(), "seed {seed} draws faults");
+        let text = explicit.to_toml().expect("writes");
+        let back = Scenario::parse("explicit.toml", &text).unwrap_or_else(|e| panic!("{e}"));
+        let a = run(&sc, seed).expect("runs");
+        let b = run(&back, seed).expect("runs");
+        assert!(a.history == b.history, "seed {seed}: the histories differ");
+        assert_eq!(a.context.liveness.deadline, b.context.liveness.deadline);
+    }
+}

@@ -33,7 +33,7 @@ pub enum DurationError {
     #[error("`{0}` does not start with a number: expected a duration like `250ms`, `10s` or `2m`")]
     NotANumber(String),
     /// A unit other than ms, s, m, h.
-    #[error("`{text}` has an unknown unit `{unit}`: expected ms, s, m or h")]
+    #[error("`{text}` has an unknown unit `{unit}`: expected ms, s, m or h (or us, ns)")]
     UnknownUnit {
         /// The text.
         text: String,
@@ -45,7 +45,8 @@ pub enum DurationError {
     TooLong(String),
 }
 
-/// Parses `250ms`, `10s`, `1.5s`, `2m`, `1h` (also `0`).
+/// Parses `250ms`, `10s`, `1.5s`, `2m`, `1h` (also `0`, and `us` and
+/// `ns` for the exact times the shrinker writes). A whole number is exact.
 ///
 /// # Errors
 /// What was expected, in words.
@@ -58,10 +59,40 @@ pub fn parse(text: &str) -> Result<Duration, DurationError> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .ok_or_else(|| DurationError::NoUnit(text.to_owned()))?;
     let (number, unit) = t.split_at(split);
+    if !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()) {
+        // Exact: no trip through floating point.
+        let n: u64 = number
+            .parse()
+            .map_err(|_| DurationError::TooLong(text.to_owned()))?;
+        let nanos_per: u64 = match unit {
+            "ns" => 1,
+            "us" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" | "min" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => {
+                return Err(DurationError::UnknownUnit {
+                    text: text.to_owned(),
+                    unit: unit.to_owned(),
+                })
+            }
+        };
+        let nanos = u128::from(n) * u128::from(nanos_per);
+        if nanos > 1_000_000_000 * 1_000_000_000 {
+            return Err(DurationError::TooLong(text.to_owned()));
+        }
+        return Ok(Duration::new(
+            (nanos / 1_000_000_000) as u64,
+            (nanos % 1_000_000_000) as u32,
+        ));
+    }
     let value: f64 = number
         .parse()
         .map_err(|_| DurationError::NotANumber(text.to_owned()))?;
     let scale = match unit {
+        "ns" => 1e-9,
+        "us" => 1e-6,
         "ms" => 0.001,
         "s" => 1.0,
         "m" | "min" => 60.0,
@@ -83,7 +114,10 @@ pub fn parse(text: &str) -> Result<Duration, DurationError> {
 impl fmt::Display for Dur {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0.as_millis();
-        if ms % 1000 == 0 && ms > 0 {
+        if self.0.subsec_nanos() % 1_000_000 != 0 {
+            // Not a whole millisecond (a nemesis's draw): exact.
+            write!(f, "{}ns", self.0.as_nanos())
+        } else if ms % 1000 == 0 && ms > 0 {
             write!(f, "{}s", ms / 1000)
         } else {
             write!(f, "{ms}ms")
@@ -141,8 +175,19 @@ mod tests {
 
     #[test]
     fn displays_what_it_parses() {
-        for d in [Dur::ms(250), Dur::secs(10), Dur::ms(1500)] {
+        for d in [
+            Dur::ms(250),
+            Dur::secs(10),
+            Dur::ms(1500),
+            Dur(Duration::new(2, 345_678_901)),
+            Dur(Duration::from_nanos(1)),
+        ] {
             assert_eq!(parse(&d.to_string()), Ok(d.0));
         }
+        assert_eq!(
+            Dur(Duration::new(2, 345_678_901)).to_string(),
+            "2345678901ns"
+        );
+        assert_eq!(parse("1500us"), Ok(Duration::from_micros(1500)));
     }
 }
