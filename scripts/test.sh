@@ -8,6 +8,8 @@
 #   SKIPPED with the reason, never passed.
 # - The black-box tier's Python client (confluent-kafka) is pip-installed.
 # - Headless Chromium (apt) for the test that opens a run's picture.
+# - check-jsonschema and kubernetes-validate (PyPI) to validate the nightly
+#   workflow and the Kubernetes manifests against their schemas.
 # - Then rustfmt and clippy (-D warnings), the crate cut (a service on the
 #   rdkafka transport compiles no part of the harness), every test of the
 #   workspace (nextest), and the doctests.
@@ -28,6 +30,11 @@ fi
 if command -v python3 >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore confluent-kafka \
     || echo "test.sh: could not install confluent-kafka: the Python black-box consumers will be SKIPPED" >&2
+  # The schema validators for the nightly workflow and the Kubernetes
+  # manifests (chaos/tests/deploy.rs); without them those tests are IGNORED.
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+      check-jsonschema kubernetes-validate \
+    || echo "test.sh: could not install the schema validators: their tests will be IGNORED" >&2
 fi
 
 # The picture test loads a run's HTML page in headless Chromium (Debian's

@@ -576,6 +576,37 @@ fn merge(paths: &[PathBuf], report: &Path, json: bool) -> ExitCode {
                     print_failures(r);
                 }
             }
+            // The summary page, linking the pictures the shards drew that
+            // are beside the merged report (`pages/`).
+            let dir = report.parent().unwrap_or(Path::new("."));
+            let mut pages: std::collections::BTreeMap<String, Vec<(u64, String)>> =
+                std::collections::BTreeMap::new();
+            if let Ok(entries) = std::fs::read_dir(dir.join("pages")) {
+                let mut names: Vec<String> = entries
+                    .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                    .collect();
+                names.sort();
+                for name in names {
+                    let Some((scenario, seed)) = name
+                        .strip_suffix(".html")
+                        .and_then(|n| n.rsplit_once("-seed"))
+                        .and_then(|(sc, s)| Some((sc.to_owned(), s.parse::<u64>().ok()?)))
+                    else {
+                        continue;
+                    };
+                    pages
+                        .entry(scenario)
+                        .or_default()
+                        .push((seed, format!("pages/{name}")));
+                }
+            }
+            let html = report.with_extension("html");
+            let _ = std::fs::create_dir_all(dir);
+            match std::fs::write(&html, ruckus_chaos::picture::summary_html(&merged, &pages)) {
+                Ok(()) if !json => println!("summary page: {}", html.display()),
+                Ok(()) => {}
+                Err(e) => eprintln!("error: cannot write {}: {e}", html.display()),
+            }
             finish(&merged, Some(report), json)
         }
         Err(e) => {
