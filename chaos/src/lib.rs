@@ -11,6 +11,7 @@ pub use ruckus_history::{check, duration};
 pub use ruckus_sim::producer::{Payload, Payloads};
 pub use ruckus_sim::store;
 pub mod explain;
+pub mod explore;
 pub mod nemesis;
 pub mod picture;
 pub mod processor;

@@ -331,10 +331,14 @@ where
             changed |= s.remove_faults(&mut cur);
             changed |= s.shorten_faults(&mut cur);
         }
-        // The smallest of a geometric ladder below the current count that
-        // still fails (a failure is not monotone in the messages: halving
-        // alone stops at the first count that happens to pass), then steps
-        // of a quarter.
+        // Halved while it fails; then the smallest of a geometric ladder
+        // below that which still fails (a failure is not monotone in the
+        // messages: halving alone stops at the first count that happens to
+        // pass); then steps of a quarter.
+        changed |= s.reduce(&mut cur, "messages", |c| {
+            let m = c.workload.messages;
+            (m > 1).then(|| c.workload.messages = m / 2)
+        });
         let messages = cur.workload.messages;
         changed |= s.smallest(&mut cur, "messages", messages, |c, m| {
             c.workload.messages = m;

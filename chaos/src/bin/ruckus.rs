@@ -95,6 +95,35 @@ enum Command {
         #[arg(long)]
         vary_config: bool,
     },
+    /// Keep drawing fresh seeds across every scenario for a while; save
+    /// each failing seed (and each known-bad scenario's first catch) with
+    /// its repro line, picture and shrunk file. Seeds never repeat: the
+    /// next one per scenario is kept in OUT/state.json.
+    Explore {
+        /// Scenario files or directories (default: scenarios/).
+        paths: Vec<PathBuf>,
+        /// How long (`10m`, `1h`).
+        #[arg(long, default_value = "1h", value_parser = parse_duration)]
+        duration: std::time::Duration,
+        /// Where findings and the state go.
+        #[arg(long, default_value = "target/ruckus/explore")]
+        out: PathBuf,
+        /// Threads (default: every core).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Seeds per scenario per turn (default: twice the threads).
+        #[arg(long)]
+        batch: Option<u64>,
+        /// Each seed also draws the group's configuration.
+        #[arg(long)]
+        vary_config: bool,
+        /// Wall time each shrink may take.
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        shrink_budget: std::time::Duration,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Validate scenario files; prints file:line:col for every error.
     Check {
         /// Scenario files or directories (default: scenarios/).
@@ -261,6 +290,33 @@ fn main() -> ExitCode {
                     Ok(_) => ExitCode::SUCCESS,
                     Err(code) => code,
                 }
+            }
+            Err(code) => code,
+        },
+        Command::Explore {
+            paths,
+            duration,
+            out,
+            threads,
+            batch,
+            vary_config,
+            shrink_budget,
+            json,
+        } => match load_all(&paths) {
+            Ok(scs) => {
+                let mut o = ruckus_chaos::explore::ExploreOptions::new(out);
+                o.duration = duration;
+                if let Some(t) = threads {
+                    o.threads = t;
+                    o.batch = 2 * t as u64;
+                }
+                if let Some(b) = batch {
+                    o.batch = b;
+                }
+                o.vary_config = vary_config;
+                o.shrink_budget = shrink_budget;
+                o.progress = !json;
+                explore(&scs, &o, json)
             }
             Err(code) => code,
         },
@@ -517,6 +573,55 @@ fn shrink_one(
         path.display()
     );
     Ok(path)
+}
+
+fn explore(scs: &[Scenario], o: &ruckus_chaos::explore::ExploreOptions, json: bool) -> ExitCode {
+    let r = match ruckus_chaos::explore::explore(scs, o) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r).expect("json"));
+    } else {
+        println!(
+            "explored {} seeds of {} scenarios in {:.1}s: {} failing seeds, {} known-bad catches saved",
+            r.seeds_run,
+            r.ranges.len(),
+            r.wall_ms as f64 / 1000.0,
+            r.failures().count(),
+            r.findings.len() - r.failures().count()
+        );
+        for (sc, ranges) in &r.ranges {
+            let (a, b) = (ranges[0].0, ranges[ranges.len() - 1].1);
+            println!("  {sc}: seeds {a}..{b}");
+        }
+        for f in &r.findings {
+            println!(
+                "{} {} seed {}: {:?}\n  {}\n  saved in {}{}",
+                if f.known_bad { "caught" } else { "FAIL" },
+                f.scenario,
+                f.seed,
+                f.invariants,
+                f.repro,
+                f.dir,
+                f.shrunk
+                    .as_ref()
+                    .map_or(String::new(), |s| format!("\n  shrunk: {s}"))
+            );
+        }
+        println!(
+            "state (the next seed of each scenario): {}",
+            o.out.join("state.json").display()
+        );
+    }
+    if r.failures().next().is_some() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// Writes the report, prints it, and exits by the verdicts.
