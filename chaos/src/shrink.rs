@@ -63,6 +63,9 @@ pub struct Size {
     pub fault_weight: u64,
     /// Messages produced.
     pub messages: usize,
+    /// Records per produce request (with the pause between requests, the
+    /// rate).
+    pub batch: usize,
     /// Partitions of the source topic.
     pub partitions: u32,
     /// Members of the group, late ones included.
@@ -82,6 +85,7 @@ impl Size {
             faults: plan.len(),
             fault_weight: plan.iter().map(weight).sum(),
             messages: sc.workload.messages,
+            batch: sc.workload.batch,
             partitions: sc.cluster.partitions,
             members: sc.group.all_members(),
             brokers: sc.cluster.brokers,
@@ -95,6 +99,7 @@ impl Size {
         let le = self.faults <= other.faults
             && self.fault_weight <= other.fault_weight
             && self.messages <= other.messages
+            && self.batch <= other.batch
             && self.partitions <= other.partitions
             && self.members <= other.members
             && self.brokers <= other.brokers
@@ -176,6 +181,7 @@ impl Shrunk {
             ),
         ];
         for (what, x, y) in [
+            ("records per produce request", b.batch, a.batch),
             ("partitions", b.partitions as usize, a.partitions as usize),
             ("members", b.members, a.members),
             ("brokers", b.brokers as usize, a.brokers as usize),
@@ -346,6 +352,12 @@ where
         changed |= s.reduce(&mut cur, "messages", |c| {
             let m = c.workload.messages;
             (m > 3).then(|| c.workload.messages = m - m / 4)
+        });
+        // The rate: fewer records per produce request (the same pause
+        // between requests).
+        changed |= s.reduce(&mut cur, "records per produce request", |c| {
+            let b = c.workload.batch;
+            (b > 1).then(|| c.workload.batch = b / 2)
         });
         let partitions = cur.cluster.partitions as usize;
         changed |= s.smallest(&mut cur, "partitions", partitions, |c, p| {
@@ -535,8 +547,12 @@ where
             );
             let _ = e.flush();
         }
+        // A smaller scenario must not be a much longer run (fewer records
+        // per request spread the same records over more time).
+        let longest =
+            (self.simulated + self.simulated / 4).max(self.simulated + Duration::from_secs(2));
         match (self.run)(&back, self.seed) {
-            Ok(out) if self.fp.matches(&out) => {
+            Ok(out) if self.fp.matches(&out) && out.elapsed <= longest => {
                 self.simulated = out.elapsed;
                 Ok(Some(back))
             }
