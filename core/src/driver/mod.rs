@@ -26,6 +26,15 @@
 //! registered once, when [`Driver::run`] starts: install the recorder
 //! before. Each record is processed inside a `tracing` span `ruckus.record`
 //! with topic, partition, offset and attempt.
+//!
+//! Logs (`tracing` events, target `ruckus`) mark what an operator needs:
+//! partitions assigned (with the generation and start offsets) and revoked
+//! (with how long the revocation took) at info; partitions lost, commit
+//! failures, refused commits that make the member rejoin, and failed
+//! dead-letter writes at warn; fatal processing failures and stops for any
+//! reason but a shutdown (a dead-letter limit, no dead-letter topic, a fatal
+//! record) at error; joins, leaves and a shutdown's stop at info. Nothing
+//! is logged per record.
 
 pub mod memory;
 
@@ -313,6 +322,9 @@ pub struct Driver<T: Transport, P: MessageProcessor> {
     poll_wait: Duration,
     lag_interval: Duration,
     metrics: Metrics,
+    /// When each partition's revocation was asked for, to log how long it
+    /// took.
+    revoking: std::collections::BTreeMap<TopicPartition, Instant>,
 }
 
 /// The per-record metrics' handles, registered once, when the driver starts
@@ -375,6 +387,7 @@ impl<T: Transport, P: MessageProcessor> Driver<T, P> {
             poll_wait: Duration::from_millis(100),
             lag_interval: Duration::from_secs(5),
             metrics: Metrics::noop(),
+            revoking: std::collections::BTreeMap::new(),
         })
     }
 
@@ -417,6 +430,7 @@ impl<T: Transport, P: MessageProcessor> Driver<T, P> {
             let now = self.engine_time(at.unwrap_or_else(tokio::time::Instant::now));
             while let Some(e) = next {
                 record_metrics(&e);
+                log_event(&e, now, &mut self.revoking);
                 self.sink.emit(now, &e);
                 next = self.engine.poll_event();
             }
@@ -708,7 +722,12 @@ impl<T: Transport, P: MessageProcessor> Driver<T, P> {
                 let now = self.now();
                 self.engine.handle_assigned(now, generation, positions);
             }
-            TransportEvent::Revoked { partitions } => self.engine.handle_revoked(now, partitions),
+            TransportEvent::Revoked { partitions } => {
+                for tp in &partitions {
+                    self.revoking.entry(tp.clone()).or_insert(now);
+                }
+                self.engine.handle_revoked(now, partitions)
+            }
             TransportEvent::Lost { partitions } => self.engine.handle_lost(now, partitions),
         }
         Ok(())
@@ -736,6 +755,116 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+/// The log line an operator needs for `e`, at its level (target `ruckus`):
+/// assignment changes with their generation (info), revocations and how
+/// long they took (info), lost partitions (warn), commit failures and
+/// rejoins (warn), dead-letter write failures (warn), fatal processing
+/// failures (error), joins and leaves (info), and stops with their reason
+/// (info for a shutdown, error otherwise). Per-record events are not
+/// logged: they are the event sink's and the metrics' business.
+fn log_event(
+    e: &Event,
+    now: Instant,
+    revoking: &mut std::collections::BTreeMap<TopicPartition, Instant>,
+) {
+    match e {
+        Event::Joined {
+            member_id,
+            generation,
+        } => {
+            tracing::info!(target: "ruckus", member_id = %member_id, generation = generation.0, "joined the group")
+        }
+        Event::Left => tracing::info!(target: "ruckus", "left the group"),
+        Event::Assigned {
+            partitions,
+            generation,
+        } => tracing::info!(
+            target: "ruckus",
+            generation = generation.0,
+            count = partitions.len(),
+            partitions = ?partitions.iter().map(|(tp, o)| format!("{tp}@{}", o.0)).collect::<Vec<_>>(),
+            "partitions assigned"
+        ),
+        Event::Revoked {
+            partitions,
+            generation,
+        } => {
+            let asked = partitions
+                .iter()
+                .filter_map(|tp| revoking.remove(tp))
+                .min()
+                .unwrap_or(now);
+            tracing::info!(
+                target: "ruckus",
+                generation = generation.0,
+                partitions = ?partitions,
+                took_ms = now.saturating_duration_since(asked).as_millis() as u64,
+                "partitions revoked"
+            );
+        }
+        Event::Lost { partitions } => {
+            for tp in partitions {
+                revoking.remove(tp);
+            }
+            tracing::warn!(
+                target: "ruckus",
+                partitions = ?partitions,
+                "partitions lost: another member may own them already; their in-flight work is dropped uncommitted"
+            );
+        }
+        Event::CommitFailed {
+            tp,
+            offset,
+            generation,
+            error,
+        } => tracing::warn!(
+            target: "ruckus",
+            partition = %tp,
+            offset = offset.0,
+            generation = generation.0,
+            error = ?error,
+            "commit failed"
+        ),
+        Event::RejoinRequested { generation, error } => tracing::warn!(
+            target: "ruckus",
+            generation = generation.0,
+            error = ?error,
+            "the coordinator refused a commit of this generation: rejoining"
+        ),
+        Event::DeadLetterFailed { tp, offset, error } => tracing::warn!(
+            target: "ruckus",
+            partition = %tp,
+            offset = offset.0,
+            error = ?error,
+            "dead-letter write failed: the record is held (never committed past) and the write retried"
+        ),
+        Event::ProcessingFailed {
+            tp,
+            offset,
+            class: crate::consumer::ErrorClass::Fatal,
+            message,
+            ..
+        } => tracing::error!(
+            target: "ruckus",
+            partition = %tp,
+            offset = offset.0,
+            error = %message,
+            "fatal processing failure"
+        ),
+        Event::Stopped { reason } => match reason {
+            StopReason::Shutdown => tracing::info!(target: "ruckus", "stopped: shutdown"),
+            StopReason::DeadLetterLimit { tp, offset } => tracing::error!(
+                target: "ruckus",
+                partition = %tp,
+                offset = offset.0,
+                "stopped: dead-lettering this record would exceed the dead-letter limit"
+            ),
+            other => tracing::error!(target: "ruckus", reason = ?other, "stopped"),
+        },
+        _ => {}
     }
 }
 
