@@ -10,6 +10,7 @@
 pub use ruckus_history::{check, duration};
 pub use ruckus_sim::producer::{Payload, Payloads};
 pub use ruckus_sim::store;
+pub mod coverage;
 pub mod explain;
 pub mod explore;
 pub mod nemesis;

@@ -572,8 +572,25 @@ pub fn summary_html(
             (0, _) => "-".to_owned(),
             (all, on) => format!("{on}/{all}"),
         };
+        // Each state reached, in how many seeds; named ones never reached
+        // flagged.
+        let states = r
+            .coverage
+            .iter()
+            .map(|(st, n)| {
+                let named = if r.reach.contains(st) { "<b>" } else { "" };
+                let end = if named.is_empty() { "" } else { "</b>" };
+                format!("{named}{} {n}/{}{end}", st.name(), r.seeds_run)
+            })
+            .chain(
+                r.unreached
+                    .iter()
+                    .map(|st| format!("<b class=\"unreached\">{} never</b>", st.name())),
+            )
+            .collect::<Vec<_>>()
+            .join("<br>");
         rows.push_str(&format!(
-            "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{:.0}</td><td>{:.0}</td><td>{:.0}×</td><td>{}</td><td>{} {}</td><td>{}</td></tr>",
+            "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{:.0}</td><td>{:.0}</td><td>{:.0}×</td><td>{}</td><td>{states}</td><td>{} {}</td><td>{}</td></tr>",
             if r.passed { "pass" } else { "fail" },
             escape(&r.scenario),
             r.seeds_run,
@@ -604,7 +621,7 @@ const SUMMARY: &str = r#"<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>ruckus sweep</title><style>{{STYLE}}</style></head>
 <body><h1>ruckus sweep</h1><p id="headline">{{HEADLINE}}</p>
 <table class="summary"><thead><tr><th>scenario</th><th>seeds</th><th>failed</th><th>seeds/min</th>
-<th>seeds/min/core</th><th>sim/wall</th><th>faults on owners</th><th>verdict</th><th>pictures</th></tr></thead>
+<th>seeds/min/core</th><th>sim/wall</th><th>faults on owners</th><th>states reached (named in bold)</th><th>verdict</th><th>pictures</th></tr></thead>
 <tbody>{{ROWS}}</tbody></table></body></html>
 "#;
 
@@ -637,7 +654,8 @@ ol.why li{margin-bottom:4px}
 .controls{margin:6px 0} .hint{color:#777;margin-left:8px}
 svg text{font-size:10px;fill:#333} svg .label{font-size:11px}
 table.summary{border-collapse:collapse} table.summary td,table.summary th{border:1px solid #ccc;padding:3px 6px;text-align:right}
-table.summary td:first-child,table.summary td:nth-child(8),table.summary td:nth-child(9){text-align:left}
+table.summary td:first-child,table.summary td:nth-child(8),table.summary td:nth-child(9),table.summary td:nth-child(10){text-align:left}
+.unreached{color:#c00}
 tr.fail td{background:#fde8e8}
 "#;
 

@@ -3,6 +3,7 @@
 //! failure or continue, a progress line on a terminal, and a report that
 //! serializes to JSON and carries a repro line for every failure.
 
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -140,6 +141,10 @@ pub struct SeedResult {
     /// that owned partitions (a fault on an idle member proves little).
     #[serde(default)]
     pub member_faults: (usize, usize),
+    /// The interesting states this seed reached, and how often
+    /// ([`crate::coverage`]).
+    #[serde(default)]
+    pub coverage: crate::coverage::Counts,
 }
 
 impl SeedResult {
@@ -193,6 +198,16 @@ pub struct ScenarioReport {
     /// is about.
     #[serde(default)]
     pub member_faults: (usize, usize),
+    /// The states the scenario names in `[expect] reach`.
+    #[serde(default)]
+    pub reach: Vec<crate::coverage::State>,
+    /// For each state reached: in how many seeds.
+    #[serde(default)]
+    pub coverage: BTreeMap<crate::coverage::State, usize>,
+    /// Named states no seed reached: the scenario did not get where it is
+    /// about (flagged in its verdict).
+    #[serde(default)]
+    pub unreached: Vec<crate::coverage::State>,
     /// Per seed, in seed order.
     pub seeds: Vec<SeedResult>,
 }
@@ -344,6 +359,7 @@ pub fn run_seed_with<F: ProcessorFactory>(
                 repro: repro_line,
                 config,
                 member_faults: (0, 0),
+                coverage: crate::coverage::Counts::new(),
             }
         }
     };
@@ -368,6 +384,7 @@ pub fn run_seed_with<F: ProcessorFactory>(
         repro: repro_line,
         config,
         member_faults,
+        coverage: crate::coverage::count(&out.history),
     }
 }
 
@@ -485,6 +502,9 @@ pub fn judge_seeds(sc: &Scenario, seeds: Vec<SeedResult>, wall_ms: u64) -> Scena
             sim_per_wall: 0.0,
             seeds_per_min_per_core: 0.0,
             member_faults: (0, 0),
+            reach: sc.expect.reach.clone(),
+            coverage: BTreeMap::new(),
+            unreached: Vec::new(),
             seeds: Vec::new(),
         },
         seeds,
@@ -566,9 +586,34 @@ fn judge(shell: ScenarioReport, mut seeds: Vec<SeedResult>) -> ScenarioReport {
     let member_faults = seeds.iter().fold((0, 0), |(a, b), s| {
         (a + s.member_faults.0, b + s.member_faults.1)
     });
+    let mut coverage: BTreeMap<crate::coverage::State, usize> = BTreeMap::new();
+    for s in &seeds {
+        for state in s.coverage.keys() {
+            *coverage.entry(*state).or_insert(0) += 1;
+        }
+    }
+    let unreached: Vec<crate::coverage::State> = shell
+        .reach
+        .iter()
+        .copied()
+        .filter(|st| !coverage.contains_key(st))
+        .collect();
+    let mut verdict = verdict;
+    if !unreached.is_empty() && seeds_run > 0 {
+        verdict.push_str(&format!(
+            "; UNREACHED in every seed: {}",
+            unreached
+                .iter()
+                .map(|s| s.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     ScenarioReport {
         passed,
         verdict,
+        coverage,
+        unreached,
         seeds_run,
         seeds_failed,
         member_faults,

@@ -539,6 +539,11 @@ pub struct Expect {
     /// `effect-loss`, `effect-duplicates`, `effect-before-commit`), for a
     /// processor that writes each record's effect to the store.
     pub effects: bool,
+    /// The states the scenario exists to reach ([`crate::coverage::State`]:
+    /// `fault-on-owner`, `commit-in-flight-during-revoke`, …): the sweep
+    /// reports in how many seeds each was reached and flags one no seed
+    /// reached.
+    pub reach: Vec<crate::coverage::State>,
 }
 
 impl Expect {

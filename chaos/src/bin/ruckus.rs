@@ -753,7 +753,7 @@ fn print_table(reports: &[ScenarioReport]) {
         .unwrap_or(8)
         .max(8);
     println!(
-        "{:<w$}  {:>6}  {:>6}  {:>9}  {:>9}  {:>13}  {:>8}  {:>11}  verdict",
+        "{:<w$}  {:>6}  {:>6}  {:>9}  {:>9}  {:>13}  {:>8}  {:>11}  {:>7}  verdict",
         "scenario",
         "seeds",
         "failed",
@@ -761,7 +761,8 @@ fn print_table(reports: &[ScenarioReport]) {
         "seeds/min",
         "seeds/min/core",
         "sim/wall",
-        "on owners"
+        "on owners",
+        "reached"
     );
     for r in reports {
         let per_min = if r.wall_ms > 0 {
@@ -774,8 +775,14 @@ fn print_table(reports: &[ScenarioReport]) {
             (0, _) => "-".to_owned(),
             (all, on) => format!("{on}/{all}"),
         };
+        // The named states reached in at least one seed, of those named.
+        let reached = if r.reach.is_empty() {
+            "-".to_owned()
+        } else {
+            format!("{}/{}", r.reach.len() - r.unreached.len(), r.reach.len())
+        };
         println!(
-            "{:<w$}  {:>6}  {:>6}  {:>8.1}s  {:>9.0}  {:>13.0}  {:>7.0}x  {:>11}  {} {}",
+            "{:<w$}  {:>6}  {:>6}  {:>8.1}s  {:>9.0}  {:>13.0}  {:>7.0}x  {:>11}  {:>7}  {} {}",
             r.scenario,
             r.seeds_run,
             r.seeds_failed,
@@ -784,6 +791,7 @@ fn print_table(reports: &[ScenarioReport]) {
             r.seeds_per_min_per_core,
             r.sim_per_wall,
             reach,
+            reached,
             if r.passed { "PASS" } else { "FAIL" },
             r.verdict
         );
