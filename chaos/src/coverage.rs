@@ -40,11 +40,17 @@ pub enum State {
     Redelivered,
     /// A partition changed hands between members.
     HandOff,
+    /// A commit failed (and was retried or given up with the partition).
+    CommitFailed,
+    /// A record was dead-lettered.
+    DeadLettered,
+    /// A record failed fatally.
+    FatalFailure,
 }
 
 impl State {
     /// Every state, in order.
-    pub const ALL: [State; 9] = [
+    pub const ALL: [State; 12] = [
         State::FaultOnOwner,
         State::CommitInFlightDuringRevoke,
         State::RetryWaitingWhenLost,
@@ -54,6 +60,9 @@ impl State {
         State::StaleCompletionDropped,
         State::Redelivered,
         State::HandOff,
+        State::CommitFailed,
+        State::DeadLettered,
+        State::FatalFailure,
     ];
 
     /// Its name in scenario files and reports.
@@ -169,6 +178,7 @@ pub fn count(history: &[Entry]) -> Counts {
                         cs.remove(&(tp, offset.0));
                     }
                     if let Event::CommitFailed { error, .. } = ev {
+                        hit(State::CommitFailed, &mut c);
                         if matches!(
                             error,
                             ErrorCode::IllegalGeneration
@@ -191,6 +201,11 @@ pub fn count(history: &[Entry]) -> Counts {
                     }
                 }
                 Event::DeadLetterFailed { .. } => hit(State::DeadLetterWriteFailed, &mut c),
+                Event::DeadLettered { .. } => hit(State::DeadLettered, &mut c),
+                Event::ProcessingFailed {
+                    class: ruckus_core::consumer::ErrorClass::Fatal,
+                    ..
+                } => hit(State::FatalFailure, &mut c),
                 Event::StaleCompletion { .. } => hit(State::StaleCompletionDropped, &mut c),
                 Event::ProcessingSucceeded { tp, offset, .. } => {
                     if let Some(prev) = processed_by.insert((tp, offset.0), host) {

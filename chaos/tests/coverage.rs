@@ -237,3 +237,63 @@ fn a_named_state_no_seed_reached_is_flagged() {
     assert!(all.unreached.is_empty());
     assert!(!all.verdict.contains("UNREACHED"));
 }
+
+#[test]
+fn every_bundled_simulated_scenario_names_the_states_it_must_reach() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    for f in ruckus_chaos::runner::discover(&dir).expect("readable") {
+        let sc = Scenario::load(&f).unwrap_or_else(|e| panic!("{e}"));
+        if sc.runs_in_simulation() {
+            assert!(
+                !sc.expect.reach.is_empty(),
+                "{} names no state to reach",
+                sc.name
+            );
+        }
+    }
+}
+
+#[test]
+fn commit_failures_dead_letters_and_fatal_failures_are_counted() {
+    let failed = e(
+        1,
+        "consumer-0",
+        Event::CommitFailed {
+            tp: tp(),
+            offset: Offset(1),
+            generation: Generation(1),
+            error: ruckus_core::model::ErrorCode::RequestTimedOut,
+        },
+    );
+    let lettered = e(
+        2,
+        "consumer-0",
+        Event::DeadLettered {
+            tp: tp(),
+            offset: Offset(1),
+            attempts: 1,
+        },
+    );
+    let fatal = e(
+        3,
+        "consumer-0",
+        Event::ProcessingFailed {
+            tp: tp(),
+            offset: Offset(2),
+            attempt: 1,
+            class: ruckus_core::consumer::ErrorClass::Fatal,
+            message: "x".into(),
+        },
+    );
+    let c = count(&[failed, lettered, fatal]);
+    for s in [
+        State::CommitFailed,
+        State::DeadLettered,
+        State::FatalFailure,
+    ] {
+        assert_eq!(c.get(&s), Some(&1), "{s:?}");
+    }
+    assert!(count(&[assigned(0, "consumer-0")])
+        .get(&State::CommitFailed)
+        .is_none());
+}
