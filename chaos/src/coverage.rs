@@ -10,7 +10,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use ruckus_core::coordinator::GroupState;
 use ruckus_core::events::Event;
 use ruckus_core::model::{ErrorCode, TopicPartition};
-use ruckus_history::fault::Target;
 use ruckus_history::record::{BrokerEvent, Entry, Record};
 use serde::{Deserialize, Serialize};
 
@@ -78,12 +77,31 @@ impl State {
 /// absent).
 pub type Counts = BTreeMap<State, u64>;
 
+/// Whether a commit refused with `error` was fenced: its generation or
+/// its member is no longer the group's.
+fn fences(error: ErrorCode) -> bool {
+    matches!(
+        error,
+        ErrorCode::IllegalGeneration | ErrorCode::UnknownMemberId | ErrorCode::FencedInstanceId
+    )
+}
+
 /// Counts the states `history` reached.
 pub fn count(history: &[Entry]) -> Counts {
+    count_with(history, crate::run::reach(history).as_deref())
+}
+
+/// [`count`], with the history's [`crate::run::reach`] already computed
+/// (a run's output carries it).
+pub fn count_with(history: &[Entry], reach: Option<&[crate::run::Reach]>) -> Counts {
     let mut c = Counts::new();
     let hit = |s: State, c: &mut Counts| *c.entry(s).or_insert(0) += 1;
-    // Per host: partitions owned, commits in flight, retries waiting.
-    let mut owned: BTreeMap<&str, BTreeSet<&TopicPartition>> = BTreeMap::new();
+    // Faults on members that owned partitions: the runner's reach.
+    let on_owners = reach.map_or(0, |r| r.iter().filter(|x| x.owned > 0).count());
+    if on_owners > 0 {
+        c.insert(State::FaultOnOwner, on_owners as u64);
+    }
+    // Per host: commits in flight, retries waiting.
     let mut commits: BTreeMap<&str, BTreeSet<(&TopicPartition, i64)>> = BTreeMap::new();
     let mut retrying: BTreeMap<&str, BTreeSet<&TopicPartition>> = BTreeMap::new();
     // Who last owned each partition, and who processed each record.
@@ -99,17 +117,8 @@ pub fn count(history: &[Entry]) -> Counts {
         match &e.record {
             Record::Fault(f) => {
                 active_faults += 1;
-                for t in &f.targets {
-                    if let Target::Member(m) = t {
-                        let h = ruckus_history::fault::member_host(*m);
-                        if owned.get(h.as_str()).is_some_and(|o| !o.is_empty()) {
-                            hit(State::FaultOnOwner, &mut c);
-                        }
-                    }
-                }
                 if let Some(m) = f.ends_member(false) {
                     let h = ruckus_history::fault::member_host(m);
-                    owned.remove(h.as_str());
                     commits.remove(h.as_str());
                     retrying.remove(h.as_str());
                 }
@@ -130,18 +139,12 @@ pub fn count(history: &[Entry]) -> Counts {
                     hit(State::CommitInFlightDuringRevoke, &mut c);
                 }
             }
-            Record::Broker(BrokerEvent::CommitHandled {
-                error:
-                    ErrorCode::IllegalGeneration
-                    | ErrorCode::UnknownMemberId
-                    | ErrorCode::FencedInstanceId,
-                ..
-            }) => hit(State::ZombieCommitFenced, &mut c),
+            Record::Broker(BrokerEvent::CommitHandled { error, .. }) if fences(*error) => {
+                hit(State::ZombieCommitFenced, &mut c);
+            }
             Record::Client(ev) => match ev {
                 Event::Assigned { partitions, .. } => {
-                    let mine = owned.entry(host).or_default();
                     for (tp, _) in partitions {
-                        mine.insert(tp);
                         if last_owner.insert(tp, host).is_some_and(|prev| prev != host) {
                             hit(State::HandOff, &mut c);
                         }
@@ -159,14 +162,8 @@ pub fn count(history: &[Entry]) -> Counts {
                             hit(State::RetryWaitingWhenLost, &mut c);
                         }
                     }
-                    if let Some(o) = owned.get_mut(host) {
-                        for tp in partitions {
-                            o.remove(tp);
-                        }
-                    }
                 }
                 Event::Stopped { .. } => {
-                    owned.remove(host);
                     commits.remove(host);
                     retrying.remove(host);
                 }
@@ -179,13 +176,7 @@ pub fn count(history: &[Entry]) -> Counts {
                     }
                     if let Event::CommitFailed { error, .. } = ev {
                         hit(State::CommitFailed, &mut c);
-                        if matches!(
-                            error,
-                            ErrorCode::IllegalGeneration
-                                | ErrorCode::UnknownMemberId
-                                | ErrorCode::FencedInstanceId
-                        ) && !broker_side
-                        {
+                        if fences(*error) && !broker_side {
                             // Seen from the member where the broker's side
                             // is not recorded.
                             hit(State::ZombieCommitFenced, &mut c);

@@ -8,7 +8,7 @@
 //! where the last one stopped. Exploration starts at seed 1,000,000, above
 //! the ranges the bundled sweeps use.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant as WallInstant};
@@ -141,7 +141,7 @@ pub fn explore(scenarios: &[Scenario], opts: &ExploreOptions) -> std::io::Result
     }
     // Known-bad scenarios catch their bug in most seeds: the first catch of
     // each is saved, not every one.
-    let mut caught: BTreeMap<String, bool> = BTreeMap::new();
+    let mut caught: BTreeSet<String> = BTreeSet::new();
     let show = opts.progress && std::io::stderr().is_terminal();
     // Every scenario gets its turn in the first round, however short the
     // duration; after that, turns stop when the time is spent.
@@ -174,10 +174,9 @@ pub fn explore(scenarios: &[Scenario], opts: &ExploreOptions) -> std::io::Result
                 let known_bad = match sc.expect.violation {
                     Some(x) => {
                         let hit = s.violations.iter().any(|v| v.invariant == x);
-                        if !hit || *caught.get(&sc.name).unwrap_or(&false) {
+                        if !hit || !caught.insert(sc.name.clone()) {
                             continue;
                         }
-                        caught.insert(sc.name.clone(), true);
                         true
                     }
                     None if s.passed => continue,
@@ -245,13 +244,7 @@ fn save(
 ) -> std::io::Result<Finding> {
     let dir = opts.out.join(format!("{}-seed{}", sc.name, s.seed));
     std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
-    let varied;
-    let target = if opts.vary_config {
-        varied = swarm::vary(sc, s.seed);
-        &varied
-    } else {
-        sc
-    };
+    let target = swarm::as_run(sc, s.seed, opts.vary_config);
     let mut text = format!("{} seed {}\nreproduce with: {}\n", sc.name, s.seed, s.repro);
     if let Some(c) = &s.config {
         text.push_str(&format!("configuration drawn: {c}\n"));
@@ -264,7 +257,7 @@ fn save(
     }
     let repro = dir.join("repro.txt");
     std::fs::write(&repro, text).map_err(|e| io(&repro, e))?;
-    if let Ok(out) = runner::run_caught(target, s.seed) {
+    if let Ok(out) = runner::run_caught(&target, s.seed) {
         let p = Picture::new(
             &sc.name,
             &sc.description,
@@ -282,7 +275,7 @@ fn save(
         ..shrink::Options::default()
     };
     let run = |c: &Scenario, seed: u64| runner::run_caught(c, seed).map_err(|p| p.to_string());
-    let shrunk = match shrink::shrink(target, s.seed, &shrink_opts, run) {
+    let shrunk = match shrink::shrink(&target, s.seed, &shrink_opts, run) {
         Ok(sh) => {
             let path = dir.join("shrunk.toml");
             std::fs::write(&path, format!("# {sh}\n{}", sh.text)).map_err(|e| io(&path, e))?;

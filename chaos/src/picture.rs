@@ -568,10 +568,7 @@ pub fn summary_html(
                     .join(" ")
             })
             .unwrap_or_default();
-        let reach = match r.member_faults {
-            (0, _) => "-".to_owned(),
-            (all, on) => format!("{on}/{all}"),
-        };
+        let reach = r.on_owners();
         // Each state reached, in how many seeds; named ones never reached
         // flagged.
         let states = r

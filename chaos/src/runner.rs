@@ -213,6 +213,15 @@ pub struct ScenarioReport {
 }
 
 impl ScenarioReport {
+    /// Faults that landed on a member owning partitions, of all faults on
+    /// members: `on/all`, or `-` where no fault hit a member.
+    pub fn on_owners(&self) -> String {
+        match self.member_faults {
+            (0, _) => "-".to_owned(),
+            (all, on) => format!("{on}/{all}"),
+        }
+    }
+
     /// The seeds that need attention: failing seeds of a good scenario, or
     /// everything of a known-bad scenario that found nothing.
     pub fn failures(&self) -> impl Iterator<Item = &SeedResult> {
@@ -384,7 +393,7 @@ pub fn run_seed_with<F: ProcessorFactory>(
         repro: repro_line,
         config,
         member_faults,
-        coverage: crate::coverage::count(&out.history),
+        coverage: crate::coverage::count_with(&out.history, out.reach.as_deref()),
     }
 }
 

@@ -436,11 +436,7 @@ pub fn explicit(sc: &Scenario, seed: u64) -> Scenario {
         // fault phase even when its last draw heals earlier; without one,
         // from the last heal. The quiet phase keeps the deadline where it
         // was.
-        let end = plan
-            .iter()
-            .map(|f| f.at() + f.heal_after().unwrap_or_default())
-            .max()
-            .unwrap_or_default();
+        let end = plan.iter().map(Fault::over_at).max().unwrap_or_default();
         cur.phases.quiet = Dur(sc.phases.quiet.0 + sc.phases.faults.0.saturating_sub(end));
     }
     cur.faults = plan.into_iter().map(plain).collect();
@@ -465,32 +461,17 @@ fn summarize(b: &Size, a: &Size) -> String {
     )
 }
 
+/// A fault the shrinker wrote, held as the scenario model holds faults
+/// (with a span: where a file's fault was read from; none here).
 fn plain(f: Fault) -> Spanned<Fault> {
-    // A span is only where a file's fault was read from; these are written
-    // by the shrinker. Read one back through TOML to get a value with a
-    // span, as the scenario model holds faults.
-    #[derive(serde::Deserialize)]
-    struct One {
-        fault: Spanned<Fault>,
-    }
-    #[derive(serde::Serialize)]
-    struct OneOut<'a> {
-        fault: &'a Fault,
-    }
-    let text = toml::to_string(&OneOut { fault: &f }).expect("a fault writes as TOML");
-    toml::from_str::<One>(&text)
-        .expect("a written fault reads back")
-        .fault
+    Spanned::new(0..0, f)
 }
 
 /// When the last fault heals (or fires, if it never heals).
 fn fault_end(sc: &Scenario) -> Duration {
     sc.faults
         .iter()
-        .map(|f| {
-            let f = f.get_ref();
-            f.at() + f.heal_after().unwrap_or_default()
-        })
+        .map(|f| f.get_ref().over_at())
         .max()
         .unwrap_or_default()
 }
@@ -745,6 +726,7 @@ fn shorten(f: &Fault) -> Option<Fault> {
         }
         Fault::PauseMember { duration, .. }
         | Fault::PauseBroker { duration, .. }
+        | Fault::StoreOutage { duration, .. }
         | Fault::Hold { duration, .. } => half(duration).map(|h| *duration = h),
         Fault::DisconnectBroker { duration, .. }
         | Fault::Partition { duration, .. }

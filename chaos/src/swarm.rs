@@ -16,6 +16,16 @@ use crate::scenario::{CommitSpec, GroupSpec, OrderingSpec, RetrySpec, Scenario};
 /// The assignors drawn from.
 pub const ASSIGNORS: [&str; 4] = ["range", "roundrobin", "sticky", "cooperative-sticky"];
 
+/// The scenario seed `seed` of `sc` runs: `sc` itself, or with the
+/// configuration swarm on (`vary_config`), its [`vary`]ied copy.
+pub fn as_run(sc: &Scenario, seed: u64, vary_config: bool) -> std::borrow::Cow<'_, Scenario> {
+    if vary_config {
+        std::borrow::Cow::Owned(vary(sc, seed))
+    } else {
+        std::borrow::Cow::Borrowed(sc)
+    }
+}
+
 /// `sc` with its group configuration drawn from `seed` (unchanged for a
 /// known-bad scenario and for one with a no-rebalance window).
 pub fn vary(sc: &Scenario, seed: u64) -> Scenario {

@@ -147,7 +147,7 @@ impl Simulation {
         let brokers = sc.cluster.brokers;
         let faults_end = plan
             .iter()
-            .map(|f| f.at() + f.heal_after().unwrap_or_default())
+            .map(Fault::over_at)
             .max()
             .unwrap_or_default()
             .max(if sc.nemesis.is_some() {

@@ -471,6 +471,12 @@ impl Fault {
         }
     }
 
+    /// When it is over: when it heals, or when it fires if it never heals
+    /// or is over once applied.
+    pub fn over_at(&self) -> Duration {
+        self.at() + self.heal_after().unwrap_or_default()
+    }
+
     /// The primitive faults this one stands for, in time order: a rolling
     /// restart of `members` members is a graceful stop of each in turn,
     /// restarted after `gap`, the next one stopping `gap` after that; every

@@ -276,11 +276,7 @@ fn main() -> ExitCode {
             vary_config,
         } => match load_all(&[file]) {
             Ok(scs) => {
-                let sc = if vary_config {
-                    ruckus_chaos::swarm::vary(&scs[0], seed)
-                } else {
-                    scs[0].clone()
-                };
+                let sc = ruckus_chaos::swarm::as_run(&scs[0], seed, vary_config);
                 let opts = shrink::Options {
                     budget,
                     progress: true,
@@ -447,13 +443,7 @@ fn sweep(
             // scenario's seeds fail by finding nothing: nothing to shrink).
             if let Some(s) = r.failures().find(|s| !s.violations.is_empty()) {
                 let seed = s.seed;
-                let varied;
-                let target = if common.vary_config {
-                    varied = ruckus_chaos::swarm::vary(sc, seed);
-                    &varied
-                } else {
-                    sc
-                };
+                let target = ruckus_chaos::swarm::as_run(sc, seed, common.vary_config);
                 let opts = shrink::Options {
                     budget: common.shrink_budget,
                     progress: !common.json,
@@ -467,7 +457,7 @@ fn sweep(
                         .join("shrunk")
                         .join(format!("{}-seed{seed}.toml", sc.name))
                 });
-                let _ = shrink_one(target, seed, &opts, out.as_deref());
+                let _ = shrink_one(&target, seed, &opts, out.as_deref());
             }
         }
         if let Some(report) = report {
@@ -519,18 +509,12 @@ fn draw_seeds(
     let dir = report.parent().unwrap_or(Path::new(".")).join("pages");
     let mut links = Vec::new();
     for seed in seeds {
-        let varied;
-        let target = if common.vary_config {
-            varied = ruckus_chaos::swarm::vary(sc, seed);
-            &varied
-        } else {
-            sc
-        };
-        let Ok(out) = runner::run_caught(target, seed) else {
+        let target = ruckus_chaos::swarm::as_run(sc, seed, common.vary_config);
+        let Ok(out) = runner::run_caught(&target, seed) else {
             continue;
         };
         let name = format!("{}-seed{seed}.html", sc.name);
-        match write_picture(target, seed, &out, common.vary_config, &dir.join(&name)) {
+        match write_picture(&target, seed, &out, common.vary_config, &dir.join(&name)) {
             Ok(()) => links.push((seed, format!("pages/{name}"))),
             Err(e) => eprintln!("error: {e}"),
         }
@@ -770,11 +754,7 @@ fn print_table(reports: &[ScenarioReport]) {
         } else {
             0.0
         };
-        // Faults on members that owned partitions, of all faults on members.
-        let reach = match r.member_faults {
-            (0, _) => "-".to_owned(),
-            (all, on) => format!("{on}/{all}"),
-        };
+        let reach = r.on_owners();
         // The named states reached in at least one seed, of those named.
         let reached = if r.reach.is_empty() {
             "-".to_owned()
